@@ -1,0 +1,88 @@
+"""One specialist call: render the prompt, and check the answer against the output schema.
+
+The engine does the generating; this module owns what goes in (instructions, few-shot examples,
+the user's text, the schema to constrain decoding to) and what is accepted back (JSON that fits the
+schema). It knows nothing about Ray: the pool carries the request to a host.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
+from orchestrator.errors import InputError, OutputSchemaError
+from orchestrator.specs import SpecialistSpec
+
+JSON_RULE = "Answer with one JSON object that fits this schema, and nothing else:"
+
+
+@dataclass(frozen=True)
+class SpecialistAnswer:
+    """A checked answer from one specialist, with what it cost."""
+
+    specialist: str
+    model: str
+    output: dict[str, Any]
+    text: str
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str
+    latency_s: float
+    """Wall time of the whole call as the caller saw it."""
+    model_time_s: float
+    """Time the engine spent generating."""
+    queue_time_s: float
+    """Time the call waited inside the host before the engine took it."""
+    host: str
+    """Which host replica answered."""
+    attempts: int = 1
+
+
+def build_request(specialist: SpecialistSpec, text: str, adapter: str | None = None) -> GenerationRequest:
+    """The engine request for asking ``specialist`` about ``text``."""
+    if not text.strip():
+        raise InputError(f"specialist {specialist.name!r}: the input text is empty; give it something to work on")
+    schema = json.dumps(specialist.output_schema, separators=(",", ":"))
+    messages = [Message("system", f"{specialist.instructions.strip()}\n\n{JSON_RULE}\n{schema}")]
+    for example in specialist.examples:
+        messages.append(Message("user", example.input))
+        messages.append(Message("assistant", json.dumps(example.output)))
+    messages.append(Message("user", text))
+    settings = specialist.generation
+    return GenerationRequest(
+        messages=tuple(messages),
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        stop=settings.stop,
+        seed=settings.seed,
+        json_schema=specialist.output_schema,
+        adapter=adapter,
+        tag=specialist.name,
+    )
+
+
+def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[str, Any]:
+    """The answer as a JSON object that fits the specialist's schema, or OutputSchemaError."""
+    cut = " (the answer was cut off at max_tokens; raise generation.max_tokens)" if result.finish_reason == "length" else ""
+    try:
+        output = json.loads(result.text)
+    except json.JSONDecodeError as err:
+        raise OutputSchemaError(
+            f"specialist {specialist.name!r} answered with text that is not JSON: {err.msg}{cut}",
+            result.text,
+        ) from None
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(specialist.output_schema).iter_errors(output)
+    )
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the answer"
+        raise OutputSchemaError(
+            f"specialist {specialist.name!r}: {where} does not fit the output schema: {error.message}{cut}",
+            result.text,
+        )
+    return output

@@ -1,0 +1,177 @@
+"""The ``cadre`` command line (typer).
+
+Heavy imports (ray, engines) happen inside the commands that need them, so ``cadre --help`` and
+``cadre validate`` stay fast. Every CadreError is shown as its message, never as a traceback, with
+exit code 2 for the user's mistakes and 1 for failed work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator import __version__
+from orchestrator.errors import CadreError, InputError
+
+app = typer.Typer(
+    name="cadre",
+    help="Run teams of small specialist language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+specialists_app = typer.Typer(help="Look at the specialist catalog.", no_args_is_help=True)
+app.add_typer(specialists_app, name="specialists")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+CatalogOption = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional here
+    typer.Option(
+        "--catalog",
+        "-c",
+        help="Catalog folder (models/, specialists/). Default: $CADRE_CATALOG or ./agents.",
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"cadre {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Run teams of small specialist language models."""
+
+
+def _catalog(path: Path | None) -> Any:
+    from orchestrator.catalog import load_catalog
+
+    return load_catalog(path)
+
+
+@app.command()
+def validate(catalog: CatalogOption = None) -> None:
+    """Check the whole catalog and report every problem (exit 2 if any)."""
+    loaded = _catalog(catalog)
+    out.print(
+        f"[green]ok[/green]: {len(loaded.models)} models, {len(loaded.specialists)} specialists "
+        f"in {loaded.root}"
+    )
+
+
+@specialists_app.command("list")
+def specialists_list(catalog: CatalogOption = None) -> None:
+    """Every specialist: its model, engine, adapter and job."""
+    loaded = _catalog(catalog)
+    table = Table(show_lines=False)
+    for column in ("specialist", "model", "engine", "adapter", "tools", "description"):
+        table.add_column(column)
+    for spec in sorted(loaded.specialists.values(), key=lambda s: s.name):
+        model = loaded.model(spec.model)
+        table.add_row(
+            spec.name,
+            spec.model,
+            model.engine,
+            Path(spec.adapter).name if spec.adapter else "-",
+            ", ".join(spec.tools) or "-",
+            spec.description,
+        )
+    out.print(table)
+
+
+@specialists_app.command("show")
+def specialists_show(
+    name: Annotated[str, typer.Argument(help="Specialist name.")],
+    catalog: CatalogOption = None,
+) -> None:
+    """One specialist in full, each field with what it means."""
+    from orchestrator.specs import SpecialistSpec
+
+    loaded = _catalog(catalog)
+    spec = loaded.specialist(name)
+    out.print(f"[bold]{spec.name}[/bold]  ({loaded.sources[('specialist', spec.name)]})")
+    data = spec.model_dump(mode="json")
+    for field_name, info in SpecialistSpec.model_fields.items():
+        value = data[field_name]
+        shown = value if isinstance(value, str) else json.dumps(value, indent=2)
+        out.print(f"\n[cyan]{field_name}[/cyan] [dim]- {info.description}[/dim]")
+        out.print(shown if shown not in ("", "null", "[]", "{}") else "[dim](none)[/dim]", markup=False)
+
+
+@app.command()
+def ask(
+    name: Annotated[str, typer.Argument(help="Specialist to ask.")],
+    text: Annotated[str, typer.Argument(help="The input text; - reads it from standard input.")],
+    catalog: CatalogOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead.")] = False,
+) -> None:
+    """Ask one specialist: one call through its Ray-hosted model, answer checked against its schema."""
+    if text == "-":
+        text = sys.stdin.read()
+    loaded = _catalog(catalog)
+    specialist = loaded.specialist(name)
+    if not text.strip():
+        raise InputError(f"specialist {name!r}: the input text is empty; give it something to work on")
+    answer, startup = asyncio.run(_ask(loaded, specialist.name, text))
+    if as_json:
+        record = {
+            "specialist": answer.specialist,
+            "output": answer.output,
+            "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
+            "latency_s": round(answer.latency_s, 4),
+            "model_time_s": round(answer.model_time_s, 4),
+            "host": answer.host,
+            "startup_s": round(startup, 3),
+        }
+        out.print_json(json.dumps(record))
+        return
+    out.print_json(json.dumps(answer.output))
+    out.print(
+        f"[dim]{answer.specialist} on {answer.model} ({answer.host}): "
+        f"{answer.input_tokens} tokens in, {answer.output_tokens} out, "
+        f"call {answer.latency_s * 1000:.0f} ms (model {answer.model_time_s * 1000:.0f} ms), "
+        f"after {startup:.1f} s start-up (Ray, host, model load)[/dim]"
+    )
+
+
+async def _ask(catalog: Any, name: str, text: str) -> Any:
+    from orchestrator.hosting.pool import HostPool
+
+    pool = HostPool(catalog)
+    started = time.perf_counter()
+    try:
+        await pool.warm(catalog.specialist(name).model)
+        startup = time.perf_counter() - started
+        return await pool.ask(name, text), startup
+    finally:
+        pool.shutdown()
+
+
+def main() -> None:
+    """Entry point: run the app, turning Cadre's errors into messages and exit codes."""
+    try:
+        app()
+    except CadreError as error:
+        err.print(f"[red]error:[/red] {escape(error.message)}", soft_wrap=True)
+        raise SystemExit(error.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None

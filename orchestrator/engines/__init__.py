@@ -1,0 +1,58 @@
+"""Model engines behind one interface (:class:`~orchestrator.engines.base.Engine`).
+
+Engines are created from a :class:`~orchestrator.specs.ModelSpec` by :func:`create_engine`. Heavy
+engines import their libraries lazily, inside their own module, so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, Message
+from orchestrator.specs import EngineKind, ModelSpec
+
+__all__ = [
+    "Engine",
+    "GenerationRequest",
+    "GenerationResult",
+    "Message",
+    "create_engine",
+    "options_model",
+]
+
+
+def options_model(engine: EngineKind) -> type[BaseModel]:
+    """The pydantic model that checks a ModelSpec's ``engine_options`` for this engine."""
+    if engine == "scripted":
+        from orchestrator.engines.scripted import ScriptedOptions
+
+        return ScriptedOptions
+    if engine == "llamacpp":
+        from orchestrator.engines.options import LlamaCppOptions
+
+        return LlamaCppOptions
+    from orchestrator.engines.options import VllmOptions
+
+    return VllmOptions
+
+
+def create_engine(model: ModelSpec, weights_path: Path | None) -> Engine:
+    """Build the engine a model spec names. ``weights_path`` is the resolved weights location."""
+    options = options_model(model.engine).model_validate(model.engine_options)
+    if model.engine == "scripted":
+        from orchestrator.engines.scripted import ScriptedEngine
+
+        return ScriptedEngine(options, context_length=model.context_length)  # type: ignore[arg-type]
+    if model.engine == "llamacpp":
+        from orchestrator.engines.llamacpp import LlamaCppEngine
+
+        assert weights_path is not None, "the catalog guarantees llamacpp models have weights"
+        return LlamaCppEngine(weights_path, model.context_length, options)  # type: ignore[arg-type]
+    from orchestrator.errors import UserError
+
+    raise UserError(
+        f"model {model.name!r}: the vllm engine is not part of this release yet; "
+        "use engine: llamacpp on a machine without a GPU"
+    )

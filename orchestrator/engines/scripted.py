@@ -1,0 +1,143 @@
+"""The scripted engine: deterministic answers from a script, for tests and overhead measurement.
+
+It is the in-package fake of the engine interface (like httpx's MockTransport): real requests in,
+real results out, no model. Replies come from the first matching rule of the script; with no rule
+matching, a request that carries a JSON Schema gets the simplest instance of that schema, and any
+other request gets its last user message echoed back. Tokens are whitespace-separated words.
+
+Never the default for a user's run: a model must name ``engine: scripted`` explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import Field
+
+from orchestrator.engines.base import GenerationRequest, GenerationResult
+from orchestrator.errors import ContextLengthError
+from orchestrator.specs import Spec
+
+
+class ScriptRule(Spec):
+    """Reply ``reply`` to requests that match every condition given."""
+
+    tag: str | None = Field(default=None, description="Match only this caller (specialist name).")
+    contains: str | None = Field(
+        default=None, description="Match only when the last user message contains this text."
+    )
+    reply: str = Field(description="The text to answer with.")
+
+
+class ScriptedOptions(Spec):
+    """The script and pacing of a scripted engine."""
+
+    rules: tuple[ScriptRule, ...] = Field(default=(), description="Rules tried in order.")
+    delay_s: float = Field(
+        default=0.0, ge=0.0, description="Seconds each request takes, to stand in for a model."
+    )
+    exit_process_on: str | None = Field(
+        default=None,
+        description="Kill the whole process (as a segfault would) when a user message "
+        "contains this text: lets tests prove that hosts survive a crashing engine.",
+    )
+
+
+def count_tokens(text: str) -> int:
+    """The scripted engine's tokenizer: one token per whitespace-separated word."""
+    return len(text.split())
+
+
+def example_for_schema(schema: dict[str, Any]) -> Any:
+    """The simplest value that fits a JSON Schema (first enum value, minimum numbers, ...)."""
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return example_for_schema(schema[key][0])
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: example_for_schema(sub) for name, sub in props.items()}
+    if kind == "array":
+        item = example_for_schema(schema.get("items", {"type": "string"}))
+        return [item] * int(schema.get("minItems", 0))
+    if kind == "string":
+        return "x" * max(1, int(schema.get("minLength", 1)))
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        value = low + 1 if "exclusiveMinimum" in schema and "minimum" not in schema else low
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return False
+    return None
+
+
+class ScriptedEngine:
+    """Answers from a script; see the module docstring."""
+
+    def __init__(self, options: ScriptedOptions | None = None, context_length: int = 8192) -> None:
+        self.options = options or ScriptedOptions()
+        self.context_length = context_length
+        self.calls = 0
+        self._closed = False
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        if self._closed:
+            raise RuntimeError("scripted engine is closed")
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    async def _one(self, request: GenerationRequest) -> GenerationResult:
+        started = time.perf_counter()
+        input_tokens = sum(count_tokens(m.content) for m in request.messages)
+        if input_tokens >= self.context_length:
+            raise ContextLengthError(
+                f"the prompt is {input_tokens} tokens; the model's context holds "
+                f"{self.context_length}. Shorten the input.",
+                input_tokens,
+                self.context_length,
+            )
+        if self.options.delay_s:
+            await asyncio.sleep(self.options.delay_s)
+        trigger = self.options.exit_process_on
+        if trigger and any(trigger in m.content for m in request.messages if m.role == "user"):
+            os._exit(70)
+        self.calls += 1
+        text, finish = self._reply(request), "stop"
+        for stop in request.stop:
+            if stop and stop in text:
+                text = text[: text.index(stop)]
+        words = text.split()
+        if len(words) > request.max_tokens:
+            text, finish = " ".join(words[: request.max_tokens]), "length"
+        return GenerationResult(
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=count_tokens(text),
+            finish_reason=finish,  # type: ignore[arg-type]
+            model_time_s=time.perf_counter() - started,
+        )
+
+    def _reply(self, request: GenerationRequest) -> str:
+        last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        for rule in self.options.rules:
+            if rule.tag is not None and rule.tag != request.tag:
+                continue
+            if rule.contains is not None and rule.contains not in last_user:
+                continue
+            return rule.reply
+        if request.json_schema is not None:
+            return json.dumps(example_for_schema(request.json_schema))
+        return last_user
+
+    async def close(self) -> None:
+        self._closed = True

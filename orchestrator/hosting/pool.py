@@ -1,0 +1,168 @@
+"""The host pool: starts ModelHost actors on demand and routes each call to the least-busy one.
+
+One pool per driver process. For each model it keeps ``hosting.replicas`` named actors
+(``MODEL-i`` in the ``cadre`` namespace, reused if they already exist), started the first time
+a specialist on that model is called. "Least busy" is the replica with the fewest calls in flight
+from this pool; ties rotate.
+
+When a host dies mid-call, Ray restarts it (up to MAX_RESTARTS) and the pool retries the call,
+at most ``max_retries`` times with a short backoff; a host that Ray gave up on is replaced by a
+new actor. Errors raised by the engine itself (bad input, context overflow) are not retried: they
+come back to the caller as the original typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from orchestrator.calls import SpecialistAnswer, build_request, parse_answer
+from orchestrator.catalog import Catalog
+from orchestrator.engines.base import GenerationRequest, GenerationResult
+from orchestrator.errors import CadreError, ContextLengthError, EngineError, HostUnavailableError
+from orchestrator.hosting.host import RemoteModelHost
+from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
+from orchestrator.specs import ModelSpec
+
+
+@dataclass
+class Replica:
+    """One host actor of a model, and how busy this pool keeps it."""
+
+    name: str
+    index: int
+    handle: ray.actor.ActorHandle
+    inflight: int = 0
+
+
+class HostPool:
+    """Routes specialist calls to model hosts; see the module docstring."""
+
+    def __init__(self, catalog: Catalog, *, max_retries: int = 2, retry_delay_s: float = 0.5) -> None:
+        self.catalog = catalog
+        self.max_retries = max_retries
+        self.retry_delay_s = retry_delay_s
+        self._replicas: dict[str, list[Replica]] = {}
+        self._turn = itertools.count()
+
+    # -- hosts -----------------------------------------------------------------------------
+
+    def replicas(self, model_name: str) -> list[Replica]:
+        """The model's replicas, starting them if this pool has none yet."""
+        if model_name not in self._replicas:
+            model = self.catalog.model(model_name)
+            ensure_ray()
+            self._replicas[model_name] = [
+                Replica(f"{model.name}-{i}", i, self._start(model, i))
+                for i in range(model.hosting.replicas)
+            ]
+        return self._replicas[model_name]
+
+    def _start(self, model: ModelSpec, index: int) -> ray.actor.ActorHandle:
+        weights = self.catalog.weights_path(model)
+        return RemoteModelHost.options(  # type: ignore[attr-defined]
+            name=f"{model.name}-{index}",
+            namespace=NAMESPACE,
+            get_if_exists=True,
+            num_cpus=model.hosting.num_cpus,
+            num_gpus=model.hosting.num_gpus,
+            resources=dict(model.hosting.resources),
+        ).remote(model, str(weights) if weights else None, index)
+
+    async def warm(self, model_name: str) -> None:
+        """Start the model's hosts and wait until each has loaded its engine."""
+        await asyncio.gather(*(self._stats(r) for r in self.replicas(model_name)))
+
+    async def _stats(self, replica: Replica) -> dict[str, int | str]:
+        try:
+            return await replica.handle.stats.remote()
+        except RayActorError as err:
+            raise HostUnavailableError(f"host {replica.name} did not start: {_reason(err)}") from None
+
+    def shutdown(self) -> None:
+        """End every host this pool started."""
+        for replicas in self._replicas.values():
+            for replica in replicas:
+                ray.kill(replica.handle, no_restart=True)
+        self._replicas.clear()
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def _least_busy(self, replicas: list[Replica]) -> Replica:
+        start = next(self._turn) % len(replicas)
+        rotated = replicas[start:] + replicas[:start]
+        return min(rotated, key=lambda r: r.inflight)
+
+    async def generate(self, model_name: str, request: GenerationRequest) -> tuple[GenerationResult, int]:
+        """One request on the model's least-busy host; returns the result and attempts taken."""
+        replicas = self.replicas(model_name)
+        last: Exception | None = None
+        for attempt in range(1, self.max_retries + 2):
+            replica = self._least_busy(replicas)
+            replica.inflight += 1
+            try:
+                (result,) = await replica.handle.generate.remote([request])
+                return result, attempt
+            except RayTaskError as err:
+                # The engine raised: unwrap to the original typed error (no retry).
+                cause = err.cause
+                if isinstance(cause, CadreError):
+                    raise cause from None
+                raise EngineError(f"host {replica.name} failed: {cause!r}") from None
+            except RayActorError as err:
+                last = err
+                await asyncio.sleep(self.retry_delay_s * attempt)
+                self._replace_if_gone(model_name, replica)
+            finally:
+                replica.inflight -= 1
+        raise HostUnavailableError(
+            f"model {model_name!r}: the host died {self.max_retries + 1} times serving this call "
+            f"(last: {_reason(last)}); see the host logs under /tmp/ray/session_latest/logs"
+        )
+
+    def _replace_if_gone(self, model_name: str, replica: Replica) -> None:
+        """Ray restarts a dead host up to MAX_RESTARTS; after that it is gone and we start anew."""
+        try:
+            replica.handle = ray.get_actor(replica.name, namespace=NAMESPACE)
+        except ValueError:
+            replica.handle = self._start(self.catalog.model(model_name), replica.index)
+
+    async def ask(self, specialist_name: str, text: str) -> SpecialistAnswer:
+        """Ask a specialist about ``text``: one call through its model's host, answer checked."""
+        specialist = self.catalog.specialist(specialist_name)
+        request = build_request(specialist, text, self.catalog.adapter_path(specialist))
+        started = time.perf_counter()
+        try:
+            result, attempts = await self.generate(specialist.model, request)
+        except ContextLengthError as err:
+            raise ContextLengthError(
+                f"specialist {specialist.name!r} (model {specialist.model!r}): {err.message}",
+                err.prompt_tokens,
+                err.context_length,
+            ) from None
+        latency = time.perf_counter() - started
+        output = parse_answer(specialist, result)
+        return SpecialistAnswer(
+            specialist=specialist.name,
+            model=specialist.model,
+            output=output,
+            text=result.text,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            finish_reason=result.finish_reason,
+            latency_s=latency,
+            model_time_s=result.model_time_s,
+            queue_time_s=float(result.extra.get("queue_time_s", 0.0)),
+            host=str(result.extra.get("host", "")),
+            attempts=attempts,
+        )
+
+
+def _reason(err: Exception | None) -> str:
+    text = str(err or "unknown").strip().splitlines()
+    return text[0] if text else "unknown"

