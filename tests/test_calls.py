@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.calls import build_request, parse_answer
+from orchestrator.engines.base import GenerationResult
+from orchestrator.errors import InputError, OutputSchemaError
+from orchestrator.specs import SpecialistSpec
+from tests.catalogs import specialist
+
+SPEC = SpecialistSpec.model_validate(
+    specialist(
+        "sentiment",
+        "m",
+        examples=[{"input": "love it", "output": {"sentiment": "positive"}}],
+        generation={"max_tokens": 9, "temperature": 0.3, "stop": ["\n\n"]},
+    )
+)
+
+
+def result(text: str, finish: str = "stop") -> GenerationResult:
+    return GenerationResult(text=text, input_tokens=1, output_tokens=1, finish_reason=finish)  # type: ignore[arg-type]
+
+
+def test_request_carries_instructions_examples_schema_and_settings() -> None:
+    request = build_request(SPEC, "meh", adapter="/a.gguf")
+    roles = [m.role for m in request.messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert "Classify the sentiment." in request.messages[0].content
+    assert '"enum":["positive","negative","neutral"]' in request.messages[0].content
+    assert request.messages[2].content == '{"sentiment": "positive"}'
+    assert request.messages[-1].content == "meh"
+    assert (request.max_tokens, request.temperature, request.stop) == (9, 0.3, ("\n\n",))
+    assert request.json_schema == SPEC.output_schema
+    assert (request.adapter, request.tag) == ("/a.gguf", "sentiment")
+
+
+def test_empty_text_is_refused() -> None:
+    with pytest.raises(InputError, match="input text is empty"):
+        build_request(SPEC, "  \n ")
+
+
+def test_answer_must_be_json_that_fits() -> None:
+    assert parse_answer(SPEC, result('{"sentiment": "neutral"}')) == {"sentiment": "neutral"}
+    with pytest.raises(OutputSchemaError, match="not JSON") as info:
+        parse_answer(SPEC, result("neutral"))
+    assert info.value.raw == "neutral"
+    with pytest.raises(OutputSchemaError, match="sentiment does not fit the output schema"):
+        parse_answer(SPEC, result('{"sentiment": "meh"}'))
+    with pytest.raises(OutputSchemaError, match="cut off at max_tokens"):
+        parse_answer(SPEC, result('{"sentim', finish="length"))

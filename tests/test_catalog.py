@@ -1,0 +1,130 @@
+"""The shipped catalog loads; every kind of bad spec is reported with its file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.errors import CatalogError, NotFoundError
+from tests.catalogs import scripted_model, specialist, write_catalog
+from tests.conftest import ROOT
+
+
+def test_shipped_catalog_is_clean() -> None:
+    catalog = load_catalog(ROOT / "agents")
+    assert "smollm2-135m" in catalog.models
+    assert len(catalog.specialists) >= 4
+    assert catalog.weights_path(catalog.model("smollm2-135m")).is_file()
+    for spec in catalog.specialists.values():
+        assert spec.model == "smollm2-135m"
+        assert spec.description and spec.output_schema["type"] == "object"
+
+
+def problems_of(root: Path) -> list[str]:
+    with pytest.raises(CatalogError) as info:
+        load_catalog(root)
+    return [str(p) for p in info.value.problems]
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [scripted_model("m")], [])
+    (tmp_path / "specialists" / "broken.yaml").write_text("name: broken\ninstructions: [unclosed\n")
+    (problem,) = problems_of(tmp_path)
+    assert "specialists/broken.yaml" in problem
+    assert "line 3" in problem and "malformed YAML" in problem
+
+
+def test_unknown_model_suggests_the_close_one(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [scripted_model("echo")], [specialist("s", "ecko")])
+    (problem,) = problems_of(tmp_path)
+    assert "specialists/s.yaml: model: unknown model 'ecko'; did you mean 'echo'?" in problem
+
+
+def test_unknown_tool(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", tools=["calculator", "teleport"])])
+    (problem,) = problems_of(tmp_path)
+    assert "tools.1: unknown tool 'teleport'" in problem
+
+
+def test_output_schema_that_is_not_json_schema(tmp_path: Path) -> None:
+    bad = {"type": "object", "properties": {"label": {"type": "strng"}}}
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", output_schema=bad)])
+    (problem,) = problems_of(tmp_path)
+    assert "output_schema.properties.label.type: not a valid JSON Schema" in problem
+
+
+def test_output_schema_must_describe_an_object(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", output_schema={"type": "string"})])
+    (problem,) = problems_of(tmp_path)
+    assert "output_schema" in problem and "type: object" in problem
+
+
+def test_missing_adapter_file(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", adapter="adapters/s.gguf")])
+    (problem,) = problems_of(tmp_path)
+    assert "specialists/s.yaml: adapter: adapter file" in problem
+    assert str(tmp_path / "specialists" / "adapters" / "s.gguf") in problem
+
+
+def test_few_shot_example_must_fit_the_schema(tmp_path: Path) -> None:
+    examples = [{"input": "great", "output": {"sentiment": "ecstatic"}}]
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", examples=examples)])
+    (problem,) = problems_of(tmp_path)
+    assert "examples.0.output: does not fit output_schema" in problem
+
+
+def test_unknown_field_and_missing_field(tmp_path: Path) -> None:
+    spec = specialist("s", "m", temprature=0.2)
+    del spec["instructions"]
+    write_catalog(tmp_path, [scripted_model("m")], [spec])
+    problems = problems_of(tmp_path)
+    assert any("temprature: unknown field" in p for p in problems)
+    assert any("instructions: required field is missing" in p for p in problems)
+
+
+def test_bad_engine_options_and_missing_weights(tmp_path: Path) -> None:
+    model = {
+        "name": "local",
+        "engine": "llamacpp",
+        "weights": {"kind": "path", "path": "weights/model.gguf"},
+        "context_length": 2048,
+        "engine_options": {"n_threads": 0},
+    }
+    write_catalog(tmp_path, [model, {**scripted_model("other"), "engine_options": {"delay": 1}}], [])
+    problems = problems_of(tmp_path)
+    assert any("models/local.yaml: engine_options.n_threads" in p for p in problems)
+    assert any("models/local.yaml: weights: path" in p and "does not exist" in p for p in problems)
+    assert any("models/other.yaml: engine_options.delay: unknown field" in p for p in problems)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    write_catalog(
+        tmp_path,
+        [scripted_model("m"), scripted_model("m") | {"description": "twin"}],
+        [specialist("a", "nope"), specialist("b", "m", tools=["x"]), specialist("c", "m", corpus="faq")],
+    )
+    (tmp_path / "models" / "twin.yaml").write_text((tmp_path / "models" / "m.yaml").read_text())
+    problems = problems_of(tmp_path)
+    assert len(problems) == 4, problems
+    assert any("also defined in" in p for p in problems)
+    assert any("corpus: corpus folder" in p for p in problems)
+
+
+def test_missing_catalog_folder(tmp_path: Path) -> None:
+    (problem,) = problems_of(tmp_path / "nowhere")
+    assert "catalog folder not found" in problem
+
+
+def test_unknown_specialist_lookup(tmp_path: Path) -> None:
+    catalog = load_catalog(write_catalog(tmp_path, [scripted_model("m")], [specialist("sentiment", "m")]))
+    with pytest.raises(NotFoundError, match="unknown specialist 'sentimnt'; did you mean 'sentiment'"):
+        catalog.specialist("sentimnt")
+
+
+def test_relative_adapter_path_resolves_from_the_spec_file(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", adapter="s.gguf")])
+    (tmp_path / "specialists" / "s.gguf").write_bytes(b"lora")
+    catalog = load_catalog(tmp_path)
+    assert catalog.adapter_path(catalog.specialist("s")) == str(tmp_path / "specialists" / "s.gguf")
