@@ -42,10 +42,14 @@ class SpecialistAnswer:
     attempts: int = 1
 
 
-def build_request(specialist: SpecialistSpec, text: str, adapter: str | None = None) -> GenerationRequest:
+def build_request(
+    specialist: SpecialistSpec, text: str, adapter: str | None = None
+) -> GenerationRequest:
     """The engine request for asking ``specialist`` about ``text``."""
     if not text.strip():
-        raise InputError(f"specialist {specialist.name!r}: the input text is empty; give it something to work on")
+        raise InputError(
+            f"specialist {specialist.name!r}: the input text is empty; give it something to work on"
+        )
     schema = json.dumps(specialist.output_schema, separators=(",", ":"))
     messages = [Message("system", f"{specialist.instructions.strip()}\n\n{JSON_RULE}\n{schema}")]
     for example in specialist.examples:
@@ -68,7 +72,11 @@ def build_request(specialist: SpecialistSpec, text: str, adapter: str | None = N
 
 def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[str, Any]:
     """The answer as a JSON object that fits the specialist's schema, or OutputSchemaError."""
-    cut = " (the answer was cut off at max_tokens; raise generation.max_tokens)" if result.finish_reason == "length" else ""
+    cut = (
+        " (the answer was cut off at max_tokens; raise generation.max_tokens)"
+        if result.finish_reason == "length"
+        else ""
+    )
     try:
         output = json.loads(result.text)
     except json.JSONDecodeError as err:
@@ -82,7 +90,8 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the answer"
         raise OutputSchemaError(
-            f"specialist {specialist.name!r}: {where} does not fit the output schema: {error.message}{cut}",
+            f"specialist {specialist.name!r}: {where} does not fit the output schema: "
+            f"{error.message}{cut}",
             result.text,
         )
     return output

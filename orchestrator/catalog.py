@@ -25,7 +25,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import CatalogError, NotFoundError, Problem
-from orchestrator.specs import ModelSpec, NoWeights, PackageWeights, SpecialistSpec, resolve_relative
+from orchestrator.specs import (
+    ModelSpec,
+    NoWeights,
+    PackageWeights,
+    SpecialistSpec,
+    resolve_relative,
+)
 
 CATALOG_ENV = "CADRE_CATALOG"
 S = TypeVar("S", bound=BaseModel)
@@ -90,7 +96,9 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
             name = spec.name  # type: ignore[attr-defined]
             if name in into:
                 first = catalog.sources[(kind, name)]
-                problems.append(Problem(_rel(path), "name", f"{kind} {name!r} is also defined in {_rel(first)}"))
+                problems.append(
+                    Problem(_rel(path), "name", f"{kind} {name!r} is also defined in {_rel(first)}")
+                )
                 continue
             into[name] = spec  # type: ignore[assignment]
             catalog.sources[(kind, name)] = path
@@ -103,7 +111,9 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
     return catalog
 
 
-def _load_folder(folder: Path, spec_type: type[S], problems: list[Problem]) -> Iterator[tuple[Path, S]]:
+def _load_folder(
+    folder: Path, spec_type: type[S], problems: list[Problem]
+) -> Iterator[tuple[Path, S]]:
     if not folder.is_dir():
         return
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
@@ -160,7 +170,9 @@ def _check_model(model: ModelSpec, source: Path) -> Iterator[Problem]:
     if model.engine == "scripted":
         return
     if isinstance(model.weights, NoWeights):
-        yield Problem(file, "weights", f"engine {model.engine} needs weights (kind: package or path)")
+        yield Problem(
+            file, "weights", f"engine {model.engine} needs weights (kind: package or path)"
+        )
         return
     if _weights_path(model, source) is None:
         w = model.weights

@@ -113,7 +113,9 @@ def specialists_show(
         value = data[field_name]
         shown = value if isinstance(value, str) else json.dumps(value, indent=2)
         out.print(f"\n[cyan]{field_name}[/cyan] [dim]- {info.description}[/dim]")
-        out.print(shown if shown not in ("", "null", "[]", "{}") else "[dim](none)[/dim]", markup=False)
+        out.print(
+            shown if shown not in ("", "null", "[]", "{}") else "[dim](none)[/dim]", markup=False
+        )
 
 
 @app.command()
@@ -123,13 +125,15 @@ def ask(
     catalog: CatalogOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead.")] = False,
 ) -> None:
-    """Ask one specialist: one call through its Ray-hosted model, answer checked against its schema."""
+    """Ask one specialist: one call through its Ray-hosted model, answer checked by its schema."""
     if text == "-":
         text = sys.stdin.read()
     loaded = _catalog(catalog)
     specialist = loaded.specialist(name)
     if not text.strip():
-        raise InputError(f"specialist {name!r}: the input text is empty; give it something to work on")
+        raise InputError(
+            f"specialist {name!r}: the input text is empty; give it something to work on"
+        )
     answer, startup = asyncio.run(_ask(loaded, specialist.name, text))
     if as_json:
         record = {

@@ -69,7 +69,8 @@ class HostingSpec(Spec):
     )
     resources: dict[str, float] = Field(
         default_factory=dict,
-        description="Custom Ray resources a node must offer to host a replica, e.g. {cadre_model_host: 1}.",
+        description="Custom Ray resources a node must offer to host a replica, "
+        "e.g. {cadre_model_host: 1}.",
     )
 
 
@@ -78,7 +79,9 @@ class ModelSpec(Spec):
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique model name, used by specialists.")
     description: str = Field(default="", description="What the model is, for people.")
-    engine: EngineKind = Field(description="Engine that runs the model: llamacpp, vllm or scripted.")
+    engine: EngineKind = Field(
+        description="Engine that runs the model: llamacpp, vllm or scripted."
+    )
     weights: Weights = Field(description="Where the weights come from (package, path or none).")
     context_length: int = Field(
         gt=0, le=1_048_576, description="Context window in tokens: prompt plus answer must fit."
@@ -88,7 +91,8 @@ class ModelSpec(Spec):
         description="Engine-specific settings, checked against that engine's own options model.",
     )
     hosting: HostingSpec = Field(
-        default_factory=HostingSpec, description="Replicas and Ray resources for this model's hosts."
+        default_factory=HostingSpec,
+        description="Replicas and Ray resources for this model's hosts.",
     )
 
 
@@ -119,7 +123,9 @@ class SpecialistSpec(Spec):
     """A small model made expert at one job."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique specialist name.")
-    description: str = Field(min_length=1, description="The job, in one line, for people and planners.")
+    description: str = Field(
+        min_length=1, description="The job, in one line, for people and planners."
+    )
     model: str = Field(description="Name of the base model (a ModelSpec) the specialist runs on.")
     adapter: str | None = Field(
         default=None,
@@ -131,7 +137,8 @@ class SpecialistSpec(Spec):
         default=(), description="Few-shot examples shown before the input, in order."
     )
     output_schema: dict[str, Any] = Field(
-        description="JSON Schema every answer must fit; engines that can constrain decoding to it do."
+        description="JSON Schema every answer must fit; engines that can constrain decoding "
+        "to it do."
     )
     generation: GenerationSettings = Field(
         default_factory=GenerationSettings, description="Sampling settings."

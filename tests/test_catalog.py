@@ -43,7 +43,9 @@ def test_unknown_model_suggests_the_close_one(tmp_path: Path) -> None:
 
 
 def test_unknown_tool(tmp_path: Path) -> None:
-    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", tools=["calculator", "teleport"])])
+    write_catalog(
+        tmp_path, [scripted_model("m")], [specialist("s", "m", tools=["calculator", "teleport"])]
+    )
     (problem,) = problems_of(tmp_path)
     assert "tools.1: unknown tool 'teleport'" in problem
 
@@ -56,13 +58,17 @@ def test_output_schema_that_is_not_json_schema(tmp_path: Path) -> None:
 
 
 def test_output_schema_must_describe_an_object(tmp_path: Path) -> None:
-    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", output_schema={"type": "string"})])
+    write_catalog(
+        tmp_path, [scripted_model("m")], [specialist("s", "m", output_schema={"type": "string"})]
+    )
     (problem,) = problems_of(tmp_path)
     assert "output_schema" in problem and "type: object" in problem
 
 
 def test_missing_adapter_file(tmp_path: Path) -> None:
-    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", adapter="adapters/s.gguf")])
+    write_catalog(
+        tmp_path, [scripted_model("m")], [specialist("s", "m", adapter="adapters/s.gguf")]
+    )
     (problem,) = problems_of(tmp_path)
     assert "specialists/s.yaml: adapter: adapter file" in problem
     assert str(tmp_path / "specialists" / "adapters" / "s.gguf") in problem
@@ -92,7 +98,9 @@ def test_bad_engine_options_and_missing_weights(tmp_path: Path) -> None:
         "context_length": 2048,
         "engine_options": {"n_threads": 0},
     }
-    write_catalog(tmp_path, [model, {**scripted_model("other"), "engine_options": {"delay": 1}}], [])
+    write_catalog(
+        tmp_path, [model, {**scripted_model("other"), "engine_options": {"delay": 1}}], []
+    )
     problems = problems_of(tmp_path)
     assert any("models/local.yaml: engine_options.n_threads" in p for p in problems)
     assert any("models/local.yaml: weights: path" in p and "does not exist" in p for p in problems)
@@ -103,7 +111,11 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     write_catalog(
         tmp_path,
         [scripted_model("m"), scripted_model("m") | {"description": "twin"}],
-        [specialist("a", "nope"), specialist("b", "m", tools=["x"]), specialist("c", "m", corpus="faq")],
+        [
+            specialist("a", "nope"),
+            specialist("b", "m", tools=["x"]),
+            specialist("c", "m", corpus="faq"),
+        ],
     )
     (tmp_path / "models" / "twin.yaml").write_text((tmp_path / "models" / "m.yaml").read_text())
     problems = problems_of(tmp_path)
@@ -118,8 +130,12 @@ def test_missing_catalog_folder(tmp_path: Path) -> None:
 
 
 def test_unknown_specialist_lookup(tmp_path: Path) -> None:
-    catalog = load_catalog(write_catalog(tmp_path, [scripted_model("m")], [specialist("sentiment", "m")]))
-    with pytest.raises(NotFoundError, match="unknown specialist 'sentimnt'; did you mean 'sentiment'"):
+    catalog = load_catalog(
+        write_catalog(tmp_path, [scripted_model("m")], [specialist("sentiment", "m")])
+    )
+    with pytest.raises(
+        NotFoundError, match="unknown specialist 'sentimnt'; did you mean 'sentiment'"
+    ):
         catalog.specialist("sentimnt")
 
 

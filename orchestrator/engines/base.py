@@ -38,7 +38,7 @@ class GenerationRequest:
     adapter: str | None = None
     """Path of a LoRA adapter to apply on the base model, or None for the bare base."""
     tag: str = ""
-    """Who is asking (the specialist's name): engines may log it; the scripted engine matches on it."""
+    """Who is asking (the specialist's name); the scripted engine matches rules on it."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.engines.base import GenerationRequest, GenerationResult
+from orchestrator.engines.base import FinishReason, GenerationRequest, GenerationResult
 from orchestrator.engines.options import LlamaCppOptions
 from orchestrator.errors import ContextLengthError, EngineError
 
@@ -109,7 +109,7 @@ class LlamaCppEngine:
         elapsed = time.perf_counter() - started
         choice = out["choices"][0]
         usage = out["usage"]
-        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
         return GenerationResult(
             text=choice["message"]["content"] or "",
             input_tokens=int(usage["prompt_tokens"]),

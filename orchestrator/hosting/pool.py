@@ -43,7 +43,9 @@ class Replica:
 class HostPool:
     """Routes specialist calls to model hosts; see the module docstring."""
 
-    def __init__(self, catalog: Catalog, *, max_retries: int = 2, retry_delay_s: float = 0.5) -> None:
+    def __init__(
+        self, catalog: Catalog, *, max_retries: int = 2, retry_delay_s: float = 0.5
+    ) -> None:
         self.catalog = catalog
         self.max_retries = max_retries
         self.retry_delay_s = retry_delay_s
@@ -65,7 +67,7 @@ class HostPool:
 
     def _start(self, model: ModelSpec, index: int) -> ray.actor.ActorHandle:
         weights = self.catalog.weights_path(model)
-        return RemoteModelHost.options(  # type: ignore[attr-defined]
+        handle: ray.actor.ActorHandle = RemoteModelHost.options(  # type: ignore[attr-defined,assignment]
             name=f"{model.name}-{index}",
             namespace=NAMESPACE,
             get_if_exists=True,
@@ -73,6 +75,7 @@ class HostPool:
             num_gpus=model.hosting.num_gpus,
             resources=dict(model.hosting.resources),
         ).remote(model, str(weights) if weights else None, index)
+        return handle
 
     async def warm(self, model_name: str) -> None:
         """Start the model's hosts and wait until each has loaded its engine."""
@@ -82,7 +85,9 @@ class HostPool:
         try:
             return await replica.handle.stats.remote()
         except RayActorError as err:
-            raise HostUnavailableError(f"host {replica.name} did not start: {_reason(err)}") from None
+            raise HostUnavailableError(
+                f"host {replica.name} did not start: {_reason(err)}"
+            ) from None
 
     def shutdown(self) -> None:
         """End every host this pool started."""
@@ -98,7 +103,9 @@ class HostPool:
         rotated = replicas[start:] + replicas[:start]
         return min(rotated, key=lambda r: r.inflight)
 
-    async def generate(self, model_name: str, request: GenerationRequest) -> tuple[GenerationResult, int]:
+    async def generate(
+        self, model_name: str, request: GenerationRequest
+    ) -> tuple[GenerationResult, int]:
         """One request on the model's least-busy host; returns the result and attempts taken."""
         replicas = self.replicas(model_name)
         last: Exception | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import ray
 
@@ -18,7 +19,11 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     """Make sure this process is connected to Ray (local or ``RAY_ADDRESS``)."""
     if ray.is_initialized():
         return
-    common = {"namespace": NAMESPACE, "logging_level": logging.WARNING, "log_to_driver": False}
+    common: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+    }
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], **common)
     else:

@@ -21,9 +21,18 @@ from orchestrator.engines.scripted import (
         {"type": "object", "properties": {"a": {"type": "string", "minLength": 3}}},
         {"type": "object", "properties": {"n": {"type": "integer", "minimum": 5}}},
         {"type": "object", "properties": {"x": {"type": "number", "exclusiveMinimum": 0}}},
-        {"type": "object", "properties": {"l": {"type": "array", "minItems": 2, "items": {"enum": [1, 2]}}}},
-        {"type": "object", "properties": {"o": {"anyOf": [{"type": "boolean"}, {"type": "string"}]}}},
-        {"type": "object", "properties": {"c": {"const": "fixed"}, "z": {"type": ["null", "string"]}}},
+        {
+            "type": "object",
+            "properties": {"l": {"type": "array", "minItems": 2, "items": {"enum": [1, 2]}}},
+        },
+        {
+            "type": "object",
+            "properties": {"o": {"anyOf": [{"type": "boolean"}, {"type": "string"}]}},
+        },
+        {
+            "type": "object",
+            "properties": {"c": {"const": "fixed"}, "z": {"type": ["null", "string"]}},
+        },
     ],
 )
 def test_example_for_schema_fits_the_schema(schema: dict) -> None:

@@ -97,7 +97,9 @@ def test_a_host_that_keeps_crashing_fails_the_call_boundedly_then_recovers(tmp_p
 def test_engine_errors_come_back_typed_and_are_not_retried(tmp_path: Path) -> None:
     catalog, model = scripted_catalog(tmp_path, context_length=50)
     pool = HostPool(catalog)
-    with pytest.raises(ContextLengthError, match="specialist 'sentiment'.*Shorten the input") as info:
+    with pytest.raises(
+        ContextLengthError, match="specialist 'sentiment'.*Shorten the input"
+    ) as info:
         asyncio.run(pool.ask("sentiment", "word " * 100))
     assert info.value.context_length == 50
     (replica,) = pool.replicas(model)

@@ -1,0 +1,137 @@
+"""The `cadre` command as a user runs it: a real process, real exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.catalogs import scripted_model, specialist, unique, write_catalog
+from tests.conftest import ROOT
+
+CADRE = str(Path(sys.executable).parent / "cadre")
+
+
+def cadre(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CADRE, *args], capture_output=True, text=True, cwd=ROOT, input=stdin, timeout=180
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Path:
+    model = unique("echo")
+    return write_catalog(
+        tmp_path,
+        [scripted_model(model, context_length=64)],
+        [specialist("sentiment", model), specialist("triage", model, tools=["calculator"])],
+    )
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    code = "import sys, orchestrator.cli; print(sorted({'ray', 'llama_cpp'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["validate"], ["ask"], ["specialists"], ["specialists", "list"], ["specialists", "show"]],
+)
+def test_every_command_has_help(args: list[str]) -> None:
+    result = cadre(*args, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+def test_validate_the_shipped_catalog() -> None:
+    result = cadre("validate")
+    assert result.returncode == 0, result.stderr
+    assert "ok: 1 models, 4 specialists" in result.stdout
+
+
+def test_validate_reports_every_problem_and_exits_2(scripted: Path) -> None:
+    (scripted / "specialists" / "bad.yaml").write_text("name: bad\nmodel: [\n")
+    (scripted / "specialists" / "lost.yaml").write_text(
+        json.dumps(specialist("lost", "gpt-9", adapter="lost.gguf"))
+    )
+    result = cadre("validate", "--catalog", str(scripted))
+    assert_user_error(
+        result,
+        "3 problems in the catalog",
+        "bad.yaml: line 3",
+        "lost.yaml: model: unknown model 'gpt-9'",
+        "lost.yaml: adapter: adapter file",
+    )
+
+
+def test_specialists_list_and_show(scripted: Path) -> None:
+    listing = cadre("specialists", "list", "--catalog", str(scripted))
+    assert listing.returncode == 0
+    assert (
+        "sentiment" in listing.stdout
+        and "triage" in listing.stdout
+        and "calculator" in listing.stdout
+    )
+    shown = cadre("specialists", "show", "triage", "--catalog", str(scripted))
+    assert shown.returncode == 0
+    assert "output_schema - JSON Schema every answer must fit" in shown.stdout
+    assert '"positive"' in shown.stdout
+
+
+def test_show_unknown_specialist(scripted: Path) -> None:
+    assert_user_error(
+        cadre("specialists", "show", "sentimnt", "--catalog", str(scripted)),
+        "unknown specialist 'sentimnt'; did you mean 'sentiment'?",
+    )
+
+
+@pytest.mark.ray
+def test_ask_prints_answer_tokens_and_latency(scripted: Path) -> None:
+    result = cadre("ask", "sentiment", "the parcel was late", "--catalog", str(scripted))
+    assert result.returncode == 0, result.stderr
+    assert '"sentiment": "positive"' in result.stdout
+    assert "tokens in, 2 out" in result.stdout and " ms" in result.stdout
+
+
+@pytest.mark.ray
+def test_ask_json_reads_stdin(scripted: Path) -> None:
+    result = cadre("ask", "sentiment", "-", "--json", "--catalog", str(scripted), stdin="so slow")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["output"] == {"sentiment": "positive"}
+    assert record["usage"]["output_tokens"] == 2 and record["usage"]["input_tokens"] > 0
+
+
+def test_ask_with_empty_text(scripted: Path) -> None:
+    assert_user_error(
+        cadre("ask", "sentiment", "   ", "--catalog", str(scripted)), "the input text is empty"
+    )
+
+
+def test_ask_unknown_specialist(scripted: Path) -> None:
+    assert_user_error(
+        cadre("ask", "nobody", "hi", "--catalog", str(scripted)), "unknown specialist 'nobody'"
+    )
+
+
+@pytest.mark.ray
+def test_ask_with_text_too_long_for_the_context(scripted: Path) -> None:
+    result = cadre("ask", "sentiment", "word " * 200, "--catalog", str(scripted))
+    assert_user_error(result, "specialist 'sentiment'", "context holds 64", "Shorten the input")
+
+
+def test_usage_error_exits_2() -> None:
+    result = cadre("ask")
+    assert result.returncode == 2
+    assert "Missing argument" in result.stderr
