@@ -6,6 +6,9 @@ Layout of a catalog folder (``agents/`` by default)::
     specialists/*.yaml    one SpecialistSpec per file
     corpora/NAME/         documents a specialist may retrieve from
 
+Workflows live beside it, in ``graphs/*.yaml`` (``$CADRE_GRAPHS``, default: the ``graphs`` folder
+next to the catalog folder), one WorkflowSpec per file.
+
 :func:`load_catalog` reports every problem it finds at once, each with its file and field, in one
 :class:`~orchestrator.errors.CatalogError`; nothing starts until the catalog is clean.
 """
@@ -32,8 +35,11 @@ from orchestrator.specs import (
     SpecialistSpec,
     resolve_relative,
 )
+from orchestrator.workflow.checks import check_workflow
+from orchestrator.workflow.spec import WorkflowSpec
 
 CATALOG_ENV = "CADRE_CATALOG"
+GRAPHS_ENV = "CADRE_GRAPHS"
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -44,6 +50,7 @@ class Catalog:
     root: Path
     models: dict[str, ModelSpec] = field(default_factory=dict)
     specialists: dict[str, SpecialistSpec] = field(default_factory=dict)
+    workflows: dict[str, WorkflowSpec] = field(default_factory=dict)
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
     """(kind, name) -> the YAML file that defined it."""
 
@@ -54,6 +61,10 @@ class Catalog:
     def specialist(self, name: str) -> SpecialistSpec:
         """The specialist called ``name``, or NotFoundError with the closest names."""
         return _lookup("specialist", name, self.specialists)
+
+    def workflow(self, name: str) -> WorkflowSpec:
+        """The workflow called ``name``, or NotFoundError with the closest names."""
+        return _lookup("workflow", name, self.workflows)
 
     def weights_path(self, model: ModelSpec) -> Path | None:
         """Where the model's weights are on this machine (None for the scripted engine)."""
@@ -72,9 +83,16 @@ def default_root() -> Path:
     return Path(os.environ.get(CATALOG_ENV, "agents"))
 
 
-def load_catalog(root: Path | str | None = None) -> Catalog:
-    """Load and check every spec under ``root``; raise CatalogError listing all problems."""
+def default_graphs(root: Path) -> Path:
+    """The workflow folder: $CADRE_GRAPHS, else the graphs/ folder beside the catalog."""
+    return Path(os.environ.get(GRAPHS_ENV) or root.resolve().parent / "graphs")
+
+
+def load_catalog(root: Path | str | None = None, graphs: Path | str | None = None) -> Catalog:
+    """Load and check every spec under ``root`` and the workflows in ``graphs``; raise
+    CatalogError listing all problems."""
     root = Path(root) if root is not None else default_root()
+    graphs = Path(graphs) if graphs is not None else default_graphs(root)
     if not root.is_dir():
         raise CatalogError(
             [
@@ -106,6 +124,16 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
         problems.extend(_check_model(model, catalog.sources[("model", model.name)]))
     for spec in catalog.specialists.values():
         problems.extend(_check_specialist(spec, catalog))
+    for path, workflow in _load_folder(graphs, WorkflowSpec, problems):
+        if workflow.name in catalog.workflows:
+            first = catalog.sources[("workflow", workflow.name)]
+            problems.append(
+                Problem(_rel(path), "name", f"workflow {workflow.name!r} is also in {_rel(first)}")
+            )
+            continue
+        catalog.workflows[workflow.name] = workflow
+        catalog.sources[("workflow", workflow.name)] = path
+        problems.extend(check_workflow(workflow, catalog, _rel(path)))
     if problems:
         raise CatalogError(problems)
     return catalog

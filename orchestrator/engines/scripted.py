@@ -41,6 +41,11 @@ class ScriptedOptions(Spec):
     delay_s: float = Field(
         default=0.0, ge=0.0, description="Seconds each request takes, to stand in for a model."
     )
+    call_log: str | None = Field(
+        default=None,
+        description="Append one line per answered request (its tag) to this file: lets tests "
+        "count calls across processes.",
+    )
     exit_process_on: str | None = Field(
         default=None,
         description="Kill the whole process (as a segfault would) when a user message "
@@ -112,6 +117,9 @@ class ScriptedEngine:
         if trigger and any(trigger in m.content for m in request.messages if m.role == "user"):
             os._exit(70)
         self.calls += 1
+        if self.options.call_log:
+            with open(self.options.call_log, "a", encoding="utf-8") as log:
+                log.write(f"{request.tag or '-'}\n")
         text, finish = self._reply(request), "stop"
         for stop in request.stop:
             if stop and stop in text:

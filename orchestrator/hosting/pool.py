@@ -27,7 +27,7 @@ from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.errors import CadreError, ContextLengthError, EngineError, HostUnavailableError
 from orchestrator.hosting.host import RemoteModelHost
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
-from orchestrator.specs import ModelSpec
+from orchestrator.specs import ModelSpec, SpecialistSpec
 
 
 @dataclass
@@ -144,7 +144,10 @@ class HostPool:
 
     async def ask(self, specialist_name: str, text: str) -> SpecialistAnswer:
         """Ask a specialist about ``text``: one call through its model's host, answer checked."""
-        specialist = self.catalog.specialist(specialist_name)
+        return await self.ask_spec(self.catalog.specialist(specialist_name), text)
+
+    async def ask_spec(self, specialist: SpecialistSpec, text: str) -> SpecialistAnswer:
+        """Ask with a specialist spec in hand (a workflow may narrow its output schema)."""
         request = build_request(specialist, text, self.catalog.adapter_path(specialist))
         started = time.perf_counter()
         try:

@@ -1,0 +1,188 @@
+"""Check a workflow spec whole, before anything runs (STYLE.md 9).
+
+Every problem is reported at once, with the workflow file and the node field it is in: unknown
+specialists and tools, edges to nodes that do not exist, nodes nobody reaches, nodes with no way
+out, branches without a default, map and plan nodes without a join, and templates or keys that
+name state the workflow does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import jsonschema
+
+from orchestrator.errors import Problem
+from orchestrator.workflow.spec import (
+    END_NODE,
+    BranchNode,
+    MapNode,
+    NodeSpec,
+    PlanNode,
+    ReviewNode,
+    SpecialistNode,
+    ToolNode,
+    WorkflowSpec,
+)
+from orchestrator.workflow.templates import placeholders
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import Catalog
+
+
+def successors(node: NodeSpec) -> list[str | None]:
+    """Where control can go after ``node`` (None marks a missing, required edge)."""
+    if isinstance(node, SpecialistNode | ToolNode):
+        return [node.next]
+    if isinstance(node, ReviewNode):
+        return [node.next, node.on_reject]
+    if isinstance(node, BranchNode):
+        return [c.next for c in node.cases] + [node.default]
+    return [node.join]
+
+
+def check_workflow(spec: WorkflowSpec, catalog: Catalog, file: str) -> list[Problem]:
+    """Every problem in ``spec`` (empty when it is sound)."""
+    return list(_problems(spec, catalog, file))
+
+
+def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Problem]:
+    from orchestrator.tools import registry
+
+    if spec.input_schema.get("type") != "object":
+        yield Problem(file, "input_schema", "must be a JSON Schema with type: object")
+    for where, schema in [("input_schema", spec.input_schema)] + [
+        (f"state.{k}", v) for k, v in spec.state.items()
+    ]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as err:
+            yield Problem(file, where, f"not a valid JSON Schema: {err.message}")
+
+    state = spec.state_schemas()
+    ids: dict[str, int] = {}
+    for i, node in enumerate(spec.nodes):
+        if node.id in ids or node.id == END_NODE:
+            yield Problem(file, f"nodes.{i}.id", f"node id {node.id!r} is used twice or reserved")
+        ids.setdefault(node.id, i)
+    for key in spec.output:
+        if key not in state:
+            yield Problem(file, "output", f"{key!r} is not a state key")
+    if spec.start not in ids:
+        yield Problem(file, "start", f"no node {spec.start!r}")
+
+    tools = registry()
+    for i, node in enumerate(spec.nodes):
+        at = f"nodes.{i}"
+        yield from _node_problems(node, at, file, state, catalog, set(tools))
+        for target in successors(node):
+            if target is not None and target != END_NODE and target not in ids:
+                yield Problem(file, at, f"node {node.id!r} goes to {target!r}, which is not a node")
+
+    yield from _graph_problems(spec, ids, file)
+
+
+def _node_problems(
+    node: NodeSpec, at: str, file: str, state: dict, catalog: Catalog, tools: set[str]
+) -> Iterator[Problem]:
+    def known_specialist(name: str | None, field: str) -> Iterator[Problem]:
+        if name is not None and name not in catalog.specialists:
+            yield Problem(file, f"{at}.{field}", f"unknown specialist {name!r} in node {node.id!r}")
+
+    def state_key(path: str, field: str, local: tuple[str, ...] = ()) -> Iterator[Problem]:
+        root = path.split(".", 1)[0]
+        if root not in state and root not in local:
+            yield Problem(file, f"{at}.{field}", f"{path!r} is not in the workflow's state")
+
+    def template(text: str | None, field: str, local: tuple[str, ...] = ()) -> Iterator[Problem]:
+        for path in placeholders(text or ""):
+            yield from state_key(path, field, local)
+
+    output = getattr(node, "output", None)
+    if output is not None and output not in state:
+        yield Problem(file, f"{at}.output", f"{output!r} is not declared in the workflow's state")
+
+    if isinstance(node, SpecialistNode):
+        yield from known_specialist(node.specialist, "specialist")
+        yield from template(node.input, "input")
+    elif isinstance(node, ToolNode):
+        if node.tool not in tools:
+            yield Problem(file, f"{at}.tool", f"unknown tool {node.tool!r} in node {node.id!r}")
+        for name, text in node.args.items():
+            yield from template(text, f"args.{name}")
+    elif isinstance(node, ReviewNode):
+        for key in (*node.show, *node.editable):
+            yield from state_key(key, "show")
+    elif isinstance(node, BranchNode):
+        if node.default is None:
+            yield Problem(file, f"{at}.default", f"branch {node.id!r} has no default")
+        if node.router is not None:
+            yield from known_specialist(node.router, "router")
+            if node.input is None or node.route_on is None:
+                yield Problem(file, at, f"router branch {node.id!r} needs input and route_on")
+            yield from template(node.input, "input")
+        for j, case in enumerate(node.cases):
+            if node.router is None and case.when is None:
+                yield Problem(file, f"{at}.cases.{j}", "a condition branch's case needs `when`")
+            if node.router is not None and case.equals is None:
+                yield Problem(file, f"{at}.cases.{j}", "a router branch's case needs `equals`")
+            if case.when is not None:
+                yield from state_key(case.when.key, f"cases.{j}.when.key")
+    elif isinstance(node, MapNode):
+        yield from known_specialist(node.specialist, "specialist")
+        yield from state_key(node.over, "over")
+        yield from template(node.input, "input", ("item", "index"))
+        if node.join is None:
+            yield Problem(file, f"{at}.join", f"map {node.id!r} has no join (the node after it)")
+    elif isinstance(node, PlanNode):
+        yield from known_specialist(node.planner, "planner")
+        for j, name in enumerate(node.specialists):
+            yield from known_specialist(name, f"specialists.{j}")
+        yield from template(node.input, "input")
+        if node.join is None:
+            yield Problem(file, f"{at}.join", f"plan {node.id!r} has no join (the node after it)")
+        planner = catalog.specialists.get(node.planner)
+        tasks = (planner.output_schema.get("properties", {}) if planner else {}).get("tasks", {})
+        if planner is not None and tasks.get("type") != "array":
+            yield Problem(
+                file,
+                f"{at}.planner",
+                f"planner {node.planner!r} must answer {{tasks: [{{specialist, input}}]}}",
+            )
+
+
+def _graph_problems(spec: WorkflowSpec, ids: dict[str, int], file: str) -> Iterator[Problem]:
+    edges = {n.id: [t for t in successors(n) if t is not None] for n in spec.nodes}
+    reached, frontier = set(), [spec.start] if spec.start in ids else []
+    while frontier:
+        node = frontier.pop()
+        if node in reached or node == END_NODE or node not in edges:
+            continue
+        reached.add(node)
+        frontier.extend(edges[node])
+    for node in spec.nodes:
+        if node.id not in reached:
+            yield Problem(
+                file, f"nodes.{ids[node.id]}", f"node {node.id!r} is never reached from start"
+            )
+
+    # A way out: END reachable. Walk edges backwards from END.
+    incoming: dict[str, list[str]] = {}
+    for source, targets in edges.items():
+        for target in targets:
+            incoming.setdefault(target, []).append(source)
+    exits, frontier = set(), [END_NODE]
+    while frontier:
+        node = frontier.pop()
+        for source in incoming.get(node, []):
+            if source not in exits:
+                exits.add(source)
+                frontier.append(source)
+    for node in spec.nodes:
+        if node.id in reached and node.id not in exits:
+            yield Problem(
+                file,
+                f"nodes.{ids[node.id]}",
+                f"node {node.id!r} has no way out (never reaches end)",
+            )

@@ -1,0 +1,107 @@
+"""Where runs live: one database for LangGraph's checkpoints and Cadre's run and review records.
+
+SQLite (WAL mode, a file under ``.cadre/``) by default; Postgres when ``CADRE_DATABASE_URL`` names
+one (``postgresql://user@host:port/db``). Both hold the same tables; :class:`Database` hides the
+two drivers' differences (placeholders, rows as dicts) behind ``execute`` and ``query``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from orchestrator.errors import UserError
+
+DATABASE_ENV = "CADRE_DATABASE_URL"
+DEFAULT_SQLITE = ".cadre/cadre.db"
+
+
+def database_url() -> str:
+    """$CADRE_DATABASE_URL, else the SQLite file under .cadre/ in the working directory."""
+    return os.environ.get(DATABASE_ENV) or f"sqlite:///{DEFAULT_SQLITE}"
+
+
+def _is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def _sqlite_path(url: str) -> Path:
+    if not url.startswith("sqlite:///"):
+        raise UserError(
+            f"{DATABASE_ENV}={url!r} is not a database URL Cadre knows; use "
+            "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        )
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Database:
+    """A connection to the run database, with ``?`` placeholders on both backends."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or database_url()
+        self.postgres = _is_postgres(self.url)
+        if self.postgres:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            try:
+                self._conn: Any = psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+            except psycopg.OperationalError as err:
+                raise UserError(f"cannot connect to {self.url}: {err}".strip()) from None
+        else:
+            conn = sqlite3.connect(
+                _sqlite_path(self.url), isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        cursor = self._conn.execute(self._sql(sql), tuple(params))
+        return int(cursor.rowcount)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query, as dicts."""
+        cursor = self._conn.execute(self._sql(sql), tuple(params))
+        return [dict(row) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@asynccontextmanager
+async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """LangGraph's async checkpointer on the run database, set up and ready."""
+    url = url or database_url()
+    if _is_postgres(url):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+            await saver.setup()
+            yield saver
+        return
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    conn = await aiosqlite.connect(_sqlite_path(url), timeout=30)
+    try:
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        yield saver
+    finally:
+        await conn.close()

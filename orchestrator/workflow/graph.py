@@ -1,0 +1,392 @@
+"""Compile a checked WorkflowSpec into a LangGraph graph.
+
+Each spec node becomes one LangGraph node (map and plan nodes add a worker, an optional per-item
+review, and a deferred join). State is a TypedDict of the workflow's keys plus internal channels
+with reducers: ``_usage`` (tokens per specialist, summed), ``_parts`` (map/plan results by index),
+``_expect`` (how many results each map/plan waits for), ``_plans`` and ``_routes``. Review gates call ``interrupt()`` first thing: LangGraph re-runs a
+resumed node from its top, so nothing before the interrupt may do work.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, Send, interrupt
+
+from orchestrator.calls import SpecialistAnswer
+from orchestrator.errors import CadreError, InputError, RunError
+from orchestrator.specs import SpecialistSpec
+from orchestrator.workflow.spec import (
+    END_NODE,
+    BranchNode,
+    Condition,
+    MapNode,
+    PlanNode,
+    ReviewNode,
+    SpecialistNode,
+    ToolNode,
+    WorkflowSpec,
+)
+from orchestrator.workflow.templates import lookup, render
+
+INTERNAL_KEYS = ("_usage", "_parts", "_plans", "_routes", "_expect")
+_MISSING = object()
+
+
+class Asker(Protocol):
+    """What nodes need to call specialists: the pool, or anything shaped like it."""
+
+    async def ask_spec(self, specialist: SpecialistSpec, text: str) -> SpecialistAnswer: ...
+
+
+def add_usage(left: dict | None, right: dict | None) -> dict:
+    """Reducer: tokens and calls per specialist, summed."""
+    out = {name: dict(u) for name, u in (left or {}).items()}
+    for name, usage in (right or {}).items():
+        current = out.setdefault(name, {})
+        for field, value in usage.items():
+            current[field] = current.get(field, 0) + value
+    return out
+
+
+def merge_parts(left: dict | None, right: dict | None) -> dict:
+    """Reducer: results of map/plan items by node and index; ``{node: None}`` resets a node."""
+    out = dict(left or {})
+    for node, items in (right or {}).items():
+        if items is None:
+            out.pop(node, None)
+        else:
+            out[node] = {**out.get(node, {}), **items}
+    return out
+
+
+def merge(left: dict | None, right: dict | None) -> dict:
+    """Reducer: a dict updated key by key."""
+    return {**(left or {}), **(right or {})}
+
+
+def state_type(spec: WorkflowSpec) -> type:
+    fields: dict[str, Any] = {key: Any for key in spec.state_schemas()}
+    fields.update(
+        _usage=Annotated[dict, add_usage],
+        _parts=Annotated[dict, merge_parts],
+        _plans=Annotated[dict, merge],
+        _routes=Annotated[dict, merge],
+        _expect=Annotated[dict, merge],
+    )
+    return TypedDict(f"State_{spec.name.replace('-', '_')}", fields, total=False)  # type: ignore[operator]
+
+
+def usage_of(answer: SpecialistAnswer) -> dict[str, dict[str, int]]:
+    return {
+        answer.specialist: {
+            "calls": 1,
+            "input_tokens": answer.input_tokens,
+            "output_tokens": answer.output_tokens,
+        }
+    }
+
+
+def holds(condition: Condition, state: dict[str, Any]) -> bool:
+    """Whether a branch condition is true of state (a missing value is false)."""
+    value = lookup(state, condition.key, _MISSING)
+    if condition.op == "exists":
+        return value is not _MISSING and value is not None
+    if value is _MISSING:
+        return False
+    if condition.op == "truthy":
+        return bool(value)
+    try:
+        return {
+            "eq": lambda: value == condition.value,
+            "ne": lambda: value != condition.value,
+            "gt": lambda: value > condition.value,
+            "ge": lambda: value >= condition.value,
+            "lt": lambda: value < condition.value,
+            "le": lambda: value <= condition.value,
+            "in": lambda: value in condition.value,
+            "not_in": lambda: value not in condition.value,
+        }[condition.op]()
+    except TypeError:
+        return False
+
+
+def _target(node_id: str) -> str:
+    return END if node_id == END_NODE else node_id
+
+
+def _in_node(node_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Name the node in any error a node function raises (the user's error stays typed)."""
+
+    def rename(err: Exception) -> Exception:
+        if isinstance(err, CadreError):
+            err.message = f"node {node_id!r}: {err.message}"
+            err.args = (err.message,)
+            return err
+        return RunError(f"node {node_id!r} failed: {type(err).__name__}: {err}")
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any) -> Any:
+            try:
+                return await fn(*args)
+            except (CadreError, ValueError, TypeError, KeyError) as err:
+                raise rename(err) from err
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (CadreError, ValueError, TypeError, KeyError) as err:
+            raise rename(err) from err
+
+    return wrapper
+
+
+class GraphBuilder:
+    """Builds the LangGraph StateGraph for one workflow spec."""
+
+    def __init__(self, spec: WorkflowSpec, catalog: Any, asker: Asker | None) -> None:
+        self.spec = spec
+        self.catalog = catalog
+        self.asker = asker
+        self.graph = StateGraph(state_type(spec))
+
+    async def _ask(self, specialist: SpecialistSpec, text: str) -> SpecialistAnswer:
+        if self.asker is None:
+            raise RunError("this graph was compiled for drawing only; it cannot call specialists")
+        return await self.asker.ask_spec(specialist, text)
+
+    def _add(self, name: str, fn: Callable[..., Any], **kwargs: Any) -> None:
+        self.graph.add_node(name, _in_node(name.split("__")[0], fn), **kwargs)
+
+    def build(self) -> StateGraph:
+        self.graph.add_edge(START, self.spec.start)
+        for node in self.spec.nodes:
+            getattr(self, f"_{node.kind}")(node)
+        return self.graph
+
+    # -- node kinds ------------------------------------------------------------------------
+
+    def _specialist(self, node: SpecialistNode) -> None:
+        spec = self.catalog.specialist(node.specialist)
+
+        async def run(state: dict[str, Any]) -> dict[str, Any]:
+            answer = await self._ask(spec, render(node.input, state))
+            return {node.output: answer.output, "_usage": usage_of(answer)}
+
+        self._add(node.id, run)
+        self.graph.add_edge(node.id, _target(node.next))
+
+    def _tool(self, node: ToolNode) -> None:
+        from orchestrator.tools import registry
+
+        tool = registry()[node.tool]
+
+        def run(state: dict[str, Any]) -> dict[str, Any]:
+            args = {name: render(text, state) for name, text in node.args.items()}
+            return {node.output: tool(args)}
+
+        self._add(node.id, run)
+        self.graph.add_edge(node.id, _target(node.next))
+
+    def _review(self, node: ReviewNode) -> None:
+        editable = node.editable or node.show
+
+        def run(state: dict[str, Any]) -> Command:
+            decision = interrupt(
+                {
+                    "kind": "review",
+                    "node": node.id,
+                    "title": node.title or f"Review {node.id}",
+                    "show": {key: lookup(state, key, None) for key in node.show},
+                    "editable": list(editable),
+                    "values": {key.split(".")[0]: state.get(key.split(".")[0]) for key in editable},
+                }
+            )
+            if decision["decision"] == "reject":
+                return Command(
+                    goto=_target(node.on_reject), update={"review_feedback": decision["reason"]}
+                )
+            return Command(goto=_target(node.next), update=decision.get("update") or {})
+
+        self._add(node.id, run, destinations=(_target(node.next), _target(node.on_reject)))
+
+    def _branch(self, node: BranchNode) -> None:
+        router = self.catalog.specialist(node.router) if node.router else None
+
+        async def run(state: dict[str, Any]) -> dict[str, Any]:
+            if router is None:
+                return {}
+            answer = await self._ask(router, render(node.input or "", state))
+            choice = answer.output.get(node.route_on or "")
+            update: dict[str, Any] = {"_routes": {node.id: choice}, "_usage": usage_of(answer)}
+            if node.output:
+                update[node.output] = answer.output
+            return update
+
+        def choose(state: dict[str, Any]) -> str:
+            for case in node.cases:
+                if router is not None:
+                    if state.get("_routes", {}).get(node.id) == case.equals:
+                        return _target(case.next)
+                elif case.when is not None and holds(case.when, state):
+                    return _target(case.next)
+            return _target(node.default or END_NODE)
+
+        targets = sorted({_target(c.next) for c in node.cases} | {_target(node.default or "end")})
+        self._add(node.id, run)
+        self.graph.add_conditional_edges(node.id, choose, targets)
+
+    def _map(self, node: MapNode) -> None:
+        spec = self.catalog.specialist(node.specialist)
+        item, review, join = f"{node.id}__item", f"{node.id}__review", f"{node.id}__join"
+
+        def start(state: dict[str, Any]) -> dict[str, Any]:
+            items = lookup(state, node.over, None)
+            if not isinstance(items, list):
+                raise InputError(f"{node.over!r} must be a list to map over, not {items!r}")
+            return {"_parts": {node.id: None}, "_expect": {node.id: len(items)}}
+
+        def fan_out(state: dict[str, Any]) -> list[Send] | str:
+            items = lookup(state, node.over)
+            return [
+                Send(
+                    item, {"index": i, "text": render(node.input, {**state, "item": x, "index": i})}
+                )
+                for i, x in enumerate(items)
+            ] or join
+
+        async def one(task: dict[str, Any]) -> Command:
+            answer = await self._ask(spec, task["text"])
+            usage = usage_of(answer)
+            if node.review:
+                return Command(
+                    update={"_usage": usage}, goto=Send(review, {**task, "answer": answer.output})
+                )
+            return Command(
+                update={"_usage": usage, "_parts": {node.id: {str(task["index"]): answer.output}}},
+                goto=join,
+            )
+
+        def gate(task: dict[str, Any]) -> Command:
+            decision = interrupt(
+                {
+                    "kind": "map_item",
+                    "node": node.id,
+                    "index": task["index"],
+                    "specialist": spec.name,
+                    "title": f"{node.id}: item {task['index']} ({spec.name})",
+                    "show": {"input": task["text"], "answer": task["answer"]},
+                    "editable": sorted(task["answer"]),
+                    "values": {"answer": task["answer"]},
+                }
+            )
+            if decision["decision"] == "reject":
+                feedback = (
+                    f"{task['text']}\n\nA reviewer rejected the answer "
+                    f"{json.dumps(task['answer'])}: {decision['reason']}"
+                )
+                return Command(goto=Send(item, {"index": task["index"], "text": feedback}))
+            answer = (decision.get("update") or {}).get("answer", task["answer"])
+            return Command(update={"_parts": {node.id: {str(task["index"]): answer}}}, goto=join)
+
+        self._add(node.id, start)
+        self.graph.add_conditional_edges(node.id, fan_out, [item, join])
+        self._add(item, one, destinations=(review, join) if node.review else (join,))
+        if node.review:
+            self._add(review, gate, destinations=(item, join))
+        self._join(node.id, node.output, node.join)
+
+    def _plan(self, node: PlanNode) -> None:
+        planner = self.catalog.specialist(node.planner)
+        schema = json.loads(json.dumps(planner.output_schema))
+        tasks_schema = schema["properties"]["tasks"]
+        tasks_schema["maxItems"] = node.max_tasks
+        task_props = tasks_schema.setdefault("items", {}).setdefault("properties", {})
+        task_props["specialist"] = {"type": "string", "enum": list(node.specialists)}
+        narrowed = planner.model_copy(update={"output_schema": schema})
+        task, join = f"{node.id}__task", f"{node.id}__join"
+
+        async def plan(state: dict[str, Any]) -> dict[str, Any]:
+            answer = await self._ask(narrowed, render(node.input, state))
+            steps = answer.output.get("tasks", [])
+            for i, step in enumerate(steps):
+                if step.get("specialist") not in node.specialists:
+                    raise InputError(
+                        f"the plan's task {i} names specialist {step.get('specialist')!r}, which "
+                        f"this plan may not use (allowed: {', '.join(node.specialists)})"
+                    )
+                if not str(step.get("input", "")).strip():
+                    raise InputError(f"the plan's task {i} has no input")
+            return {
+                "_plans": {node.id: steps},
+                "_parts": {node.id: None},
+                "_expect": {node.id: len(steps)},
+                "_usage": usage_of(answer),
+            }
+
+        def fan_out(state: dict[str, Any]) -> list[Send] | str:
+            steps = state.get("_plans", {}).get(node.id, [])
+            return [Send(task, {"index": i, **step}) for i, step in enumerate(steps)] or join
+
+        async def run_task(step: dict[str, Any]) -> Command:
+            spec = self.catalog.specialist(step["specialist"])
+            answer = await self._ask(spec, step["input"])
+            result = {"specialist": spec.name, "task": step["input"], "answer": answer.output}
+            return Command(
+                update={
+                    "_usage": usage_of(answer),
+                    "_parts": {node.id: {str(step["index"]): result}},
+                },
+                goto=join,
+            )
+
+        self._add(node.id, plan)
+        self.graph.add_conditional_edges(node.id, fan_out, [task, join])
+        self._add(task, run_task, destinations=(join,))
+        self._join(node.id, node.output, node.join)
+
+    def _join(self, node_id: str, output: str, then: str | None) -> None:
+        """The join runs each time an item finishes, but goes on only once every item is in:
+        an item sent back for rework by its reviewer finishes later than the others."""
+
+        def complete(state: dict[str, Any]) -> bool:
+            parts = state.get("_parts", {}).get(node_id, {})
+            return len(parts) >= state.get("_expect", {}).get(node_id, 0)
+
+        def join(state: dict[str, Any]) -> dict[str, Any]:
+            if not complete(state):
+                return {}
+            parts = state.get("_parts", {}).get(node_id, {})
+            return {output: [parts[k] for k in sorted(parts, key=int)]}
+
+        def onward(state: dict[str, Any]) -> list[str]:
+            return [_target(then or END_NODE)] if complete(state) else []
+
+        name = f"{node_id}__join"
+        self._add(name, join)
+        self.graph.add_conditional_edges(name, onward, [_target(then or END_NODE)])
+
+
+def compile_workflow(
+    spec: WorkflowSpec,
+    catalog: Any,
+    asker: Asker | None = None,
+    checkpointer: Any = None,
+) -> Any:
+    """The runnable LangGraph graph for a checked workflow spec."""
+    return GraphBuilder(spec, catalog, asker).build().compile(checkpointer=checkpointer)
+
+
+def mermaid(spec: WorkflowSpec, catalog: Any) -> str:
+    """The workflow drawn as a Mermaid flowchart."""
+    return str(compile_workflow(spec, catalog).get_graph().draw_mermaid())

@@ -1,0 +1,313 @@
+"""Start, resume, review and cancel runs: the glue between the graph, the checkpointer and the
+run store.
+
+A run's id is its LangGraph thread id. One process at a time drives a run (it *owns* it in the
+store); a dead owner on this machine is replaced, so a run whose process was killed can be resumed
+from any other. Review decisions are recorded first (exactly one wins) and then applied by
+whichever process owns the run, all decided reviews of a run in one resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import jsonschema
+from langgraph.types import Command
+
+from orchestrator.catalog import Catalog
+from orchestrator.errors import CadreError, InputError, RunError
+from orchestrator.workflow.database import Database, open_checkpointer
+from orchestrator.workflow.graph import INTERNAL_KEYS, Asker, compile_workflow
+from orchestrator.workflow.spec import WorkflowSpec
+from orchestrator.workflow.store import FINISHED, ReviewRecord, RunRecord, RunStore
+from orchestrator.workflow.templates import lookup
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a run as it happens: a node finished (or a review is waiting)."""
+
+    run_id: str
+    node: str
+    elapsed_s: float
+    keys: tuple[str, ...]
+    usage: dict[str, dict[str, int]]
+
+
+def check_input(spec: WorkflowSpec, data: Any) -> dict[str, Any]:
+    """The run input, or InputError naming the field that does not fit the input schema."""
+    if not isinstance(data, dict):
+        raise InputError(f"workflow {spec.name!r}: the input must be a JSON object")
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(spec.input_schema).iter_errors(data)
+    )
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "input"
+        raise InputError(f"workflow {spec.name!r}: {where}: {error.message}")
+    return data
+
+
+def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """Turn ``--set path=value`` changes into the state update a review resumes with, checked
+    against the state schema (review gates) or the specialist's schema (map items)."""
+    payload = review.payload
+    values = copy.deepcopy(payload.get("values", {}))
+    if payload["kind"] == "map_item":
+        answer = values["answer"]
+        for path, value in changes.items():
+            if path.split(".")[0] not in payload["editable"]:
+                raise InputError(
+                    f"review {review.id}: {path!r} is not a field of the answer "
+                    f"(editable: {', '.join(payload['editable'])})"
+                )
+            _set_path(answer, path, value)
+        schema = catalog.specialist(payload["specialist"]).output_schema
+        _validate(review.id, "answer", answer, schema)
+        return {"answer": answer}
+    workflow = catalog.workflow(payload["workflow"])
+    schemas = workflow.state_schemas()
+    for path, value in changes.items():
+        root = path.split(".")[0]
+        if root not in {key.split(".")[0] for key in payload["editable"]}:
+            raise InputError(
+                f"review {review.id}: {path!r} may not be edited here "
+                f"(editable: {', '.join(payload['editable'])})"
+            )
+        if "." in path:
+            _set_path(values.setdefault(root, {}), path.split(".", 1)[1], value)
+        else:
+            values[root] = value
+    for root, value in values.items():
+        _validate(review.id, root, value, schemas.get(root, {}))
+    return {root: values[root] for root in {p.split(".")[0] for p in changes}}
+
+
+def _set_path(target: Any, path: str, value: Any) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+    if isinstance(target, list):
+        target[int(parts[-1])] = value
+    else:
+        target[parts[-1]] = value
+
+
+def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> None:
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(value)
+    )
+    if error is not None:
+        where = "/".join([key, *(str(p) for p in error.absolute_path)])
+        raise InputError(
+            f"review {review_id}: the edit does not fit the state schema at {where}: {error.message}"
+        )
+
+
+class Runner:
+    """Drives runs of the catalog's workflows against the run database.
+
+    Use as an async context manager: it opens the database and the checkpointer, and (unless
+    given one) a host pool that it shuts down on exit.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        database_url: str | None = None,
+        asker: Asker | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.database_url = database_url
+        self._asker = asker
+        self._owns_pool = asker is None
+        self.on_progress = on_progress or (lambda _: None)
+        self._graphs: dict[str, Any] = {}
+
+    async def __aenter__(self) -> Runner:
+        self.db = Database(self.database_url)
+        self.store = RunStore(self.db)
+        self._checkpointer_cm = open_checkpointer(self.db.url)
+        self.checkpointer = await self._checkpointer_cm.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._checkpointer_cm.__aexit__(kind, err, tb)
+        self.db.close()
+        if self._owns_pool and self._asker is not None:
+            self._asker.shutdown()  # type: ignore[attr-defined]
+
+    @property
+    def asker(self) -> Asker:
+        if self._asker is None:
+            from orchestrator.hosting.pool import HostPool
+
+            self._asker = HostPool(self.catalog)
+        return self._asker
+
+    def graph(self, workflow: str) -> Any:
+        if workflow not in self._graphs:
+            spec = self.catalog.workflow(workflow)
+            self._graphs[workflow] = compile_workflow(
+                spec, self.catalog, self.asker, self.checkpointer
+            )
+        return self._graphs[workflow]
+
+    # -- the four verbs --------------------------------------------------------------------
+
+    async def start(self, workflow: str, data: Any) -> RunRecord:
+        """Validate the input, create the run and drive it until it ends or waits for review."""
+        spec = self.catalog.workflow(workflow)
+        check_input(spec, data)
+        record = self.store.create_run(spec.name, data)
+        try:
+            await self._drive(record.id, spec.name, data)
+        finally:
+            self.store.release(record.id)
+        return self.store.run(record.id)
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Continue a run whose process died or that failed, from its last checkpoint; apply
+        any review decisions waiting to be applied."""
+        record = self.store.run(run_id)
+        if record.status in ("succeeded", "cancelled"):
+            raise InputError(f"run {run_id} is {record.status}; there is nothing to resume")
+        if not self.store.acquire(run_id):
+            raise InputError(
+                f"run {run_id} is being driven by {record.owner}; wait for it or cancel it"
+            )
+        try:
+            if record.status == "awaiting_review" and not self.store.reviews("decided", run_id):
+                pending = self.store.reviews("pending", run_id)
+                ids = ", ".join(r.id for r in pending)
+                raise InputError(
+                    f"run {run_id} is waiting for review {ids}; decide it with `cadre review`"
+                )
+            if self.store.reviews("decided", run_id):
+                return await self._apply_decisions(run_id)
+            self.store.set_status(run_id, "running")
+            await self._drive(run_id, record.workflow, None)
+        finally:
+            self.store.release(run_id)
+        return self.store.run(run_id)
+
+    async def decide(
+        self,
+        review_id: str,
+        decision: str,
+        by: str,
+        reason: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> tuple[ReviewRecord, RunRecord]:
+        """Record a reviewer's decision, then resume the run if no other process is driving it."""
+        review = self.store.review(review_id)
+        run = self.store.run(review.run_id)
+        if run.status in FINISHED:
+            raise InputError(f"review {review_id}: its run {run.id} is already {run.status}")
+        if decision == "reject" and not (reason or "").strip():
+            raise InputError("a rejection needs a reason (--reason): it is sent back for rework")
+        if decision == "edit" and not changes:
+            raise InputError("an edit needs at least one --set key=value")
+        update = edit_update(review, changes or {}, self.catalog) if decision == "edit" else None
+        recorded = self.store.decide(
+            review_id, decision, by, reason, {"set": changes, "update": update} if update else None
+        )
+        if not self.store.acquire(run.id):
+            return recorded, self.store.run(run.id)  # the owner applies it when it is done
+        try:
+            record = await self._apply_decisions(run.id)
+        finally:
+            self.store.release(run.id)
+        return self.store.review(review_id), record
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run; a process driving it stops after its current step."""
+        return self.store.cancel(run_id)
+
+    # -- driving ---------------------------------------------------------------------------
+
+    async def _apply_decisions(self, run_id: str) -> RunRecord:
+        while decided := self.store.reviews("decided", run_id):
+            resume = {r.interrupt_id: _resume_value(r) for r in decided}
+            self.store.mark_applied([r.id for r in decided])
+            self.store.set_status(run_id, "running")
+            await self._drive(run_id, self.store.run(run_id).workflow, Command(resume=resume))
+        return self.store.run(run_id)
+
+    async def _drive(self, run_id: str, workflow: str, data: Any) -> None:
+        graph = self.graph(workflow)
+        config = {"configurable": {"thread_id": run_id}}
+        started = time.perf_counter()
+        try:
+            async for chunk in graph.astream(data, config, stream_mode="updates"):
+                if chunk.get("__metadata__", {}).get("cached"):
+                    continue  # replayed from the checkpoint, not run again
+                for node, update in chunk.items():
+                    if node.startswith("__"):
+                        continue
+                    update = update if isinstance(update, dict) else {}
+                    step = Progress(
+                        run_id,
+                        node,
+                        time.perf_counter() - started,
+                        tuple(k for k in update if k not in INTERNAL_KEYS),
+                        update.get("_usage") or {},
+                    )
+                    # Off the event loop: the checkpointer's aiosqlite connection may be holding
+                    # a write transaction that only the loop can commit.
+                    detail = {"keys": list(step.keys), "usage": step.usage}
+                    await asyncio.to_thread(self.store.add_event, run_id, node, detail)
+                    self.on_progress(step)
+                if (await asyncio.to_thread(self.store.run, run_id)).status == "cancelled":
+                    return
+        except CadreError as err:
+            self.store.set_status(
+                run_id, "failed", error=err.message, usage=await self._usage(graph, config)
+            )
+            raise
+        except Exception as err:
+            message = f"{type(err).__name__}: {err}"
+            self.store.set_status(
+                run_id, "failed", error=message, usage=await self._usage(graph, config)
+            )
+            raise RunError(f"run {run_id} failed: {message}") from err
+        snapshot = await graph.aget_state(config)
+        usage = snapshot.values.get("_usage", {})
+        if snapshot.interrupts:
+            for intr in snapshot.interrupts:
+                payload = {**intr.value, "workflow": workflow}
+                self.store.add_review(run_id, intr.id, intr.value["node"], payload)
+            self.store.set_status(run_id, "awaiting_review", usage=usage)
+        elif not snapshot.next:
+            self.store.set_status(
+                run_id, "succeeded", output=self._output(workflow, snapshot.values), usage=usage
+            )
+
+    async def _usage(self, graph: Any, config: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict((await graph.aget_state(config)).values.get("_usage", {}))
+        except Exception:  # the usage is a nicety on a failing path; never mask the failure
+            return {}
+
+    def _output(self, workflow: str, values: dict[str, Any]) -> dict[str, Any]:
+        spec = self.catalog.workflow(workflow)
+        keys = spec.output or tuple(k for k in values if k not in INTERNAL_KEYS)
+        return {key: lookup(values, key, None) for key in keys}
+
+
+def _resume_value(review: ReviewRecord) -> dict[str, Any]:
+    value: dict[str, Any] = {"decision": review.decision, "by": review.decided_by}
+    if review.reason:
+        value["reason"] = review.reason
+    if review.changes:
+        value["update"] = review.changes.get("update")
+    return value

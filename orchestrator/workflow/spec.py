@@ -1,0 +1,166 @@
+"""Workflow specs: what a user writes in ``graphs/*.yaml``.
+
+A workflow names its input schema, its state keys (each with a JSON Schema) and its nodes. Nodes are
+a union discriminated by ``kind``; each names where control goes next (``next``, a node id or
+``end``). Text given to a specialist or a tool is a template over state: ``{claim}``,
+``{fields.amount}``; ``{{`` and ``}}`` are literal braces. Inside a map, ``{item}`` and ``{index}``
+are the current element and its position.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NewType
+
+from pydantic import Field
+
+from orchestrator.specs import NAME_PATTERN, Spec
+
+NodeId = NewType("NodeId", str)
+END_NODE = "end"
+NODE_ID_PATTERN = r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"
+"""Lowercase words joined by single underscores (double underscores name internal nodes)."""
+
+
+class SpecialistNode(Spec):
+    """Ask a specialist; its checked answer (a JSON object) goes into a state key."""
+
+    kind: Literal["specialist"]
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    specialist: str = Field(description="Specialist to ask (a name in the catalog).")
+    input: str = Field(min_length=1, description="Template of the text the specialist gets.")
+    output: str = Field(description="State key the answer is written to.")
+    next: str = Field(description="Node to run afterwards, or `end`.")
+
+
+class ToolNode(Spec):
+    """Call a registered tool with arguments rendered from state."""
+
+    kind: Literal["tool"]
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    tool: str = Field(description="Registered tool name.")
+    args: dict[str, str] = Field(
+        default_factory=dict, description="Tool arguments, each a template over state."
+    )
+    output: str = Field(description="State key the tool's result is written to.")
+    next: str = Field(description="Node to run afterwards, or `end`.")
+
+
+class ReviewNode(Spec):
+    """A human gate: the run stops until a reviewer approves, rejects or edits."""
+
+    kind: Literal["review"]
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    title: str = Field(default="", description="What the reviewer is asked, in one line.")
+    show: tuple[str, ...] = Field(
+        min_length=1, description="State keys the reviewer sees (the proposal first)."
+    )
+    editable: tuple[str, ...] = Field(
+        default=(), description="State keys a reviewer may edit; empty means the `show` keys."
+    )
+    next: str = Field(description="Node to run after approval (or an edit), or `end`.")
+    on_reject: str = Field(
+        description="Node to route back to on rejection; the reason is in state `review_feedback`."
+    )
+
+
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "exists", "truthy"]
+
+
+class Condition(Spec):
+    """A test on one state value: ``key op value``."""
+
+    key: str = Field(description="State path to test, e.g. `fields.amount`.")
+    op: Op = Field(
+        default="eq", description="Comparison: eq ne gt ge lt le in not_in exists truthy."
+    )
+    value: Any = Field(default=None, description="What to compare with (a list for in/not_in).")
+
+
+class Case(Spec):
+    """One way out of a branch."""
+
+    when: Condition | None = Field(
+        default=None, description="Condition on state (condition branch)."
+    )
+    equals: str | None = Field(
+        default=None, description="Router answer that selects this case (router branch)."
+    )
+    next: str = Field(description="Node to run when this case matches.")
+
+
+class BranchNode(Spec):
+    """Choose the next node: the first case whose condition holds, or a router specialist's pick."""
+
+    kind: Literal["branch"]
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    router: str | None = Field(
+        default=None, description="Specialist whose answer picks the case (router branch)."
+    )
+    input: str | None = Field(default=None, description="Template of the text the router gets.")
+    route_on: str | None = Field(
+        default=None, description="Field of the router's answer matched against `equals`."
+    )
+    output: str | None = Field(default=None, description="State key for the router's answer.")
+    cases: tuple[Case, ...] = Field(min_length=1, description="Cases, tried in order.")
+    default: str | None = Field(default=None, description="Node when no case matches (required).")
+
+
+class MapNode(Spec):
+    """Fan out: ask a specialist about every element of a list, concurrently; results are joined."""
+
+    kind: Literal["map"]
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    over: str = Field(description="State key holding the list (a dotted path is allowed).")
+    specialist: str = Field(description="Specialist asked once per element.")
+    input: str = Field(min_length=1, description="Template per element: {item}, {index}, state.")
+    review: bool = Field(
+        default=False, description="Put every element's answer before a reviewer, in parallel."
+    )
+    output: str = Field(description="State key for the list of answers, in input order.")
+    join: str | None = Field(default=None, description="Node to run once all elements are done.")
+
+
+class PlanNode(Spec):
+    """A planner specialist splits the task into sub-tasks for named specialists, run as a map."""
+
+    kind: Literal["plan"]
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    planner: str = Field(description="Specialist that writes the plan.")
+    input: str = Field(min_length=1, description="Template of the task given to the planner.")
+    specialists: tuple[str, ...] = Field(
+        min_length=1, description="Specialists the plan may use; anything else is refused."
+    )
+    max_tasks: int = Field(default=6, ge=1, le=64, description="Most sub-tasks a plan may have.")
+    output: str = Field(description="State key for the list of {task, specialist, answer}.")
+    join: str | None = Field(default=None, description="Node to run once all sub-tasks are done.")
+
+
+NodeSpec = Annotated[
+    SpecialistNode | ToolNode | ReviewNode | BranchNode | MapNode | PlanNode,
+    Field(discriminator="kind"),
+]
+
+
+class WorkflowSpec(Spec):
+    """A workflow: input, state, and a graph of nodes starting at ``start``."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique workflow name.")
+    description: str = Field(min_length=1, description="What the workflow does, for people.")
+    input_schema: dict[str, Any] = Field(
+        description="JSON Schema (type: object) of a run's input; its properties become state."
+    )
+    state: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="State keys beyond the input, each with a JSON Schema."
+    )
+    output: tuple[str, ...] = Field(
+        default=(), description="State keys that make up the run's output; empty means all."
+    )
+    start: str = Field(description="First node to run.")
+    nodes: tuple[NodeSpec, ...] = Field(min_length=1, description="The nodes.")
+
+    def state_schemas(self) -> dict[str, dict[str, Any]]:
+        """Every state key with its JSON Schema: input properties, declared keys, built-ins."""
+        keys: dict[str, dict[str, Any]] = dict(self.input_schema.get("properties", {}))
+        keys.update(self.state)
+        keys.setdefault("review_feedback", {"type": "string"})
+        return keys

@@ -1,0 +1,339 @@
+"""Run, review and event records, beside LangGraph's checkpoints in the same database.
+
+A run's *state* lives in the checkpointer; this store keeps what people and tools ask about a run:
+its status, input and output, tokens used, who is driving it, its reviews and their decisions, and
+a log of the nodes it finished. Every status change is a single conditional UPDATE, so two
+processes racing for the same review or the same run get exactly one winner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, NewType
+
+from orchestrator.errors import InputError, NotFoundError
+from orchestrator.workflow.database import Database
+
+RunId = NewType("RunId", str)
+ReviewId = NewType("ReviewId", str)
+RunStatus = Literal["running", "awaiting_review", "succeeded", "failed", "cancelled"]
+FINISHED = ("succeeded", "failed", "cancelled")
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS cadre_runs (
+        id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL,
+        input TEXT NOT NULL, output TEXT, error TEXT, usage TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+        owner TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION)""",
+    """CREATE TABLE IF NOT EXISTS cadre_reviews (
+        id TEXT PRIMARY KEY, run_id TEXT NOT NULL, interrupt_id TEXT NOT NULL, node TEXT NOT NULL,
+        payload TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, reason TEXT, changes TEXT,
+        decided_by TEXT, decided_at DOUBLE PRECISION, applied_at DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL, UNIQUE (run_id, interrupt_id))""",
+    """CREATE TABLE IF NOT EXISTS cadre_run_events (
+        run_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, node TEXT NOT NULL, detail TEXT)""",
+    "CREATE INDEX IF NOT EXISTS cadre_reviews_run ON cadre_reviews (run_id)",
+    "CREATE INDEX IF NOT EXISTS cadre_events_run ON cadre_run_events (run_id)",
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the store knows about one run."""
+
+    id: RunId
+    workflow: str
+    status: RunStatus
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str | None
+    usage: dict[str, dict[str, int]]
+    input_tokens: int
+    output_tokens: int
+    owner: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One review gate of a run, and its decision once taken."""
+
+    id: ReviewId
+    run_id: RunId
+    interrupt_id: str
+    node: str
+    payload: dict[str, Any]
+    status: Literal["pending", "decided", "applied", "cancelled"]
+    decision: str | None
+    reason: str | None
+    changes: dict[str, Any] | None
+    decided_by: str | None
+    decided_at: float | None
+    created_at: float
+
+
+def this_process() -> str:
+    """Owner tag of the current process: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's process: assume alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class RunStore:
+    """Runs, reviews and events in the run database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        for statement in SCHEMA:
+            self.db.execute(statement)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def create_run(self, workflow: str, input: dict[str, Any]) -> RunRecord:
+        run_id = RunId(f"run-{uuid.uuid4().hex[:12]}")
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO cadre_runs (id, workflow, status, input, usage, owner, created_at, "
+            "updated_at) VALUES (?, ?, 'running', ?, '{}', ?, ?, ?)",
+            (run_id, workflow, json.dumps(input), this_process(), now, now),
+        )
+        return self.run(run_id)
+
+    def run(self, run_id: str) -> RunRecord:
+        rows = self.db.query("SELECT * FROM cadre_runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise NotFoundError(f"no run {run_id!r}; see `cadre runs list`")
+        row = rows[0]
+        return RunRecord(
+            id=RunId(row["id"]),
+            workflow=row["workflow"],
+            status=row["status"],
+            input=json.loads(row["input"]),
+            output=_loads(row["output"]),
+            error=row["error"],
+            usage=_loads(row["usage"]) or {},
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            owner=row["owner"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            finished_at=row["finished_at"],
+        )
+
+    def runs(
+        self, status: str | None = None, workflow: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        sql, params = "SELECT id FROM cadre_runs WHERE 1 = 1", []
+        if status:
+            sql, params = sql + " AND status = ?", [*params, status]
+        if workflow:
+            sql, params = sql + " AND workflow = ?", [*params, workflow]
+        rows = self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit))
+        return [self.run(r["id"]) for r in rows]
+
+    def acquire(self, run_id: str) -> bool:
+        """Become the one process driving this run. A dead owner on this machine is replaced."""
+        me = this_process()
+        if self.db.execute(
+            "UPDATE cadre_runs SET owner = ?, updated_at = ? WHERE id = ? AND (owner IS NULL OR owner = ?)",
+            (me, time.time(), run_id, me),
+        ):
+            return True
+        current = self.run(run_id).owner
+        if current is not None and not _owner_alive(current):
+            return bool(
+                self.db.execute(
+                    "UPDATE cadre_runs SET owner = ?, updated_at = ? WHERE id = ? AND owner = ?",
+                    (me, time.time(), run_id, current),
+                )
+            )
+        return False
+
+    def release(self, run_id: str) -> None:
+        self.db.execute(
+            "UPDATE cadre_runs SET owner = NULL WHERE id = ? AND owner = ?",
+            (run_id, this_process()),
+        )
+
+    def set_status(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+        usage: dict[str, dict[str, int]] | None = None,
+    ) -> None:
+        """Move a run to ``status``; a cancelled run stays cancelled."""
+        now = time.time()
+        sets = ["status = ?", "updated_at = ?", "error = ?"]
+        params: list[Any] = [status, now, error]
+        if status in FINISHED:
+            sets.append("finished_at = ?")
+            params.append(now)
+        if output is not None:
+            sets.append("output = ?")
+            params.append(json.dumps(output))
+        if usage is not None:
+            sets += ["usage = ?", "input_tokens = ?", "output_tokens = ?"]
+            params += [
+                json.dumps(usage),
+                sum(u.get("input_tokens", 0) for u in usage.values()),
+                sum(u.get("output_tokens", 0) for u in usage.values()),
+            ]
+        self.db.execute(
+            f"UPDATE cadre_runs SET {', '.join(sets)} WHERE id = ? AND status <> 'cancelled'",
+            (*params, run_id),
+        )
+
+    def cancel(self, run_id: str) -> RunRecord:
+        record = self.run(run_id)
+        if record.status in FINISHED:
+            raise InputError(f"run {run_id} already {record.status}; nothing to cancel")
+        now = time.time()
+        self.db.execute(
+            "UPDATE cadre_runs SET status = 'cancelled', updated_at = ?, finished_at = ? "
+            "WHERE id = ? AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+            (now, now, run_id),
+        )
+        self.db.execute(
+            "UPDATE cadre_reviews SET status = 'cancelled' WHERE run_id = ? AND status = 'pending'",
+            (run_id,),
+        )
+        return self.run(run_id)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def add_event(self, run_id: str, node: str, detail: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO cadre_run_events (run_id, at, node, detail) VALUES (?, ?, ?, ?)",
+            (run_id, time.time(), node, json.dumps(detail)),
+        )
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT at, node, detail FROM cadre_run_events WHERE run_id = ? ORDER BY at", (run_id,)
+        )
+        return [{"at": r["at"], "node": r["node"], **json.loads(r["detail"])} for r in rows]
+
+    # -- reviews ---------------------------------------------------------------------------
+
+    def add_review(
+        self, run_id: str, interrupt_id: str, node: str, payload: dict[str, Any]
+    ) -> None:
+        """Queue a review for an interrupt; a second call for the same interrupt does nothing."""
+        exists = self.db.query(
+            "SELECT id FROM cadre_reviews WHERE run_id = ? AND interrupt_id = ?",
+            (run_id, interrupt_id),
+        )
+        if exists:
+            return
+        self.db.execute(
+            "INSERT INTO cadre_reviews (id, run_id, interrupt_id, node, payload, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            (
+                f"rv-{uuid.uuid4().hex[:10]}",
+                run_id,
+                interrupt_id,
+                node,
+                json.dumps(payload),
+                time.time(),
+            ),
+        )
+
+    def review(self, review_id: str) -> ReviewRecord:
+        rows = self.db.query("SELECT * FROM cadre_reviews WHERE id = ?", (review_id,))
+        if not rows:
+            raise NotFoundError(f"no review {review_id!r}; see `cadre review list`")
+        return self._review(rows[0])
+
+    def reviews(
+        self, status: str | None = "pending", run_id: str | None = None
+    ) -> list[ReviewRecord]:
+        sql, params = "SELECT * FROM cadre_reviews WHERE 1 = 1", []
+        if status:
+            sql, params = sql + " AND status = ?", [*params, status]
+        if run_id:
+            sql, params = sql + " AND run_id = ?", [*params, run_id]
+        return [self._review(r) for r in self.db.query(sql + " ORDER BY created_at", params)]
+
+    def decide(
+        self,
+        review_id: str,
+        decision: str,
+        by: str,
+        reason: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> ReviewRecord:
+        """Record a decision. Exactly one of two racing decisions wins; the other gets InputError."""
+        won = self.db.execute(
+            "UPDATE cadre_reviews SET status = 'decided', decision = ?, reason = ?, changes = ?, "
+            "decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+            (
+                decision,
+                reason,
+                json.dumps(changes) if changes else None,
+                by,
+                time.time(),
+                review_id,
+            ),
+        )
+        record = self.review(review_id)
+        if not won:
+            if record.status == "cancelled":
+                raise InputError(
+                    f"review {review_id} was cancelled with its run; nothing to decide"
+                )
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.decided_at or 0))
+            raise InputError(
+                f"review {review_id} was already decided: {record.decision} by "
+                f"{record.decided_by} at {when}"
+            )
+        return record
+
+    def mark_applied(self, review_ids: list[str]) -> None:
+        for review_id in review_ids:
+            self.db.execute(
+                "UPDATE cadre_reviews SET status = 'applied', applied_at = ? WHERE id = ?",
+                (time.time(), review_id),
+            )
+
+    @staticmethod
+    def _review(row: dict[str, Any]) -> ReviewRecord:
+        return ReviewRecord(
+            id=ReviewId(row["id"]),
+            run_id=RunId(row["run_id"]),
+            interrupt_id=row["interrupt_id"],
+            node=row["node"],
+            payload=json.loads(row["payload"]),
+            status=row["status"],
+            decision=row["decision"],
+            reason=row["reason"],
+            changes=_loads(row["changes"]),
+            decided_by=row["decided_by"],
+            decided_at=row["decided_at"],
+            created_at=row["created_at"],
+        )

@@ -1,0 +1,55 @@
+"""Templates over state: ``"Claim: {claim} (amount {fields.amount})"``.
+
+A placeholder is a dotted path into state; its first part must be a state key, which the compile
+step checks. Strings are inserted as they are, anything else as JSON, and a value not set yet as
+empty text. ``{{`` and ``}}`` are literal
+braces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
+_MISSING = object()
+
+
+def placeholders(template: str) -> list[str]:
+    """The dotted paths a template refers to, in order."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)]
+
+
+def lookup(state: Mapping[str, Any], path: str, default: Any = _MISSING) -> Any:
+    """The value at a dotted path (``fields.amount``, ``items.0``); KeyError if absent."""
+    value: Any = state
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            if default is not _MISSING:
+                return default
+            raise KeyError(path)
+    return value
+
+
+def render(template: str, state: Mapping[str, Any]) -> str:
+    """Fill a template from state. The compile step checks every path names a state key; a key
+    with no value yet renders as empty text."""
+
+    def fill(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        path = match.group(1)
+        value = lookup(state, path, None)
+        if value is None:
+            return ""  # not set yet (e.g. review_feedback before any rejection)
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return _PLACEHOLDER.sub(fill, template)
