@@ -20,9 +20,7 @@ $(STAMP): pyproject.toml scripts/install-llamacpp.sh
 	touch $@
 
 demo: setup
-	$(BIN)/cadre validate
-	$(BIN)/cadre ask ticket-triage "Since this morning every login fails with error 502 and none of our 40 agents can work."
-	$(BIN)/cadre ask claim-extractor "Policy HP-44120. On 2 May a storm broke two windows of my house; the glazier quotes 980 euros."
+	bash scripts/demo.sh
 
 test: setup
 	$(BIN)/python -m pytest

@@ -61,19 +61,30 @@ def main_options(
     """Run teams of small specialist language models."""
 
 
-def _catalog(path: Path | None) -> Any:
+GraphsOption = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional here
+    typer.Option(
+        "--graphs",
+        "-g",
+        help="Workflow folder. Default: $CADRE_GRAPHS or graphs/ beside the catalog folder.",
+        show_default=False,
+    ),
+]
+
+
+def _catalog(path: Path | None, graphs: Path | None = None) -> Any:
     from orchestrator.catalog import load_catalog
 
-    return load_catalog(path)
+    return load_catalog(path, graphs)
 
 
 @app.command()
-def validate(catalog: CatalogOption = None) -> None:
-    """Check the whole catalog and report every problem (exit 2 if any)."""
-    loaded = _catalog(catalog)
+def validate(catalog: CatalogOption = None, graphs: GraphsOption = None) -> None:
+    """Check the whole catalog and every workflow; report every problem (exit 2 if any)."""
+    loaded = _catalog(catalog, graphs)
     out.print(
-        f"[green]ok[/green]: {len(loaded.models)} models, {len(loaded.specialists)} specialists "
-        f"in {loaded.root}"
+        f"[green]ok[/green]: {len(loaded.models)} models, {len(loaded.specialists)} specialists, "
+        f"{len(loaded.workflows)} workflows"
     )
 
 
@@ -167,6 +178,11 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
         return await pool.ask(name, text), startup
     finally:
         pool.shutdown()
+
+
+from orchestrator import cli_runs  # noqa: E402  (registers run, runs, review, graph)
+
+cli_runs.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,412 @@
+"""CLI commands for workflows: ``run``, ``runs``, ``review`` and ``graph``.
+
+Kept apart from :mod:`orchestrator.cli` so each module reads in one sitting; the heavy parts
+(LangGraph, Ray) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.errors import InputError
+
+out = Console(highlight=False)
+
+runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
+review_app = typer.Typer(help="Decide the reviews that runs are waiting for.", no_args_is_help=True)
+graph_app = typer.Typer(help="Look at workflows.", no_args_is_help=True)
+
+Catalog = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--catalog",
+        "-c",
+        help="Catalog folder (default: $CADRE_CATALOG or ./agents).",
+        show_default=False,
+    ),
+]
+Graphs = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--graphs",
+        "-g",
+        help="Workflow folder (default: graphs/ beside the catalog).",
+        show_default=False,
+    ),
+]
+Reviewer = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--as", help="Who decides (default: your OS user name).", show_default=False),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the workflow commands to the main app."""
+    app.command("run")(run)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(review_app, name="review")
+    app.add_typer(graph_app, name="graph")
+
+
+def _catalog(catalog: Path | None, graphs: Path | None) -> Any:
+    from orchestrator.catalog import load_catalog
+
+    return load_catalog(catalog, graphs)
+
+
+def _store() -> Any:
+    from orchestrator.workflow.database import Database
+    from orchestrator.workflow.store import RunStore
+
+    return RunStore(Database())
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _progress(step: Any) -> None:
+    name = step.node.replace("__", "·")
+    tokens = ", ".join(
+        f"{who} {u.get('input_tokens', 0)}→{u.get('output_tokens', 0)} tokens"
+        for who, u in step.usage.items()
+    )
+    wrote = ", ".join(step.keys)
+    detail = " · ".join(x for x in (f"→ {wrote}" if wrote else "", tokens) if x)
+    out.print(f"  [green]✓[/green] {name:<20} [dim]{escape(detail)}  {step.elapsed_s:6.2f} s[/dim]")
+
+
+def _runner(loaded: Any) -> Any:
+    from orchestrator.workflow.runner import Runner
+
+    return Runner(loaded, on_progress=_progress)
+
+
+def _report(record: Any, store: Any) -> None:
+    """What a person needs after a run stops: its output, or how to decide what it waits for."""
+    tokens = f"{record.input_tokens} tokens in, {record.output_tokens} out"
+    if record.status == "succeeded":
+        out.print(f"[green]run {record.id} succeeded[/green] [dim]({tokens})[/dim]")
+        out.print_json(json.dumps(record.output))
+    elif record.status == "awaiting_review":
+        out.print(f"[yellow]run {record.id} is waiting for review[/yellow] [dim]({tokens})[/dim]")
+        for review in store.reviews("pending", record.id):
+            out.print(
+                f"\n  review [bold]{review.id}[/bold]: {escape(review.payload.get('title', review.node))}"
+            )
+            out.print(f"    cadre review show {review.id}")
+            out.print(f"    cadre review approve {review.id}")
+            out.print(f'    cadre review reject {review.id} --reason "..."')
+            keys = review.payload.get("editable") or []
+            if keys:
+                out.print(f"    cadre review edit {review.id} --set {keys[0]}=...")
+    else:
+        out.print(
+            f"run {record.id} is {record.status}"
+            + (f": {escape(record.error)}" if record.error else "")
+        )
+
+
+def _parse_input(value: str) -> Any:
+    path = Path(value)
+    if not value.lstrip().startswith(("{", "[")) and path.exists():
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    else:
+        text, source = value, "--input"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(
+            f"{source} is not JSON (line {err.lineno}, column {err.colno}): {err.msg}"
+        ) from None
+
+
+def run(
+    workflow: Annotated[str, typer.Argument(help="Workflow to run.")],
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="Run input: a JSON file or inline JSON.")
+    ],
+    catalog: Catalog = None,
+    graphs: Graphs = None,
+) -> None:
+    """Run a workflow: progress per node as it happens, then the output or the pending review."""
+    loaded = _catalog(catalog, graphs)
+    spec = loaded.workflow(workflow)
+    data = _parse_input(input)
+    from orchestrator.workflow.runner import check_input
+
+    check_input(spec, data)  # before anything starts: a bad input creates nothing
+    out.print(f"run [bold]{spec.name}[/bold]: {escape(spec.description)}")
+
+    async def go() -> Any:
+        async with _runner(loaded) as runner:
+            record = await runner.start(spec.name, data)
+            _report(record, runner.store)
+
+    asyncio.run(go())
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[Optional[str], typer.Option(help="Only runs with this status.")] = None,  # noqa: UP045
+    workflow: Annotated[Optional[str], typer.Option(help="Only runs of this workflow.")] = None,  # noqa: UP045
+    limit: Annotated[int, typer.Option(help="Most runs to show.")] = 20,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print run ids only.")] = False,
+) -> None:
+    """Recent runs, newest first."""
+    store = _store()
+    if quiet:
+        for record in store.runs(status, workflow, limit):
+            out.print(record.id)
+        return
+    table = Table()
+    for column in ("run", "workflow", "status", "started", "tokens in/out", "reviews pending"):
+        table.add_column(column)
+    for record in store.runs(status, workflow, limit):
+        pending = len(store.reviews("pending", record.id))
+        table.add_row(
+            record.id,
+            record.workflow,
+            record.status,
+            _when(record.created_at),
+            f"{record.input_tokens}/{record.output_tokens}",
+            str(pending or "-"),
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """One run: status, tokens per specialist, the nodes it ran, its reviews, output or error."""
+    store = _store()
+    record = store.run(run_id)
+    reviews = store.reviews(None, run_id)
+    events = store.events(run_id)
+    if as_json:
+        data = {
+            "id": record.id,
+            "workflow": record.workflow,
+            "status": record.status,
+            "input": record.input,
+            "output": record.output,
+            "error": record.error,
+            "usage": record.usage,
+            "created_at": record.created_at,
+            "finished_at": record.finished_at,
+            "nodes": [e["node"] for e in events],
+            "reviews": [
+                {
+                    "id": r.id,
+                    "node": r.node,
+                    "status": r.status,
+                    "decision": r.decision,
+                    "decided_by": r.decided_by,
+                    "reason": r.reason,
+                    "changes": r.changes,
+                }
+                for r in reviews
+            ],
+        }
+        out.print_json(json.dumps(data))
+        return
+    out.print(f"[bold]{record.id}[/bold]  {record.workflow}  [bold]{record.status}[/bold]")
+    out.print(f"started {_when(record.created_at)}   finished {_when(record.finished_at)}")
+    for who, usage in record.usage.items():
+        out.print(
+            f"  {who:<20} {usage.get('calls', 0)} calls, {usage.get('input_tokens', 0)} tokens in, "
+            f"{usage.get('output_tokens', 0)} out"
+        )
+    out.print("nodes: " + (" → ".join(e["node"].replace("__", "·") for e in events) or "-"))
+    for r in reviews:
+        decided = (
+            f"{r.decision} by {r.decided_by} at {_when(r.decided_at)}" if r.decision else r.status
+        )
+        extra = f" — {r.reason}" if r.reason else ""
+        if r.changes:
+            extra += f" — set {json.dumps(r.changes.get('set'))}"
+        out.print(f"review {r.id} ({r.node}): {escape(decided + extra)}")
+    if record.error:
+        out.print(f"[red]error:[/red] {escape(record.error)}")
+    if record.output is not None:
+        out.print_json(json.dumps(record.output))
+
+
+@runs_app.command("resume")
+def runs_resume(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    catalog: Catalog = None,
+    graphs: Graphs = None,
+) -> None:
+    """Continue a run from its last checkpoint (after a crash or a failure)."""
+    loaded = _catalog(catalog, graphs)
+
+    async def go() -> None:
+        async with _runner(loaded) as runner:
+            _report(await runner.resume(run_id), runner.store)
+
+    asyncio.run(go())
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+    """Cancel a run; its pending reviews are cancelled too."""
+    record = _store().cancel(run_id)
+    out.print(f"run {record.id} is {record.status}")
+
+
+@review_app.command("list")
+def review_list(
+    all_: Annotated[bool, typer.Option("--all", help="Decided reviews too.")] = False,
+    workflow: Annotated[Optional[str], typer.Option(help="Only this workflow's reviews.")] = None,  # noqa: UP045
+    run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run's reviews.")] = None,  # noqa: UP045
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print review ids only.")] = False,
+) -> None:
+    """Reviews waiting for a decision, oldest first."""
+    store = _store()
+    reviews = [
+        r
+        for r in store.reviews(None if all_ else "pending", run_id)
+        if not workflow or r.payload.get("workflow") == workflow
+    ]
+    if quiet:
+        for r in reviews:
+            out.print(r.id)
+        return
+    table = Table()
+    for column in ("review", "run", "workflow", "node", "what", "waiting since", "status"):
+        table.add_column(column)
+    for r in reviews:
+        table.add_row(
+            r.id,
+            r.run_id,
+            r.payload.get("workflow", "-"),
+            r.node,
+            r.payload.get("title", ""),
+            _when(r.created_at),
+            r.status,
+        )
+    out.print(table)
+
+
+@review_app.command("show")
+def review_show(review_id: Annotated[str, typer.Argument(help="Review id.")]) -> None:
+    """What the reviewer must see: the proposal and the state around it."""
+    store = _store()
+    r = store.review(review_id)
+    out.print(f"[bold]{r.id}[/bold]: {escape(r.payload.get('title', r.node))}")
+    out.print(f"run {r.run_id} ({r.payload.get('workflow')}), node {r.node}, {r.status}")
+    for key, value in r.payload.get("show", {}).items():
+        out.print(f"\n[cyan]{key}[/cyan]")
+        out.print_json(json.dumps(value)) if not isinstance(value, str) else out.print(
+            escape(value)
+        )
+    out.print(f"\neditable: {', '.join(r.payload.get('editable', [])) or '-'}")
+    if r.decision:
+        out.print(f"decided: {r.decision} by {r.decided_by} at {_when(r.decided_at)}")
+
+
+def _decide(
+    review_id: str,
+    decision: str,
+    by: str | None,
+    catalog: Path | None,
+    graphs: Path | None,
+    reason: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    loaded = _catalog(catalog, graphs)
+    who = by or getpass.getuser()
+
+    async def go() -> None:
+        async with _runner(loaded) as runner:
+            review, record = await runner.decide(review_id, decision, who, reason, changes)
+            out.print(f"review {review.id}: {decision} by {who}")
+            _report(record, runner.store)
+
+    asyncio.run(go())
+
+
+@review_app.command("approve")
+def review_approve(
+    review_id: Annotated[str, typer.Argument(help="Review id.")],
+    by: Reviewer = None,
+    catalog: Catalog = None,
+    graphs: Graphs = None,
+) -> None:
+    """Approve: the run goes on as proposed."""
+    _decide(review_id, "approve", by, catalog, graphs)
+
+
+@review_app.command("reject")
+def review_reject(
+    review_id: Annotated[str, typer.Argument(help="Review id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; sent back with the rework.")],
+    by: Reviewer = None,
+    catalog: Catalog = None,
+    graphs: Graphs = None,
+) -> None:
+    """Reject: the run goes back for rework, with your reason in its state."""
+    _decide(review_id, "reject", by, catalog, graphs, reason=reason)
+
+
+@review_app.command("edit")
+def review_edit(
+    review_id: Annotated[str, typer.Argument(help="Review id.")],
+    set_: Annotated[
+        list[str], typer.Option("--set", help="key=value (value as JSON, else text); repeatable.")
+    ],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the record.")] = None,  # noqa: UP045
+    by: Reviewer = None,
+    catalog: Catalog = None,
+    graphs: Graphs = None,
+) -> None:
+    """Edit the state (checked against its schema), then approve."""
+    changes: dict[str, Any] = {}
+    for item in set_:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set {item!r}: expected key=value")
+        try:
+            changes[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            changes[key.strip()] = raw
+    _decide(review_id, "edit", by, catalog, graphs, reason=reason, changes=changes)
+
+
+@graph_app.command("show")
+def graph_show(
+    name: Annotated[str, typer.Argument(help="Workflow name.")],
+    catalog: Catalog = None,
+    graphs: Graphs = None,
+) -> None:
+    """Print the workflow as a Mermaid flowchart."""
+    from orchestrator.workflow.graph import mermaid
+
+    loaded = _catalog(catalog, graphs)
+    out.print(mermaid(loaded.workflow(name), loaded), markup=False)
+
+
+@graph_app.command("list")
+def graph_list(catalog: Catalog = None, graphs: Graphs = None) -> None:
+    """Every workflow and what it does."""
+    loaded = _catalog(catalog, graphs)
+    table = Table()
+    table.add_column("workflow")
+    table.add_column("nodes")
+    table.add_column("description")
+    for spec in sorted(loaded.workflows.values(), key=lambda w: w.name):
+        table.add_row(spec.name, str(len(spec.nodes)), spec.description)
+    out.print(table)
