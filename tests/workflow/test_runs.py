@@ -1,0 +1,244 @@
+"""Runs end to end on both databases: scripted specialists behind real Ray hosts, real LangGraph
+with a durable checkpointer, reviews decided and resumed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.errors import InputError, NotFoundError, OutputSchemaError
+from orchestrator.hosting.pool import HostPool
+from orchestrator.workflow.runner import Runner
+from tests.workflow.fixtures import scripted_workflow_catalog
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    return load_catalog(scripted_workflow_catalog(tmp_path, call_log=tmp_path / "calls.log"))
+
+
+@pytest.fixture
+def pool(catalog: Catalog) -> Iterator[HostPool]:
+    pool = HostPool(catalog)
+    yield pool
+    pool.shutdown()
+
+
+def calls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "calls.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def with_runner(catalog: Catalog, pool: HostPool, url: str, body: Any) -> Any:
+    async def go() -> Any:
+        async with Runner(catalog, database_url=url, asker=pool) as runner:
+            return await body(runner)
+
+    return asyncio.run(go())
+
+
+def test_small_claim_runs_straight_through(catalog: Catalog, pool: HostPool, database_url: str) -> None:
+    small = load_catalog(scripted_workflow_catalog(Path(catalog.root).parent, amount=300))
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a dent"})
+        return record, runner.store.events(record.id), runner.store.reviews(None, record.id)
+
+    record, events, reviews = with_runner(small, HostPool(small), database_url, body)
+    assert record.status == "succeeded"
+    assert record.output == {
+        "fields": {"policy_number": "P-1", "amount": 300},
+        "payout": 200,
+        "decision": {"decision": "pay"},
+    }
+    assert [e["node"] for e in events] == ["extract", "payout", "size", "decide"]
+    assert set(record.usage) == {"extractor", "decider"}
+    assert record.input_tokens > 0 and record.output_tokens == 4 + 2
+    assert reviews == []
+
+
+def test_large_claim_waits_for_review_then_approval_finishes_it(
+    catalog: Catalog, pool: HostPool, database_url: str
+) -> None:
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        assert record.status == "awaiting_review"
+        (review,) = runner.store.reviews("pending", record.id)
+        assert review.node == "adjuster"
+        assert review.payload["show"] == {"fields": {"policy_number": "P-1", "amount": 2500}, "payout": 2400}
+        decided, record = await runner.decide(review.id, "approve", "alice")
+        return decided, record
+
+    decided, record = with_runner(catalog, pool, database_url, body)
+    assert record.status == "succeeded"
+    assert record.output["decision"] == {"decision": "pay"}
+    assert (decided.status, decided.decision, decided.decided_by) == ("applied", "approve", "alice")
+    assert decided.decided_at is not None
+
+
+def test_reject_routes_back_for_rework_with_the_reason(
+    catalog: Catalog, pool: HostPool, database_url: str, tmp_path: Path
+) -> None:
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        _, record = await runner.decide(review.id, "reject", "bob", reason="rework: the amount is wrong")
+        return record, runner.store.events(record.id)
+
+    record, events = with_runner(catalog, pool, database_url, body)
+    assert record.status == "succeeded"
+    # The scripted extractor answers differently when the reviewer's reason reaches its prompt.
+    assert record.output["fields"] == {"policy_number": "P-2", "amount": 500}
+    assert record.output["payout"] == 400
+    assert [e["node"] for e in events].count("extract") == 2
+    assert calls(tmp_path).count("extractor") == 2
+
+
+def test_edit_is_checked_against_the_state_schema_then_approves(
+    catalog: Catalog, pool: HostPool, database_url: str
+) -> None:
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        with pytest.raises(InputError, match="fields/amount: 'lots' is not of type 'number'"):
+            await runner.decide(review.id, "edit", "carol", changes={"fields.amount": "lots"})
+        with pytest.raises(InputError, match="'payout' may not be edited here"):
+            await runner.decide(review.id, "edit", "carol", changes={"payout": 1})
+        assert runner.store.review(review.id).status == "pending"
+        decided, record = await runner.decide(review.id, "edit", "carol", changes={"fields.amount": 1800})
+        return decided, record
+
+    decided, record = with_runner(catalog, pool, database_url, body)
+    assert record.status == "succeeded"
+    assert record.output["fields"] == {"policy_number": "P-1", "amount": 1800}
+    assert decided.changes["set"] == {"fields.amount": 1800}
+    assert decided.decided_by == "carol"
+
+
+def test_two_decisions_on_one_review_exactly_one_wins(
+    catalog: Catalog, pool: HostPool, database_url: str
+) -> None:
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+
+        async def decide(who: str, decision: str) -> str:
+            async with Runner(catalog, database_url=database_url, asker=pool) as other:
+                try:
+                    await other.decide(review.id, decision, who, reason="no")
+                    return "won"
+                except InputError as err:
+                    return str(err)
+
+        results = await asyncio.gather(decide("dan", "approve"), decide("eve", "reject"))
+        return results, runner.store.review(review.id), runner.store.run(record.id)
+
+    results, review, record = with_runner(catalog, pool, database_url, body)
+    assert results.count("won") == 1, results
+    (loser,) = [r for r in results if r != "won"]
+    assert "already decided" in loser and review.decided_by in loser
+    assert record.status == "succeeded"
+
+
+def test_parallel_review_gates_in_a_map_resume_one_by_one(
+    catalog: Catalog, pool: HostPool, database_url: str, tmp_path: Path
+) -> None:
+    issues = ["printer broken", "double charge", "refund please"]
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("tickets", {"issues": issues})
+        reviews = {r.payload["index"]: r for r in runner.store.reviews("pending", record.id)}
+        assert sorted(reviews) == [0, 1, 2]
+        assert reviews[0].payload["show"]["answer"] == {"label": "technical"}
+        _, record = await runner.decide(reviews[2].id, "approve", "ann")
+        assert record.status == "awaiting_review"
+        _, record = await runner.decide(reviews[1].id, "edit", "ann", changes={"label": "technical"})
+        assert record.status == "awaiting_review"
+        _, record = await runner.decide(reviews[0].id, "reject", "ann", reason="look again")
+        assert record.status == "awaiting_review", "the reworked item needs a new review"
+        (again,) = runner.store.reviews("pending", record.id)
+        assert again.payload["index"] == 0 and "look again" in again.payload["show"]["input"]
+        _, record = await runner.decide(again.id, "approve", "ann")
+        return record, runner.store.events(record.id)
+
+    record, events = with_runner(catalog, pool, database_url, body)
+    assert record.status == "succeeded"
+    assert record.output["labels"] == [{"label": "technical"}, {"label": "technical"}, {"label": "billing"}]
+    nodes = [e["node"] for e in events]
+    assert nodes.count("route") == 1, nodes
+    assert calls(tmp_path).count("labeller") == 3 + 1 + 1  # items, one rework, the router
+
+
+def test_plan_runs_its_tasks_concurrently_and_joins_in_order(
+    catalog: Catalog, pool: HostPool, database_url: str
+) -> None:
+    async def body(runner: Runner) -> Any:
+        return await runner.start("brief", {"topic": "printers"})
+
+    record = with_runner(catalog, pool, database_url, body)
+    assert record.status == "succeeded"
+    assert [f["specialist"] for f in record.output["findings"]] == ["labeller", "extractor"]
+    assert record.output["findings"][0] == {
+        "specialist": "labeller",
+        "task": "label the topic",
+        "answer": {"label": "billing"},
+    }
+
+
+def test_a_plan_naming_a_specialist_it_may_not_use_fails_before_any_task_runs(
+    tmp_path: Path, database_url: str
+) -> None:
+    bad = load_catalog(
+        scripted_workflow_catalog(
+            tmp_path, call_log=tmp_path / "calls.log", plan=[{"specialist": "decider", "input": "x"}]
+        )
+    )
+    pool = HostPool(bad)
+
+    async def body(runner: Runner) -> Any:
+        with pytest.raises(
+            OutputSchemaError, match=r"node 'plan'.*'decider' is not one of \['labeller', 'extractor'\]"
+        ):
+            await runner.start("brief", {"topic": "printers"})
+        return runner.store.runs()[0]
+
+    record = with_runner(bad, pool, database_url, body)
+    pool.shutdown()
+    assert record.status == "failed" and "decider" in (record.error or "")
+    assert calls(tmp_path) == ["planner"]
+
+
+def test_bad_input_is_refused_and_creates_no_run(catalog: Catalog, pool: HostPool, database_url: str) -> None:
+    async def body(runner: Runner) -> Any:
+        with pytest.raises(InputError, match="workflow 'claim': claim: '' should be non-empty"):
+            await runner.start("claim", {"claim": ""})
+        with pytest.raises(InputError, match="'claim' is a required property"):
+            await runner.start("claim", {"text": "x"})
+        with pytest.raises(NotFoundError, match="unknown workflow 'claims'; did you mean 'claim'"):
+            await runner.start("claims", {"claim": "x"})
+        return runner.store.runs()
+
+    assert with_runner(catalog, pool, database_url, body) == []
+
+
+def test_cancel_stops_a_waiting_run_and_its_reviews(catalog: Catalog, pool: HostPool, database_url: str) -> None:
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        cancelled = runner.cancel(record.id)
+        with pytest.raises(InputError, match="already cancelled"):
+            await runner.decide(review.id, "approve", "zed")
+        with pytest.raises(InputError, match="nothing to resume"):
+            await runner.resume(record.id)
+        return cancelled, runner.store.review(review.id)
+
+    record, review = with_runner(catalog, pool, database_url, body)
+    assert record.status == "cancelled" and record.finished_at is not None
+    assert review.status == "cancelled"
