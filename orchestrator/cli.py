@@ -94,7 +94,7 @@ def specialists_list(catalog: CatalogOption = None) -> None:
     loaded = _catalog(catalog)
     table = Table(show_lines=False)
     for column in ("specialist", "model", "engine", "adapter", "tools", "description"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "specialist")
     for spec in sorted(loaded.specialists.values(), key=lambda s: s.name):
         model = loaded.model(spec.model)
         table.add_row(

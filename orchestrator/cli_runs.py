@@ -171,7 +171,7 @@ def runs_list(
         return
     table = Table()
     for column in ("run", "workflow", "status", "started", "tokens in/out", "reviews pending"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("run", "status"))
     for record in store.runs(status, workflow, limit):
         pending = len(store.reviews("pending", record.id))
         table.add_row(
@@ -287,7 +287,7 @@ def review_list(
         return
     table = Table()
     for column in ("review", "run", "workflow", "node", "what", "waiting since", "status"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("review", "run", "status"))
     for r in reviews:
         table.add_row(
             r.id,

@@ -25,7 +25,7 @@ from orchestrator.errors import CadreError, InputError, RunError
 from orchestrator.workflow.database import Database, open_checkpointer
 from orchestrator.workflow.graph import INTERNAL_KEYS, Asker, compile_workflow
 from orchestrator.workflow.spec import WorkflowSpec
-from orchestrator.workflow.store import FINISHED, ReviewRecord, RunRecord, RunStore
+from orchestrator.workflow.store import FINISHED, ReviewRecord, RunRecord, RunStore, not_pending
 from orchestrator.workflow.templates import lookup
 
 
@@ -210,6 +210,8 @@ class Runner:
     ) -> tuple[ReviewRecord, RunRecord]:
         """Record a reviewer's decision, then resume the run if no other process is driving it."""
         review = self.store.review(review_id)
+        if review.status != "pending":
+            raise not_pending(review)
         run = self.store.run(review.run_id)
         if run.status in FINISHED:
             raise InputError(f"review {review_id}: its run {run.id} is already {run.status}")

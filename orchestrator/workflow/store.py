@@ -98,6 +98,16 @@ def _owner_alive(owner: str) -> bool:
     return True
 
 
+def not_pending(review: ReviewRecord) -> InputError:
+    """The error for deciding a review that is no longer waiting for a decision."""
+    if review.status == "cancelled":
+        return InputError(f"review {review.id} was cancelled with its run; nothing to decide")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(review.decided_at or 0))
+    return InputError(
+        f"review {review.id} was already decided: {review.decision} by {review.decided_by} at {when}"
+    )
+
+
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -303,15 +313,7 @@ class RunStore:
         )
         record = self.review(review_id)
         if not won:
-            if record.status == "cancelled":
-                raise InputError(
-                    f"review {review_id} was cancelled with its run; nothing to decide"
-                )
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.decided_at or 0))
-            raise InputError(
-                f"review {review_id} was already decided: {record.decision} by "
-                f"{record.decided_by} at {when}"
-            )
+            raise not_pending(record)
         return record
 
     def mark_applied(self, review_ids: list[str]) -> None:

@@ -89,7 +89,9 @@ CLAIM_FLOW = {
         {
             "kind": "branch",
             "id": "size",
-            "cases": [{"when": {"key": "fields.amount", "op": "gt", "value": 1000}, "next": "adjuster"}],
+            "cases": [
+                {"when": {"key": "fields.amount", "op": "gt", "value": 1000}, "next": "adjuster"}
+            ],
             "default": "decide",
         },
         {
@@ -169,6 +171,57 @@ BRIEF_FLOW = {
     ],
 }
 
+CHAIN_FLOW = {
+    "name": "chain",
+    "description": "Four specialist calls in a row (for crash and resume).",
+    "input_schema": {
+        "type": "object",
+        "properties": {"text": {"type": "string"}},
+        "required": ["text"],
+    },
+    "state": {
+        "first": LABEL_SCHEMA,
+        "fields": CLAIM_SCHEMA,
+        "decision": DECISION_SCHEMA,
+        "last": LABEL_SCHEMA,
+    },
+    "start": "a",
+    "nodes": [
+        {
+            "kind": "specialist",
+            "id": "a",
+            "specialist": "labeller",
+            "input": "{text}",
+            "output": "first",
+            "next": "b",
+        },
+        {
+            "kind": "specialist",
+            "id": "b",
+            "specialist": "extractor",
+            "input": "{first}",
+            "output": "fields",
+            "next": "c",
+        },
+        {
+            "kind": "specialist",
+            "id": "c",
+            "specialist": "decider",
+            "input": "{fields}",
+            "output": "decision",
+            "next": "d",
+        },
+        {
+            "kind": "specialist",
+            "id": "d",
+            "specialist": "labeller",
+            "input": "{decision}",
+            "output": "last",
+            "next": "end",
+        },
+    ],
+}
+
 
 def scripted_workflow_catalog(
     root: Path,
@@ -185,7 +238,11 @@ def scripted_workflow_catalog(
         {"specialist": "extractor", "input": "extract from the topic"},
     ]
     rules = [
-        {"tag": "extractor", "contains": "rework", "reply": json.dumps({"policy_number": "P-2", "amount": 500})},
+        {
+            "tag": "extractor",
+            "contains": "rework",
+            "reply": json.dumps({"policy_number": "P-2", "amount": 500}),
+        },
         {"tag": "extractor", "reply": json.dumps({"policy_number": "P-1", "amount": amount})},
         {"tag": "decider", "reply": json.dumps({"decision": "pay"})},
         {"tag": "labeller", "contains": "printer", "reply": json.dumps({"label": "technical"})},
@@ -206,6 +263,6 @@ def scripted_workflow_catalog(
         ],
     )
     (root / "graphs").mkdir(exist_ok=True)
-    for flow in (CLAIM_FLOW, TICKETS_FLOW, BRIEF_FLOW):
+    for flow in (CLAIM_FLOW, TICKETS_FLOW, BRIEF_FLOW, CHAIN_FLOW):
         (root / "graphs" / f"{flow['name']}.yaml").write_text(yaml.safe_dump(flow, sort_keys=False))
     return root / "agents"

@@ -1,0 +1,143 @@
+"""The compile step rejects broken workflows, every problem at once, before anything starts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator.catalog import load_catalog
+from orchestrator.errors import CatalogError
+from orchestrator.workflow.graph import mermaid
+from tests.conftest import ROOT
+from tests.workflow.fixtures import CLAIM_FLOW, TICKETS_FLOW, scripted_workflow_catalog
+
+
+def problems_with(tmp_path: Path, flow: dict[str, Any]) -> list[str]:
+    agents = scripted_workflow_catalog(tmp_path)
+    (tmp_path / "graphs" / "broken.yaml").write_text(yaml.safe_dump(flow))
+    with pytest.raises(CatalogError) as info:
+        load_catalog(agents)
+    return [str(p) for p in info.value.problems]
+
+
+def broken(base: dict[str, Any], name: str = "broken") -> dict[str, Any]:
+    flow = copy.deepcopy(base)
+    flow["name"] = name
+    return flow
+
+
+def test_shipped_workflows_compile_and_draw() -> None:
+    catalog = load_catalog(ROOT / "agents")
+    assert set(catalog.workflows) == {"claim-triage", "support-ticket", "research-brief"}
+    drawing = mermaid(catalog.workflow("support-ticket"), catalog)
+    for node in (
+        "split",
+        "triage_each",
+        "triage_each__item",
+        "route",
+        "billing_reply",
+        "general_reply",
+    ):
+        assert node in drawing
+
+
+def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
+    flow = broken(CLAIM_FLOW)
+    nodes = flow["nodes"]
+    nodes[0]["specialist"] = "extracter"  # unknown specialist
+    nodes[1]["tool"] = "abacus"  # unknown tool
+    nodes[2].pop("default")  # branch without a default
+    nodes[4]["input"] = "{fields} {verdict}"  # template names a key that is not state
+    nodes.append(  # nobody reaches it, and it loops on itself: no way out
+        {
+            "kind": "specialist",
+            "id": "orphan",
+            "specialist": "decider",
+            "input": "x",
+            "output": "decision",
+            "next": "orphan",
+        }
+    )
+    nodes.append(  # a map with no join
+        {
+            "kind": "map",
+            "id": "each",
+            "over": "claim",
+            "specialist": "decider",
+            "input": "{item}",
+            "output": "decision",
+        }
+    )
+    nodes[3]["next"] = "decidee"  # an edge to a node that does not exist
+    problems = problems_with(tmp_path, flow)
+    expected = [
+        "nodes.0.specialist: unknown specialist 'extracter' in node 'extract'",
+        "nodes.1.tool: unknown tool 'abacus' in node 'payout'",
+        "nodes.2.default: branch 'size' has no default",
+        "nodes.4.input: 'verdict' is not in the workflow's state",
+        "nodes.5: node 'orphan' is never reached from start",
+        "nodes.6.join: map 'each' has no join",
+        "nodes.3: node 'adjuster' goes to 'decidee', which is not a node",
+    ]
+    for fragment in expected:
+        assert any(fragment in p for p in problems), (fragment, problems)
+    assert all(p.startswith("graphs/broken.yaml") or "broken.yaml" in p for p in problems)
+
+
+def test_a_cycle_with_no_exit_is_refused(tmp_path: Path) -> None:
+    flow = broken(CLAIM_FLOW)
+    flow["nodes"][4]["next"] = "extract"  # decide -> extract -> ... never reaches end
+    problems = problems_with(tmp_path, flow)
+    assert any("node 'decide' has no way out" in p for p in problems), problems
+
+
+def test_plan_without_join_and_a_planner_with_the_wrong_schema(tmp_path: Path) -> None:
+    flow = {
+        "name": "broken",
+        "description": "bad plan",
+        "input_schema": {"type": "object", "properties": {"topic": {"type": "string"}}},
+        "state": {"out": {"type": "array"}},
+        "start": "plan",
+        "nodes": [
+            {
+                "kind": "plan",
+                "id": "plan",
+                "planner": "decider",
+                "input": "{topic}",
+                "specialists": ["ghost"],
+                "output": "out",
+            }
+        ],
+    }
+    problems = problems_with(tmp_path, flow)
+    assert any("nodes.0.join: plan 'plan' has no join" in p for p in problems), problems
+    assert any("nodes.0.specialists.0: unknown specialist 'ghost'" in p for p in problems), problems
+    assert any("planner 'decider' must answer {tasks:" in p for p in problems), problems
+
+
+def test_spec_shape_errors_name_the_field(tmp_path: Path) -> None:
+    flow = broken(TICKETS_FLOW)
+    flow["nodes"][0]["kind"] = "loop"
+    flow["nodes"][1]["id"] = "Route Me"
+    problems = problems_with(tmp_path, flow)
+    assert any(
+        "nodes.0: Input tag 'loop' found using 'kind' does not match" in p for p in problems
+    ), problems
+    assert any("nodes.1.branch.id: String should match pattern" in p for p in problems), problems
+
+
+def test_output_and_state_keys_must_be_declared(tmp_path: Path) -> None:
+    flow = broken(CLAIM_FLOW)
+    flow["output"] = ["fields", "verdict"]
+    flow["nodes"][0]["output"] = "extracted"
+    flow["nodes"][3]["show"] = ["fields", "notes"]
+    problems = problems_with(tmp_path, flow)
+    assert any("output: 'verdict' is not a state key" in p for p in problems), problems
+    assert any("nodes.0.output: 'extracted' is not declared" in p for p in problems), problems
+    assert any("nodes.3.show: 'notes' is not in the workflow's state" in p for p in problems), (
+        problems
+    )

@@ -1,0 +1,100 @@
+"""`cadre run`, `runs`, `review` and `graph` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.workflow.fixtures import scripted_workflow_catalog
+
+CADRE = str(Path(sys.executable).parent / "cadre")
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    agents = scripted_workflow_catalog(tmp_path)
+    env = {**os.environ, "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'runs.db'}"}
+    where = ["--catalog", str(agents), "--graphs", str(tmp_path / "graphs")]
+
+    def run(*args: str, catalog: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [CADRE, *args, *(where if catalog else [])]
+        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+    return run
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_input_creates_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    empty = cli("run", "claim", "--input", '{"claim": ""}')
+    assert empty.returncode == 2 and "claim: '' should be non-empty" in empty.stderr
+    (tmp_path / "bad.json").write_text('{"claim": "x",}')
+    malformed = cli("run", "claim", "--input", str(tmp_path / "bad.json"))
+    assert malformed.returncode == 2 and "bad.json is not JSON (line 1" in malformed.stderr
+    unknown = cli("run", "claims", "--input", "{}")
+    assert unknown.returncode == 2 and "did you mean 'claim'" in unknown.stderr
+    for result in (empty, malformed, unknown):
+        no_traceback(result)
+    listed = cli("runs", "list", "-q", catalog=False)
+    assert listed.returncode == 0 and listed.stdout.strip() == ""
+
+
+@pytest.mark.ray
+def test_run_review_and_decide_from_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+    started = cli("run", "claim", "--input", '{"claim": "a flood in the cellar"}')
+    assert started.returncode == 0, started.stderr
+    assert "✓ extract" in started.stdout and "✓ payout" in started.stdout
+    assert "is waiting for review" in started.stdout
+    review = re.search(r"cadre review approve (rv-\w+)", started.stdout).group(1)  # type: ignore[union-attr]
+    run_id = re.search(r"run (run-\w+) is waiting", started.stdout).group(1)  # type: ignore[union-attr]
+
+    shown = cli("review", "show", review, catalog=False)
+    assert '"amount": 2500' in shown.stdout and "editable: fields" in shown.stdout
+
+    bad_edit = cli("review", "edit", review, "--set", "fields.amount=lots")
+    assert bad_edit.returncode == 2 and "'lots' is not of type 'number'" in bad_edit.stderr
+    no_traceback(bad_edit)
+
+    approved = cli("review", "approve", review, "--as", "alice")
+    assert approved.returncode == 0, approved.stderr
+    assert f"run {run_id} succeeded" in approved.stdout and '"decision": "pay"' in approved.stdout
+
+    twice = cli("review", "reject", review, "--reason", "late", "--as", "bob")
+    assert twice.returncode == 2 and "already decided: approve by alice" in twice.stderr
+    no_traceback(twice)
+
+    record = json.loads(cli("runs", "show", run_id, "--json", catalog=False).stdout)
+    assert record["status"] == "succeeded"
+    assert record["nodes"] == ["extract", "payout", "size", "adjuster", "decide"]
+    assert record["reviews"][0]["decided_by"] == "alice"
+    assert set(record["usage"]) == {"extractor", "decider"}
+    assert run_id in cli("runs", "list", catalog=False).stdout
+
+    cancel = cli("runs", "cancel", run_id, catalog=False)
+    assert cancel.returncode == 2 and "already succeeded" in cancel.stderr
+
+
+def test_graph_show_prints_mermaid(cli) -> None:  # type: ignore[no-untyped-def]
+    shown = cli("graph", "show", "tickets")
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "graph TD" in shown.stdout and "label__review" in shown.stdout and "route" in shown.stdout
+    )
+
+
+def test_validate_covers_workflows(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert "3 workflows" not in cli("validate").stdout  # the fixture has four
+    (tmp_path / "graphs" / "oops.yaml").write_text("name: oops\nstart: nowhere\n")
+    result = cli("validate")
+    assert result.returncode == 2
+    assert "oops.yaml: description: required field is missing" in result.stderr
+    no_traceback(result)
