@@ -33,6 +33,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/bench_hosting.py
 	$(BIN)/python bench/bench_cold_start.py
+	$(BIN)/python bench/bench_workflow.py
 
 clean:
 	rm -rf $(VENV) .cadre .pytest_cache .ruff_cache .mypy_cache
