@@ -34,30 +34,57 @@ SCHEMA = {"type": "object", "properties": {"v": {"type": "string"}}, "required":
 def write_catalog(root: Path, nodes: int, delay_s: float) -> Path:
     for folder in ("agents/models", "agents/specialists", "graphs"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    model = {"name": "bench", "engine": "scripted", "weights": {"kind": "none"}, "context_length": 8192,
-             "engine_options": {"delay_s": delay_s}}
+    model = {
+        "name": "bench",
+        "engine": "scripted",
+        "weights": {"kind": "none"},
+        "context_length": 8192,
+        "engine_options": {"delay_s": delay_s},
+    }
     (root / "agents/models/bench.yaml").write_text(yaml.safe_dump(model))
-    spec = {"name": "step", "description": "one step", "model": "bench", "instructions": "Go.",
-            "output_schema": SCHEMA}
+    spec = {
+        "name": "step",
+        "description": "one step",
+        "model": "bench",
+        "instructions": "Go.",
+        "output_schema": SCHEMA,
+    }
     (root / "agents/specialists/step.yaml").write_text(yaml.safe_dump(spec))
     chain = {
-        "name": "chain", "description": "N specialist calls in a row",
+        "name": "chain",
+        "description": "N specialist calls in a row",
         "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
         "state": {f"out{i}": SCHEMA for i in range(nodes)},
         "start": "n0",
         "nodes": [
-            {"kind": "specialist", "id": f"n{i}", "specialist": "step", "input": "{text}",
-             "output": f"out{i}", "next": f"n{i + 1}" if i + 1 < nodes else "end"}
+            {
+                "kind": "specialist",
+                "id": f"n{i}",
+                "specialist": "step",
+                "input": "{text}",
+                "output": f"out{i}",
+                "next": f"n{i + 1}" if i + 1 < nodes else "end",
+            }
             for i in range(nodes)
         ],
     }
     fan = {
-        "name": "fan", "description": "a map over a list",
+        "name": "fan",
+        "description": "a map over a list",
         "input_schema": {"type": "object", "properties": {"items": {"type": "array"}}},
         "state": {"outs": {"type": "array"}},
         "start": "each",
-        "nodes": [{"kind": "map", "id": "each", "over": "items", "specialist": "step",
-                   "input": "{item}", "output": "outs", "join": "end"}],
+        "nodes": [
+            {
+                "kind": "map",
+                "id": "each",
+                "over": "items",
+                "specialist": "step",
+                "input": "{item}",
+                "output": "outs",
+                "join": "end",
+            }
+        ],
     }
     for flow in (chain, fan):
         (root / "graphs" / f"{flow['name']}.yaml").write_text(yaml.safe_dump(flow))

@@ -102,7 +102,8 @@ def _report(record: Any, store: Any) -> None:
         out.print(f"[yellow]run {record.id} is waiting for review[/yellow] [dim]({tokens})[/dim]")
         for review in store.reviews("pending", record.id):
             out.print(
-                f"\n  review [bold]{review.id}[/bold]: {escape(review.payload.get('title', review.node))}"
+                f"\n  review [bold]{review.id}[/bold]: "
+                f"{escape(review.payload.get('title', review.node))}"
             )
             out.print(f"    cadre review show {review.id}")
             out.print(f"    cadre review approve {review.id}")

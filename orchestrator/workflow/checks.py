@@ -154,13 +154,14 @@ def _node_problems(
 
 def _graph_problems(spec: WorkflowSpec, ids: dict[str, int], file: str) -> Iterator[Problem]:
     edges = {n.id: [t for t in successors(n) if t is not None] for n in spec.nodes}
-    reached, frontier = set(), [spec.start] if spec.start in ids else []
+    reached: set[str] = set()
+    frontier = [spec.start] if spec.start in ids else []
     while frontier:
-        node = frontier.pop()
-        if node in reached or node == END_NODE or node not in edges:
+        current = frontier.pop()
+        if current in reached or current == END_NODE or current not in edges:
             continue
-        reached.add(node)
-        frontier.extend(edges[node])
+        reached.add(current)
+        frontier.extend(edges[current])
     for node in spec.nodes:
         if node.id not in reached:
             yield Problem(
@@ -172,10 +173,11 @@ def _graph_problems(spec: WorkflowSpec, ids: dict[str, int], file: str) -> Itera
     for source, targets in edges.items():
         for target in targets:
             incoming.setdefault(target, []).append(source)
-    exits, frontier = set(), [END_NODE]
+    exits: set[str] = set()
+    frontier = [END_NODE]
     while frontier:
-        node = frontier.pop()
-        for source in incoming.get(node, []):
+        current = frontier.pop()
+        for source in incoming.get(current, []):
             if source not in exits:
                 exits.add(source)
                 frontier.append(source)

@@ -100,8 +100,8 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
     try:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
-        yield saver
+        sqlite_saver = AsyncSqliteSaver(conn)
+        await sqlite_saver.setup()
+        yield sqlite_saver
     finally:
         await conn.close()

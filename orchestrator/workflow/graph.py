@@ -3,7 +3,8 @@
 Each spec node becomes one LangGraph node (map and plan nodes add a worker, an optional per-item
 review, and a deferred join). State is a TypedDict of the workflow's keys plus internal channels
 with reducers: ``_usage`` (tokens per specialist, summed), ``_parts`` (map/plan results by index),
-``_expect`` (how many results each map/plan waits for), ``_plans`` and ``_routes``. Review gates call ``interrupt()`` first thing: LangGraph re-runs a
+``_expect`` (how many results each map/plan waits for), ``_plans`` and ``_routes``. Review gates
+call ``interrupt()`` first thing: LangGraph re-runs a
 resumed node from its top, so nothing before the interrupt may do work.
 """
 
@@ -158,7 +159,7 @@ class GraphBuilder:
         self.spec = spec
         self.catalog = catalog
         self.asker = asker
-        self.graph = StateGraph(state_type(spec))
+        self.graph: StateGraph[Any] = StateGraph(state_type(spec))
 
     async def _ask(self, specialist: SpecialistSpec, text: str) -> SpecialistAnswer:
         if self.asker is None:

@@ -105,7 +105,8 @@ def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> N
     if error is not None:
         where = "/".join([key, *(str(p) for p in error.absolute_path)])
         raise InputError(
-            f"review {review_id}: the edit does not fit the state schema at {where}: {error.message}"
+            f"review {review_id}: the edit does not fit the state schema at {where}: "
+            f"{error.message}"
         )
 
 

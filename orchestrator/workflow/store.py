@@ -104,7 +104,8 @@ def not_pending(review: ReviewRecord) -> InputError:
         return InputError(f"review {review.id} was cancelled with its run; nothing to decide")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(review.decided_at or 0))
     return InputError(
-        f"review {review.id} was already decided: {review.decision} by {review.decided_by} at {when}"
+        f"review {review.id} was already decided: {review.decision} by {review.decided_by} "
+        f"at {when}"
     )
 
 
@@ -156,7 +157,7 @@ class RunStore:
     def runs(
         self, status: str | None = None, workflow: str | None = None, limit: int = 50
     ) -> list[RunRecord]:
-        sql, params = "SELECT id FROM cadre_runs WHERE 1 = 1", []
+        sql, params = "SELECT id FROM cadre_runs WHERE 1 = 1", list[Any]()
         if status:
             sql, params = sql + " AND status = ?", [*params, status]
         if workflow:
@@ -168,7 +169,8 @@ class RunStore:
         """Become the one process driving this run. A dead owner on this machine is replaced."""
         me = this_process()
         if self.db.execute(
-            "UPDATE cadre_runs SET owner = ?, updated_at = ? WHERE id = ? AND (owner IS NULL OR owner = ?)",
+            "UPDATE cadre_runs SET owner = ?, updated_at = ? "
+            "WHERE id = ? AND (owner IS NULL OR owner = ?)",
             (me, time.time(), run_id, me),
         ):
             return True
@@ -262,8 +264,8 @@ class RunStore:
         if exists:
             return
         self.db.execute(
-            "INSERT INTO cadre_reviews (id, run_id, interrupt_id, node, payload, status, created_at) "
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            "INSERT INTO cadre_reviews (id, run_id, interrupt_id, node, payload, status, "
+            "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
             (
                 f"rv-{uuid.uuid4().hex[:10]}",
                 run_id,
@@ -283,7 +285,7 @@ class RunStore:
     def reviews(
         self, status: str | None = "pending", run_id: str | None = None
     ) -> list[ReviewRecord]:
-        sql, params = "SELECT * FROM cadre_reviews WHERE 1 = 1", []
+        sql, params = "SELECT * FROM cadre_reviews WHERE 1 = 1", list[Any]()
         if status:
             sql, params = sql + " AND status = ?", [*params, status]
         if run_id:
@@ -298,7 +300,8 @@ class RunStore:
         reason: str | None = None,
         changes: dict[str, Any] | None = None,
     ) -> ReviewRecord:
-        """Record a decision. Exactly one of two racing decisions wins; the other gets InputError."""
+        """Record a decision: of two racing decisions exactly one wins, the other gets
+        InputError."""
         won = self.db.execute(
             "UPDATE cadre_reviews SET status = 'decided', decision = ?, reason = ?, changes = ?, "
             "decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",

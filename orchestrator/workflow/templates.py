@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
 _MISSING = object()
 
