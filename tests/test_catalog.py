@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 def test_shipped_catalog_is_clean() -> None:
     catalog = load_catalog(ROOT / "agents")
     assert "smollm2-135m" in catalog.models
-    assert len(catalog.specialists) >= 4
+    assert len(catalog.specialists) >= 9
     assert catalog.weights_path(catalog.model("smollm2-135m")).is_file()
     for spec in catalog.specialists.values():
         assert spec.model == "smollm2-135m"

@@ -57,7 +57,7 @@ def test_every_command_has_help(args: list[str]) -> None:
 def test_validate_the_shipped_catalog() -> None:
     result = cadre("validate")
     assert result.returncode == 0, result.stderr
-    assert "ok: 1 models, 4 specialists" in result.stdout
+    assert "ok: 1 models, 9 specialists, 3 workflows" in result.stdout
 
 
 def test_validate_reports_every_problem_and_exits_2(scripted: Path) -> None:

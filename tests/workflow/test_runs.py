@@ -153,7 +153,10 @@ def test_two_decisions_on_one_review_exactly_one_wins(
     assert results.count("won") == 1, results
     (loser,) = [r for r in results if r != "won"]
     assert "already decided" in loser and review.decided_by in loser
-    assert record.status == "succeeded"
+    # The winner's decision, and only it, was applied: approve finishes the run, reject sends
+    # it back to extraction (the scripted extractor answers the same), so it waits again.
+    expected = {"approve": "succeeded", "reject": "awaiting_review"}[review.decision]
+    assert review.status == "applied" and record.status == expected
 
 
 def test_parallel_review_gates_in_a_map_resume_one_by_one(
