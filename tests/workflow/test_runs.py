@@ -267,3 +267,26 @@ def test_cancel_stops_a_waiting_run_and_its_reviews(
     record, review = with_runner(catalog, pool, database_url, body)
     assert record.status == "cancelled" and record.finished_at is not None
     assert review.status == "cancelled"
+
+
+def test_cancel_from_elsewhere_stops_a_running_run_after_its_current_step(
+    tmp_path: Path, database_url: str
+) -> None:
+    slow = load_catalog(scripted_workflow_catalog(tmp_path, delay_s=0.5, call_log=tmp_path / "calls.log"))
+    pool = HostPool(slow)
+
+    async def body(runner: Runner) -> Any:
+        task = asyncio.ensure_future(runner.start("chain", {"text": "go"}))
+        while not runner.store.runs() or not runner.store.events(runner.store.runs()[0].id):
+            await asyncio.sleep(0.02)
+        run_id = runner.store.runs()[0].id
+        async with Runner(slow, database_url=database_url, asker=pool) as other:
+            other.cancel(run_id)
+        record = await task
+        return record, runner.store.events(run_id)
+
+    record, events = with_runner(slow, pool, database_url, body)
+    pool.shutdown()
+    assert record.status == "cancelled"
+    assert len(events) < 4, "the nodes after the cancel did not run"
+    assert calls(tmp_path).count("decider") + calls(tmp_path).count("extractor") <= 2
