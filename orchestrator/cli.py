@@ -12,14 +12,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import __version__
+from orchestrator.cli_common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.errors import CadreError, InputError
 
 app = typer.Typer(
@@ -31,19 +31,6 @@ app = typer.Typer(
 )
 specialists_app = typer.Typer(help="Look at the specialist catalog.", no_args_is_help=True)
 app.add_typer(specialists_app, name="specialists")
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-CatalogOption = Annotated[
-    Optional[Path],  # noqa: UP045 - typer needs Optional here
-    typer.Option(
-        "--catalog",
-        "-c",
-        help="Catalog folder (models/, specialists/). Default: $CADRE_CATALOG or ./agents.",
-        show_default=False,
-    ),
-]
 
 
 def _version(value: bool) -> None:
@@ -61,27 +48,10 @@ def main_options(
     """Run teams of small specialist language models."""
 
 
-GraphsOption = Annotated[
-    Optional[Path],  # noqa: UP045 - typer needs Optional here
-    typer.Option(
-        "--graphs",
-        "-g",
-        help="Workflow folder. Default: $CADRE_GRAPHS or graphs/ beside the catalog folder.",
-        show_default=False,
-    ),
-]
-
-
-def _catalog(path: Path | None, graphs: Path | None = None) -> Any:
-    from orchestrator.catalog import load_catalog
-
-    return load_catalog(path, graphs)
-
-
 @app.command()
 def validate(catalog: CatalogOption = None, graphs: GraphsOption = None) -> None:
     """Check the whole catalog and every workflow; report every problem (exit 2 if any)."""
-    loaded = _catalog(catalog, graphs)
+    loaded = load(catalog, graphs)
     out.print(
         f"[green]ok[/green]: {len(loaded.models)} models, {len(loaded.specialists)} specialists, "
         f"{len(loaded.workflows)} workflows"
@@ -91,7 +61,7 @@ def validate(catalog: CatalogOption = None, graphs: GraphsOption = None) -> None
 @specialists_app.command("list")
 def specialists_list(catalog: CatalogOption = None) -> None:
     """Every specialist: its model, engine, adapter and job."""
-    loaded = _catalog(catalog)
+    loaded = load(catalog)
     table = Table(show_lines=False)
     for column in ("specialist", "model", "engine", "adapter", "tools", "description"):
         table.add_column(column, no_wrap=column == "specialist")
@@ -116,7 +86,7 @@ def specialists_show(
     """One specialist in full, each field with what it means."""
     from orchestrator.specs import SpecialistSpec
 
-    loaded = _catalog(catalog)
+    loaded = load(catalog)
     spec = loaded.specialist(name)
     out.print(f"[bold]{spec.name}[/bold]  ({loaded.sources[('specialist', spec.name)]})")
     data = spec.model_dump(mode="json")
@@ -139,7 +109,7 @@ def ask(
     """Ask one specialist: one call through its Ray-hosted model, answer checked by its schema."""
     if text == "-":
         text = sys.stdin.read()
-    loaded = _catalog(catalog)
+    loaded = load(catalog)
     specialist = loaded.specialist(name)
     if not text.strip():
         raise InputError(

@@ -14,36 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli_common import CatalogOption, GraphsOption, load, out
 from orchestrator.errors import InputError
-
-out = Console(highlight=False)
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
 review_app = typer.Typer(help="Decide the reviews that runs are waiting for.", no_args_is_help=True)
 graph_app = typer.Typer(help="Look at workflows.", no_args_is_help=True)
 
-Catalog = Annotated[
-    Optional[Path],  # noqa: UP045
-    typer.Option(
-        "--catalog",
-        "-c",
-        help="Catalog folder (default: $CADRE_CATALOG or ./agents).",
-        show_default=False,
-    ),
-]
-Graphs = Annotated[
-    Optional[Path],  # noqa: UP045
-    typer.Option(
-        "--graphs",
-        "-g",
-        help="Workflow folder (default: graphs/ beside the catalog).",
-        show_default=False,
-    ),
-]
 Reviewer = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--as", help="Who decides (default: your OS user name).", show_default=False),
@@ -56,12 +36,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
     app.add_typer(review_app, name="review")
     app.add_typer(graph_app, name="graph")
-
-
-def _catalog(catalog: Path | None, graphs: Path | None) -> Any:
-    from orchestrator.catalog import load_catalog
-
-    return load_catalog(catalog, graphs)
 
 
 def _store() -> Any:
@@ -137,11 +111,11 @@ def run(
     input: Annotated[
         str, typer.Option("--input", "-i", help="Run input: a JSON file or inline JSON.")
     ],
-    catalog: Catalog = None,
-    graphs: Graphs = None,
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
 ) -> None:
     """Run a workflow: progress per node as it happens, then the output or the pending review."""
-    loaded = _catalog(catalog, graphs)
+    loaded = load(catalog, graphs)
     spec = loaded.workflow(workflow)
     data = _parse_input(input)
     from orchestrator.workflow.runner import check_input
@@ -248,11 +222,11 @@ def runs_show(
 @runs_app.command("resume")
 def runs_resume(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
-    catalog: Catalog = None,
-    graphs: Graphs = None,
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
 ) -> None:
     """Continue a run from its last checkpoint (after a crash or a failure)."""
-    loaded = _catalog(catalog, graphs)
+    loaded = load(catalog, graphs)
 
     async def go() -> None:
         async with _runner(loaded) as runner:
@@ -328,7 +302,7 @@ def _decide(
     reason: str | None = None,
     changes: dict[str, Any] | None = None,
 ) -> None:
-    loaded = _catalog(catalog, graphs)
+    loaded = load(catalog, graphs)
     who = by or getpass.getuser()
 
     async def go() -> None:
@@ -344,8 +318,8 @@ def _decide(
 def review_approve(
     review_id: Annotated[str, typer.Argument(help="Review id.")],
     by: Reviewer = None,
-    catalog: Catalog = None,
-    graphs: Graphs = None,
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
 ) -> None:
     """Approve: the run goes on as proposed."""
     _decide(review_id, "approve", by, catalog, graphs)
@@ -356,8 +330,8 @@ def review_reject(
     review_id: Annotated[str, typer.Argument(help="Review id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why; sent back with the rework.")],
     by: Reviewer = None,
-    catalog: Catalog = None,
-    graphs: Graphs = None,
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
 ) -> None:
     """Reject: the run goes back for rework, with your reason in its state."""
     _decide(review_id, "reject", by, catalog, graphs, reason=reason)
@@ -371,8 +345,8 @@ def review_edit(
     ],
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the record.")] = None,  # noqa: UP045
     by: Reviewer = None,
-    catalog: Catalog = None,
-    graphs: Graphs = None,
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
 ) -> None:
     """Edit the state (checked against its schema), then approve."""
     changes: dict[str, Any] = {}
@@ -390,20 +364,20 @@ def review_edit(
 @graph_app.command("show")
 def graph_show(
     name: Annotated[str, typer.Argument(help="Workflow name.")],
-    catalog: Catalog = None,
-    graphs: Graphs = None,
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
 ) -> None:
     """Print the workflow as a Mermaid flowchart."""
     from orchestrator.workflow.graph import mermaid
 
-    loaded = _catalog(catalog, graphs)
+    loaded = load(catalog, graphs)
     out.print(mermaid(loaded.workflow(name), loaded), markup=False)
 
 
 @graph_app.command("list")
-def graph_list(catalog: Catalog = None, graphs: Graphs = None) -> None:
+def graph_list(catalog: CatalogOption = None, graphs: GraphsOption = None) -> None:
     """Every workflow and what it does."""
-    loaded = _catalog(catalog, graphs)
+    loaded = load(catalog, graphs)
     table = Table()
     table.add_column("workflow")
     table.add_column("nodes")

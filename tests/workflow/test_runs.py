@@ -272,7 +272,9 @@ def test_cancel_stops_a_waiting_run_and_its_reviews(
 def test_cancel_from_elsewhere_stops_a_running_run_after_its_current_step(
     tmp_path: Path, database_url: str
 ) -> None:
-    slow = load_catalog(scripted_workflow_catalog(tmp_path, delay_s=0.5, call_log=tmp_path / "calls.log"))
+    slow = load_catalog(
+        scripted_workflow_catalog(tmp_path, delay_s=0.5, call_log=tmp_path / "calls.log")
+    )
     pool = HostPool(slow)
 
     async def body(runner: Runner) -> Any:
