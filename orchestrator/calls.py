@@ -64,6 +64,7 @@ def build_request(
         top_p=settings.top_p,
         stop=settings.stop,
         seed=settings.seed,
+        repetition_penalty=settings.repetition_penalty,
         json_schema=specialist.output_schema,
         adapter=adapter,
         tag=specialist.name,

@@ -117,6 +117,13 @@ class GenerationSettings(Spec):
         default=(), description="Strings that end generation when produced (not included)."
     )
     seed: int | None = Field(default=None, description="Sampling seed, for repeatable sampling.")
+    repetition_penalty: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=2.0,
+        description="Penalty on tokens already generated (1 is none); small models that loop on "
+        "a phrase need about 1.2.",
+    )
 
 
 class SpecialistSpec(Spec):

@@ -34,6 +34,7 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    repetition_penalty: float = 1.0
     json_schema: dict[str, Any] | None = None
     adapter: str | None = None
     """Path of a LoRA adapter to apply on the base model, or None for the bare base."""

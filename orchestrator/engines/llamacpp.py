@@ -86,6 +86,7 @@ class LlamaCppEngine:
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
+            "repeat_penalty": request.repetition_penalty,
             "stop": list(request.stop) or None,
         }
         if request.seed is not None:

@@ -47,3 +47,20 @@ def test_not_a_model_file_is_an_engine_error(tmp_path: Path) -> None:
     bogus.write_bytes(b"not a gguf file")
     with pytest.raises(EngineError, match="could not load"):
         LlamaCppEngine(bogus, 512)
+
+
+def test_repetition_penalty_reaches_the_sampler(smollm2_path: Path) -> None:
+    engine = LlamaCppEngine(smollm2_path, 512)
+
+    def answer(penalty: float) -> str:
+        request = GenerationRequest(
+            messages=(Message("user", "Write the word apple twenty times."),),
+            max_tokens=30,
+            repetition_penalty=penalty,
+        )
+        return asyncio.run(engine.generate([request]))[0].text
+
+    # Greedy decoding is repeatable, so a different answer means the penalty changed sampling.
+    assert answer(1.0) == answer(1.0)
+    assert answer(2.0) != answer(1.0)
+    asyncio.run(engine.close())
