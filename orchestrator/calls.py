@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -40,6 +41,15 @@ class SpecialistAnswer:
     host: str
     """Which host replica answered."""
     attempts: int = 1
+
+
+def model_label(model: str, adapter: str | None) -> str:
+    """``gen_ai.request.model`` for a call: the adapter's name for a fine-tuned specialist (its
+    file stem, or its folder name), else the base model's name."""
+    if not adapter:
+        return model
+    path = Path(adapter)
+    return path.stem if path.suffix == ".gguf" else path.name
 
 
 def build_request(

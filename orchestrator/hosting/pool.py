@@ -17,15 +17,17 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
+from orchestrator import telemetry
 from orchestrator.calls import SpecialistAnswer, build_request, parse_answer
 from orchestrator.catalog import Catalog
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.errors import CadreError, ContextLengthError, EngineError, HostUnavailableError
-from orchestrator.hosting.host import RemoteModelHost
+from orchestrator.hosting.host import PROVIDERS, RemoteModelHost, request_model
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
 from orchestrator.specs import ModelSpec, SpecialistSpec
 
@@ -74,7 +76,7 @@ class HostPool:
             num_cpus=model.hosting.num_cpus,
             num_gpus=model.hosting.num_gpus,
             resources=dict(model.hosting.resources),
-        ).remote(model, str(weights) if weights else None, index)
+        ).remote(model, str(weights) if weights else None, index, telemetry.setup())
         return handle
 
     async def warm(self, model_name: str) -> None:
@@ -90,10 +92,14 @@ class HostPool:
             ) from None
 
     def shutdown(self) -> None:
-        """End every host this pool started."""
-        for replicas in self._replicas.values():
-            for replica in replicas:
-                ray.kill(replica.handle, no_restart=True)
+        """End every host this pool started, after they export their buffered spans."""
+        handles = [r.handle for replicas in self._replicas.values() for r in replicas]
+        try:
+            ray.get([h.flush.remote() for h in handles], timeout=10)
+        except (RayActorError, ray.exceptions.GetTimeoutError):
+            pass  # a dead or stuck host has nothing more to say
+        for handle in handles:
+            ray.kill(handle, no_restart=True)
         self._replicas.clear()
 
     # -- calls -----------------------------------------------------------------------------
@@ -113,7 +119,7 @@ class HostPool:
             replica = self._least_busy(replicas)
             replica.inflight += 1
             try:
-                (result,) = await replica.handle.generate.remote([request])
+                (result,) = await replica.handle.generate.remote([request], telemetry.inject())
                 return result, attempt
             except RayTaskError as err:
                 # The engine raised: unwrap to the original typed error (no retry).
@@ -159,6 +165,7 @@ class HostPool:
                 err.context_length,
             ) from None
         latency = time.perf_counter() - started
+        _record_metrics(self.catalog.model(specialist.model), request, result, latency)
         output = parse_answer(specialist, result)
         return SpecialistAnswer(
             specialist=specialist.name,
@@ -174,6 +181,31 @@ class HostPool:
             host=str(result.extra.get("host", "")),
             attempts=attempts,
         )
+
+
+_instruments: dict[str, Any] = {}
+
+
+def _record_metrics(
+    model: ModelSpec, request: GenerationRequest, result: GenerationResult, seconds: float
+) -> None:
+    """The GenAI client metrics: token usage and operation duration, per call."""
+    if not _instruments:
+        meter = telemetry.meter()
+        _instruments["tokens"] = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per call."
+        )
+        _instruments["duration"] = meter.create_histogram(
+            "gen_ai.client.operation.duration", unit="s", description="Duration of a call."
+        )
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": PROVIDERS[model.engine],
+        "gen_ai.request.model": request_model(model, request),
+    }
+    _instruments["duration"].record(seconds, attributes)
+    for kind, count in (("input", result.input_tokens), ("output", result.output_tokens)):
+        _instruments["tokens"].record(count, {**attributes, "gen_ai.token.type": kind})
 
 
 def _reason(err: Exception | None) -> str:

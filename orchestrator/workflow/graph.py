@@ -3,7 +3,8 @@
 Each spec node becomes one LangGraph node (map and plan nodes add a worker, an optional per-item
 review, and a deferred join). State is a TypedDict of the workflow's keys plus internal channels
 with reducers: ``_usage`` (tokens per specialist, summed), ``_parts`` (map/plan results by index),
-``_expect`` (how many results each map/plan waits for), ``_plans`` and ``_routes``. Review gates
+``_expect`` (how many results each map/plan waits for), ``_tools`` (tool time), ``_plans`` and
+``_routes``. Review gates
 call ``interrupt()`` first thing: LangGraph re-runs a
 resumed node from its top, so nothing before the interrupt may do work.
 """
@@ -13,13 +14,16 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol, TypedDict
 
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from orchestrator.calls import SpecialistAnswer
+from orchestrator import telemetry
+from orchestrator.calls import SpecialistAnswer, model_label
 from orchestrator.errors import CadreError, InputError, RunError
 from orchestrator.specs import SpecialistSpec
 from orchestrator.workflow.spec import (
@@ -35,7 +39,7 @@ from orchestrator.workflow.spec import (
 )
 from orchestrator.workflow.templates import lookup, render
 
-INTERNAL_KEYS = ("_usage", "_parts", "_plans", "_routes", "_expect")
+INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect")
 _MISSING = object()
 
 
@@ -79,16 +83,20 @@ def state_type(spec: WorkflowSpec) -> type:
         _plans=Annotated[dict, merge],
         _routes=Annotated[dict, merge],
         _expect=Annotated[dict, merge],
+        _tools=Annotated[dict, add_usage],
     )
     return TypedDict(f"State_{spec.name.replace('-', '_')}", fields, total=False)  # type: ignore[operator]
 
 
-def usage_of(answer: SpecialistAnswer) -> dict[str, dict[str, int]]:
+def usage_of(answer: SpecialistAnswer) -> dict[str, dict[str, float]]:
+    """One call's accounting for the ``_usage`` channel (summed per specialist)."""
     return {
         answer.specialist: {
             "calls": 1,
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,
+            "model_time_s": answer.model_time_s,
+            "queue_time_s": answer.queue_time_s,
         }
     }
 
@@ -161,10 +169,35 @@ class GraphBuilder:
         self.asker = asker
         self.graph: StateGraph[Any] = StateGraph(state_type(spec))
 
-    async def _ask(self, specialist: SpecialistSpec, text: str) -> SpecialistAnswer:
+    async def _ask(self, specialist: SpecialistSpec, text: str, node_id: str) -> SpecialistAnswer:
+        """One specialist call inside an ``invoke_agent {specialist}`` span."""
         if self.asker is None:
             raise RunError("this graph was compiled for drawing only; it cannot call specialists")
-        return await self.asker.ask_spec(specialist, text)
+        attributes = {
+            **self._run_attributes(node_id),
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": specialist.name,
+            "gen_ai.agent.description": specialist.description,
+            "gen_ai.request.model": model_label(specialist.model, specialist.adapter),
+        }
+        with telemetry.span(f"invoke_agent {specialist.name}", attributes) as span:
+            answer = await self.asker.ask_spec(specialist, text)
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": answer.input_tokens,
+                    "gen_ai.usage.output_tokens": answer.output_tokens,
+                    "gen_ai.response.finish_reasons": [answer.finish_reason],
+                }
+            )
+            return answer
+
+    def _run_attributes(self, node_id: str) -> dict[str, Any]:
+        run_id = get_config().get("configurable", {}).get("thread_id", "")
+        return {
+            "gen_ai.conversation.id": run_id,
+            "gen_ai.workflow.name": self.spec.name,
+            "cadre.node": node_id,
+        }
 
     def _add(self, name: str, fn: Callable[..., Any], **kwargs: Any) -> None:
         self.graph.add_node(name, _in_node(name.split("__")[0], fn), **kwargs)
@@ -181,7 +214,7 @@ class GraphBuilder:
         spec = self.catalog.specialist(node.specialist)
 
         async def run(state: dict[str, Any]) -> dict[str, Any]:
-            answer = await self._ask(spec, render(node.input, state))
+            answer = await self._ask(spec, render(node.input, state), node.id)
             return {node.output: answer.output, "_usage": usage_of(answer)}
 
         self._add(node.id, run)
@@ -194,7 +227,17 @@ class GraphBuilder:
 
         def run(state: dict[str, Any]) -> dict[str, Any]:
             args = {name: render(text, state) for name, text in node.args.items()}
-            return {node.output: tool(args)}
+            attributes = {
+                **self._run_attributes(node.id),
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool.name,
+                "gen_ai.tool.description": tool.description,
+            }
+            started = time.perf_counter()
+            with telemetry.span(f"execute_tool {tool.name}", attributes):
+                result = tool(args)
+            timing = {tool.name: {"calls": 1, "time_s": time.perf_counter() - started}}
+            return {node.output: result, "_tools": timing}
 
         self._add(node.id, run)
         self.graph.add_edge(node.id, _target(node.next))
@@ -227,7 +270,7 @@ class GraphBuilder:
         async def run(state: dict[str, Any]) -> dict[str, Any]:
             if router is None:
                 return {}
-            answer = await self._ask(router, render(node.input or "", state))
+            answer = await self._ask(router, render(node.input or "", state), node.id)
             choice = answer.output.get(node.route_on or "")
             update: dict[str, Any] = {"_routes": {node.id: choice}, "_usage": usage_of(answer)}
             if node.output:
@@ -267,7 +310,7 @@ class GraphBuilder:
             ] or join
 
         async def one(task: dict[str, Any]) -> Command:
-            answer = await self._ask(spec, task["text"])
+            answer = await self._ask(spec, task["text"], node.id)
             usage = usage_of(answer)
             if node.review:
                 return Command(
@@ -318,7 +361,7 @@ class GraphBuilder:
         task, join = f"{node.id}__task", f"{node.id}__join"
 
         async def plan(state: dict[str, Any]) -> dict[str, Any]:
-            answer = await self._ask(narrowed, render(node.input, state))
+            answer = await self._ask(narrowed, render(node.input, state), node.id)
             steps = answer.output.get("tasks", [])
             # The narrowed schema already held every task to the allowed specialists.
             for i, step in enumerate(steps):
@@ -337,7 +380,7 @@ class GraphBuilder:
 
         async def run_task(step: dict[str, Any]) -> Command:
             spec = self.catalog.specialist(step["specialist"])
-            answer = await self._ask(spec, step["input"])
+            answer = await self._ask(spec, step["input"], node.id)
             result = {"specialist": spec.name, "task": step["input"], "answer": answer.output}
             return Command(
                 update={

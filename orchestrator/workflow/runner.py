@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import jsonschema
 from langgraph.types import Command
 
+from orchestrator import telemetry
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, InputError, RunError
 from orchestrator.workflow.database import Database, open_checkpointer
@@ -137,6 +140,7 @@ class Runner:
         self.store = RunStore(self.db)
         self._checkpointer_cm = open_checkpointer(self.db.url)
         self.checkpointer = await self._checkpointer_cm.__aenter__()
+        instrument_checkpointer(self.checkpointer)
         return self
 
     async def __aexit__(
@@ -171,7 +175,9 @@ class Runner:
         check_input(spec, data)
         record = self.store.create_run(spec.name, data)
         try:
-            await self._drive(record.id, spec.name, data)
+            with self._segment(record):
+                self.store.set_trace_context(record.id, telemetry.inject())
+                await self._drive(record.id, spec.name, data)
         finally:
             self.store.release(record.id)
         return self.store.run(record.id)
@@ -196,7 +202,8 @@ class Runner:
             if self.store.reviews("decided", run_id):
                 return await self._apply_decisions(run_id)
             self.store.set_status(run_id, "running")
-            await self._drive(run_id, record.workflow, None)
+            with self._segment(record, resumed=True):
+                await self._drive(run_id, record.workflow, None)
         finally:
             self.store.release(run_id)
         return self.store.run(run_id)
@@ -232,6 +239,44 @@ class Runner:
             self.store.release(run.id)
         return self.store.review(review_id), record
 
+    def _review_span(self, review: ReviewRecord, run: RunRecord) -> None:
+        """``cadre.review``: from the interrupt to the decision, in the run's trace."""
+        attributes: dict[str, Any] = {
+            "gen_ai.conversation.id": run.id,
+            "gen_ai.workflow.name": run.workflow,
+            "cadre.node": review.node,
+            "cadre.review.id": review.id,
+            "cadre.review.decision": review.decision or "",
+            "cadre.review.reviewer": review.decided_by or "",
+            "cadre.review.wait_s": (review.decided_at or review.created_at) - review.created_at,
+        }
+        if review.reason:
+            attributes["cadre.review.reason"] = review.reason
+        span = telemetry.tracer().start_span(
+            "cadre.review",
+            context=telemetry.extract(run.trace_context),
+            attributes=attributes,
+            start_time=int(review.created_at * 1e9),
+        )
+        span.end(end_time=int((review.decided_at or time.time()) * 1e9))
+
+    @contextmanager
+    def _segment(self, record: RunRecord, resumed: bool = False) -> Iterator[None]:
+        """One stretch of a run in this process, an ``invoke_workflow`` span; a resumed
+        stretch joins the trace of the run's first one."""
+        attributes = {
+            "gen_ai.operation.name": "invoke_workflow",
+            "gen_ai.workflow.name": record.workflow,
+            "gen_ai.conversation.id": record.id,
+            "cadre.resumed": resumed,
+        }
+        parent = record.trace_context if resumed else None
+        with telemetry.span(
+            f"invoke_workflow {record.workflow}", attributes, parent=parent
+        ) as span:
+            yield
+            span.set_attribute("cadre.run.status", self.store.run(record.id).status)
+
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run; a process driving it stops after its current step."""
         return self.store.cancel(run_id)
@@ -243,7 +288,11 @@ class Runner:
             resume = {r.interrupt_id: _resume_value(r) for r in decided}
             self.store.mark_applied([r.id for r in decided])
             self.store.set_status(run_id, "running")
-            await self._drive(run_id, self.store.run(run_id).workflow, Command(resume=resume))
+            record = self.store.run(run_id)
+            for review in decided:
+                self._review_span(review, record)
+            with self._segment(record, resumed=True):
+                await self._drive(run_id, record.workflow, Command(resume=resume))
         return self.store.run(run_id)
 
     async def _drive(self, run_id: str, workflow: str, data: Any) -> None:
@@ -285,15 +334,15 @@ class Runner:
             raise RunError(f"run {run_id} failed: {message}") from err
         snapshot = await graph.aget_state(config)
         usage = snapshot.values.get("_usage", {})
+        tools = snapshot.values.get("_tools", {})
         if snapshot.interrupts:
             for intr in snapshot.interrupts:
                 payload = {**intr.value, "workflow": workflow}
                 self.store.add_review(run_id, intr.id, intr.value["node"], payload)
-            self.store.set_status(run_id, "awaiting_review", usage=usage)
+            self.store.set_status(run_id, "awaiting_review", usage=usage, tools=tools)
         elif not snapshot.next:
-            self.store.set_status(
-                run_id, "succeeded", output=self._output(workflow, snapshot.values), usage=usage
-            )
+            output = self._output(workflow, snapshot.values)
+            self.store.set_status(run_id, "succeeded", output=output, usage=usage, tools=tools)
 
     async def _usage(self, graph: Any, config: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -305,6 +354,23 @@ class Runner:
         spec = self.catalog.workflow(workflow)
         keys = spec.output or tuple(k for k in values if k not in INTERNAL_KEYS)
         return {key: lookup(values, key, None) for key in keys}
+
+
+def instrument_checkpointer(saver: Any) -> None:
+    """Wrap the saver's writes in ``cadre.checkpoint.write`` spans (reads stay untraced)."""
+
+    def traced(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        async def write(config: Any, *args: Any, **kwargs: Any) -> Any:
+            thread = config.get("configurable", {}).get("thread_id", "")
+            attributes = {"cadre.checkpoint.op": name, "gen_ai.conversation.id": thread}
+            with telemetry.span("cadre.checkpoint.write", attributes):
+                return await method(config, *args, **kwargs)
+
+        return write
+
+    for name in ("aput", "aput_writes"):
+        setattr(saver, name, traced(name, getattr(saver, name)))
 
 
 def _resume_value(review: ReviewRecord) -> dict[str, Any]:

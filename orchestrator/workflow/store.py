@@ -29,6 +29,7 @@ SCHEMA = (
         id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL,
         input TEXT NOT NULL, output TEXT, error TEXT, usage TEXT,
         input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+        tools TEXT, trace_context TEXT,
         owner TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION)""",
     """CREATE TABLE IF NOT EXISTS cadre_reviews (
@@ -53,7 +54,12 @@ class RunRecord:
     input: dict[str, Any]
     output: dict[str, Any] | None
     error: str | None
-    usage: dict[str, dict[str, int]]
+    usage: dict[str, dict[str, float]]
+    """Per specialist: calls, input/output tokens, model and host queue time (s)."""
+    tools: dict[str, dict[str, float]]
+    """Per tool: calls and time (s)."""
+    trace_context: dict[str, str]
+    """W3C headers of the run's root span: later segments of the run join its trace."""
     input_tokens: int
     output_tokens: int
     owner: str | None
@@ -146,6 +152,8 @@ class RunStore:
             output=_loads(row["output"]),
             error=row["error"],
             usage=_loads(row["usage"]) or {},
+            tools=_loads(row["tools"]) or {},
+            trace_context=_loads(row["trace_context"]) or {},
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             owner=row["owner"],
@@ -197,7 +205,8 @@ class RunStore:
         *,
         output: dict[str, Any] | None = None,
         error: str | None = None,
-        usage: dict[str, dict[str, int]] | None = None,
+        usage: dict[str, dict[str, float]] | None = None,
+        tools: dict[str, dict[str, float]] | None = None,
     ) -> None:
         """Move a run to ``status``; a cancelled run stays cancelled."""
         now = time.time()
@@ -209,6 +218,9 @@ class RunStore:
         if output is not None:
             sets.append("output = ?")
             params.append(json.dumps(output))
+        if tools is not None:
+            sets.append("tools = ?")
+            params.append(json.dumps(tools))
         if usage is not None:
             sets += ["usage = ?", "input_tokens = ?", "output_tokens = ?"]
             params += [
@@ -219,6 +231,11 @@ class RunStore:
         self.db.execute(
             f"UPDATE cadre_runs SET {', '.join(sets)} WHERE id = ? AND status <> 'cancelled'",
             (*params, run_id),
+        )
+
+    def set_trace_context(self, run_id: str, carrier: dict[str, str]) -> None:
+        self.db.execute(
+            "UPDATE cadre_runs SET trace_context = ? WHERE id = ?", (json.dumps(carrier), run_id)
         )
 
     def cancel(self, run_id: str) -> RunRecord:

@@ -1,0 +1,303 @@
+"""OpenTelemetry for Cadre: one trace per run, GenAI semantic conventions, never in the way.
+
+Setup (:func:`setup`) happens once per process — the CLI, and each ModelHost actor — from a
+:class:`TelemetryConfig` the driver hands to the actors, so every process exports to the same
+place:
+
+- with ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) set: the standard OTLP
+  exporter, HTTP/protobuf or gRPC by ``OTEL_EXPORTER_OTLP_PROTOCOL``, configured by the standard
+  ``OTEL_*`` variables; metrics go the same way;
+- otherwise spans go to a JSONL file (``.cadre/traces.jsonl``, or ``CADRE_TRACE_FILE``) that
+  ``cadre trace`` reads, so nothing is lost and nothing needs a server.
+
+Export failures never fail or stall a run: exporting happens on the SDK's background thread,
+failures are counted and logged once (:class:`GuardedExporter`), and the flush at exit is bounded.
+Prompt and answer text is recorded only with ``CADRE_CAPTURE_CONTENT=1``.
+
+The trace context crosses into Ray actors as a W3C ``traceparent`` carried with each call
+(:func:`inject` / :func:`extract`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.propagate import extract as _extract
+from opentelemetry.propagate import inject as _inject
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+log = logging.getLogger("cadre.telemetry")
+
+TRACE_FILE_ENV = "CADRE_TRACE_FILE"
+CONTENT_ENV = "CADRE_CAPTURE_CONTENT"
+FLUSH_ENV = "CADRE_OTEL_FLUSH_TIMEOUT_S"
+DEFAULT_TRACE_FILE = ".cadre/traces.jsonl"
+SERVICE = "cadre"
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """Where this process and the actors it starts send telemetry (picklable)."""
+
+    trace_file: str
+    """Absolute path of the JSONL span file (used when no OTLP endpoint is set)."""
+    otel_env: dict[str, str] = field(default_factory=dict)
+    """The ``OTEL_*`` variables of the driver, replayed in actor processes."""
+    capture_content: bool = False
+
+    @property
+    def otlp(self) -> bool:
+        return bool(
+            self.otel_env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or self.otel_env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+
+
+def config_from_env() -> TelemetryConfig:
+    """The telemetry config this process's environment describes."""
+    path = Path(os.environ.get(TRACE_FILE_ENV) or DEFAULT_TRACE_FILE).resolve()
+    return TelemetryConfig(
+        trace_file=str(path),
+        otel_env={k: v for k, v in os.environ.items() if k.startswith("OTEL_")},
+        capture_content=os.environ.get(CONTENT_ENV, "").lower() in ("1", "true", "yes"),
+    )
+
+
+class JsonlSpanExporter(SpanExporter):
+    """Appends finished spans to a file, one JSON object a line (what ``cadre trace`` reads)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One write per batch, in append mode: processes sharing the file do not interleave.
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(lines)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    """A finished span as a plain dict (the JSONL format)."""
+    ctx = span.get_span_context()
+    parent = span.parent
+    return {
+        "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
+        "span_id": f"{ctx.span_id:016x}" if ctx else None,
+        "parent_id": f"{parent.span_id:016x}" if parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "attributes": dict(span.attributes or {}),
+        "status": span.status.status_code.name,
+        "status_message": span.status.description,
+        "events": [{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
+        "service": (span.resource.attributes or {}).get("service.name") if span.resource else None,
+    }
+
+
+class GuardedExporter(SpanExporter):
+    """Wraps an exporter so that its failures are counted and logged once, never raised."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.failures = 0
+        self._warned = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception as err:  # an exporter must never take the work down with it
+            result = SpanExportResult.FAILURE
+            reason = f"{type(err).__name__}: {err}"
+        else:
+            reason = "the exporter reported failure"
+        if result is not SpanExportResult.SUCCESS:
+            self.failures += 1
+            if not self._warned:
+                self._warned = True
+                log.warning("telemetry export failed (%s); runs go on, spans are dropped", reason)
+        return result
+
+    def shutdown(self) -> None:
+        try:
+            self.inner.shutdown()
+        except Exception:  # noqa: BLE001 - shutting down telemetry must not fail the exit
+            pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis))
+
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def setup(
+    config: TelemetryConfig | None = None,
+    *,
+    exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+    schedule_delay_ms: int = 1000,
+) -> TelemetryConfig:
+    """Install the tracer and meter providers for this process (once; later calls return the
+    config in force). Tests pass their own ``exporter`` and ``metric_reader``."""
+    with _lock:
+        if "config" in _state:
+            return _state["config"]  # type: ignore[no-any-return]
+        config = config or config_from_env()
+        for key, value in config.otel_env.items():
+            os.environ.setdefault(key, value)  # actors: the driver's OTEL_* settings
+        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", SERVICE)})
+        if exporter is None:
+            exporter = (
+                _otlp_span_exporter() if config.otlp else JsonlSpanExporter(config.trace_file)
+            )
+        guarded = GuardedExporter(exporter)
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(
+            BatchSpanProcessor(guarded, schedule_delay_millis=schedule_delay_ms)
+        )
+        trace.set_tracer_provider(provider)
+        readers = [metric_reader] if metric_reader else []
+        if metric_reader is None and config.otlp:
+            readers.append(PeriodicExportingMetricReader(_otlp_metric_exporter()))
+        meters = MeterProvider(resource=resource, metric_readers=readers)
+        metrics.set_meter_provider(meters)
+        _state.update(config=config, provider=provider, meters=meters, exporter=guarded)
+        return config
+
+
+def _protocol(signal: str) -> str:
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+
+
+def _otlp_span_exporter() -> SpanExporter:
+    if _protocol("TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    return HttpSpanExporter()
+
+
+def _otlp_metric_exporter() -> Any:
+    if _protocol("METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+
+    return HttpMetricExporter()
+
+
+def export_failures() -> int:
+    """How many span batches failed to export in this process."""
+    exporter = _state.get("exporter")
+    return exporter.failures if exporter else 0
+
+
+def flush(timeout_s: float | None = None) -> None:
+    """Export what is buffered, waiting at most ``timeout_s`` (default $CADRE_OTEL_FLUSH_TIMEOUT_S
+    or 2 s): a dead collector must not hold up the exit."""
+    timeout = timeout_s if timeout_s is not None else float(os.environ.get(FLUSH_ENV, "2"))
+    if "provider" in _state:
+        _state["provider"].force_flush(int(timeout * 1000))
+        _state["meters"].force_flush(int(timeout * 1000))
+
+
+def shutdown(timeout_s: float | None = None) -> None:
+    """Flush (bounded) and stop exporting; the process may exit afterwards."""
+    if "provider" not in _state:
+        return
+    flush(timeout_s)
+    _state["exporter"].inner.shutdown()  # stops exporter retries still sleeping
+    thread = threading.Thread(target=_state["provider"].shutdown, daemon=True)
+    thread.start()
+    thread.join(timeout_s if timeout_s is not None else float(os.environ.get(FLUSH_ENV, "2")))
+
+
+def capture_content() -> bool:
+    """Whether prompt and answer text may be recorded (opt-in, never by default)."""
+    config = _state.get("config")
+    return bool(config and config.capture_content)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("cadre")
+
+
+def meter() -> metrics.Meter:
+    return metrics.get_meter("cadre")
+
+
+def inject() -> dict[str, str]:
+    """The current trace context as W3C headers (``traceparent``), to carry across processes."""
+    carrier: dict[str, str] = {}
+    _inject(carrier)
+    return carrier
+
+
+def extract(carrier: Mapping[str, str] | None) -> otel_context.Context:
+    """A context whose parent is the span named by ``carrier`` (or the current one)."""
+    return _extract(dict(carrier)) if carrier else otel_context.get_current()
+
+
+@contextmanager
+def span(
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    parent: Mapping[str, str] | None = None,
+    start_time_ns: int | None = None,
+) -> Iterator[Span]:
+    """A current span that records ``error.type`` and an error status if the block raises."""
+    ctx = extract(parent) if parent is not None else None
+    with tracer().start_as_current_span(
+        name,
+        context=ctx,
+        kind=kind,
+        attributes=dict(attributes or {}),
+        start_time=start_time_ns,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield current
+        except BaseException as err:
+            if not isinstance(err, GeneratorExit) and type(err).__name__ != "GraphInterrupt":
+                current.set_attribute("error.type", type(err).__name__)
+                current.set_status(Status(StatusCode.ERROR, str(err)[:500]))
+            raise
