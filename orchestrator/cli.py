@@ -155,6 +155,12 @@ from orchestrator import cli_runs  # noqa: E402  (registers run, runs, review, g
 cli_runs.register(app)
 
 
+def _flush_telemetry() -> None:
+    """Export the spans this process made (bounded), if it made any."""
+    if "orchestrator.telemetry" in sys.modules:
+        sys.modules["orchestrator.telemetry"].shutdown()
+
+
 def main() -> None:
     """Entry point: run the app, turning Cadre's errors into messages and exit codes."""
     try:
@@ -165,3 +171,5 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise SystemExit(130) from None
+    finally:
+        _flush_telemetry()

@@ -33,6 +33,7 @@ Reviewer = Annotated[
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to the main app."""
     app.command("run")(run)
+    app.command("trace")(trace)
     app.add_typer(runs_app, name="runs")
     app.add_typer(review_app, name="review")
     app.add_typer(graph_app, name="graph")
@@ -179,6 +180,8 @@ def runs_show(
             "output": record.output,
             "error": record.error,
             "usage": record.usage,
+            "tools": record.tools,
+            "review_wait_s": sum((r.decided_at or time.time()) - r.created_at for r in reviews),
             "created_at": record.created_at,
             "finished_at": record.finished_at,
             "nodes": [e["node"] for e in events],
@@ -200,10 +203,20 @@ def runs_show(
     out.print(f"[bold]{record.id}[/bold]  {record.workflow}  [bold]{record.status}[/bold]")
     out.print(f"started {_when(record.created_at)}   finished {_when(record.finished_at)}")
     for who, usage in record.usage.items():
+        u = {k: usage.get(k, 0) for k in ("calls", "input_tokens", "output_tokens")}
         out.print(
-            f"  {who:<20} {usage.get('calls', 0)} calls, {usage.get('input_tokens', 0)} tokens in, "
-            f"{usage.get('output_tokens', 0)} out"
+            f"  {who:<20} {u['calls']:>3} calls  {u['input_tokens']:>6} tokens in  "
+            f"{u['output_tokens']:>5} out  model {usage.get('model_time_s', 0):6.2f} s  "
+            f"queued {usage.get('queue_time_s', 0):5.2f} s",
+            soft_wrap=True,
         )
+    for tool, timing in record.tools.items():
+        out.print(
+            f"  tool {tool:<15} {timing.get('calls', 0):>3} calls  {timing.get('time_s', 0):.4f} s"
+        )
+    waits = [(r.decided_at or time.time()) - r.created_at for r in reviews]
+    if waits:
+        out.print(f"  review wait          {len(waits):>3} reviews  {sum(waits):.1f} s")
     out.print("nodes: " + (" → ".join(e["node"].replace("__", "·") for e in events) or "-"))
     for r in reviews:
         decided = (
@@ -359,6 +372,38 @@ def review_edit(
         except json.JSONDecodeError:
             changes[key.strip()] = raw
     _decide(review_id, "edit", by, catalog, graphs, reason=reason, changes=changes)
+
+
+def trace(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the span tree as JSON.")] = False,
+    checkpoints: Annotated[
+        bool, typer.Option("--checkpoints", help="Show every checkpoint write, not a count.")
+    ] = False,
+) -> None:
+    """The run's trace from the local span file: every step, its time, tokens and errors."""
+    from pathlib import Path
+
+    from orchestrator import telemetry, traces
+
+    record = _store().run(run_id)
+    trace_id = traces.trace_id_of(record.trace_context)
+    if trace_id is None:
+        raise InputError(f"run {run_id} has no trace context (it started before tracing)")
+    config = telemetry.config_from_env()
+    roots = traces.load_tree(Path(config.trace_file), trace_id)
+    if not roots:
+        where = config.otel_env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        hint = f"; with OTLP set, spans went to {where}" if where else ""
+        raise InputError(
+            f"no spans of run {run_id} (trace {trace_id}) in {config.trace_file}{hint}"
+        )
+    if as_json:
+        out.print_json(json.dumps([r.as_dict() for r in roots]))
+        return
+    out.print(f"trace {trace_id}  run {record.id}  {record.workflow}  {record.status}")
+    for line in traces.render(roots, show_checkpoints=checkpoints):
+        out.print(escape(line), soft_wrap=True)
 
 
 @graph_app.command("show")

@@ -20,6 +20,7 @@ The trace context crosses into Ray actors as a W3C ``traceparent`` carried with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +39,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 log = logging.getLogger("cadre.telemetry")
@@ -142,10 +148,8 @@ class GuardedExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # shutting down telemetry must not fail the exit
             self.inner.shutdown()
-        except Exception:  # noqa: BLE001 - shutting down telemetry must not fail the exit
-            pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return bool(self.inner.force_flush(timeout_millis))
@@ -159,11 +163,13 @@ def setup(
     config: TelemetryConfig | None = None,
     *,
     exporter: SpanExporter | None = None,
+    also: SpanExporter | None = None,
     metric_reader: MetricReader | None = None,
     schedule_delay_ms: int = 1000,
 ) -> TelemetryConfig:
     """Install the tracer and meter providers for this process (once; later calls return the
-    config in force). Tests pass their own ``exporter`` and ``metric_reader``."""
+    config in force). ``exporter`` replaces the configured one; ``also`` gets every span as
+    well, synchronously (tests pass the SDK's InMemorySpanExporter)."""
     with _lock:
         if "config" in _state:
             return _state["config"]  # type: ignore[no-any-return]
@@ -180,6 +186,8 @@ def setup(
         provider.add_span_processor(
             BatchSpanProcessor(guarded, schedule_delay_millis=schedule_delay_ms)
         )
+        if also is not None:
+            provider.add_span_processor(SimpleSpanProcessor(also))
         trace.set_tracer_provider(provider)
         readers = [metric_reader] if metric_reader else []
         if metric_reader is None and config.otlp:
@@ -238,9 +246,10 @@ def flush(timeout_s: float | None = None) -> None:
 
 
 def shutdown(timeout_s: float | None = None) -> None:
-    """Flush (bounded) and stop exporting; the process may exit afterwards."""
-    if "provider" not in _state:
+    """Flush (bounded) and stop exporting; the process may exit afterwards. Idempotent."""
+    if "provider" not in _state or _state.get("closed"):
         return
+    _state["closed"] = True
     flush(timeout_s)
     _state["exporter"].inner.shutdown()  # stops exporter retries still sleeping
     thread = threading.Thread(target=_state["provider"].shutdown, daemon=True)

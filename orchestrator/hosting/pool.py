@@ -14,6 +14,7 @@ come back to the caller as the original typed error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -94,10 +95,9 @@ class HostPool:
     def shutdown(self) -> None:
         """End every host this pool started, after they export their buffered spans."""
         handles = [r.handle for replicas in self._replicas.values() for r in replicas]
-        try:
+        # A dead or stuck host has nothing more to say.
+        with contextlib.suppress(RayActorError, ray.exceptions.GetTimeoutError):
             ray.get([h.flush.remote() for h in handles], timeout=10)
-        except (RayActorError, ray.exceptions.GetTimeoutError):
-            pass  # a dead or stuck host has nothing more to say
         for handle in handles:
             ray.kill(handle, no_restart=True)
         self._replicas.clear()

@@ -136,6 +136,7 @@ class Runner:
         self._graphs: dict[str, Any] = {}
 
     async def __aenter__(self) -> Runner:
+        telemetry.setup()
         self.db = Database(self.database_url)
         self.store = RunStore(self.db)
         self._checkpointer_cm = open_checkpointer(self.db.url)
