@@ -182,7 +182,9 @@ def setup(
                 _otlp_span_exporter() if config.otlp else JsonlSpanExporter(config.trace_file)
             )
         guarded = GuardedExporter(exporter)
-        provider = TracerProvider(resource=resource)
+        # Our own bounded shutdown replaces the SDK's exit hooks, which would wait out an
+        # unreachable collector's retries.
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         provider.add_span_processor(
             BatchSpanProcessor(guarded, schedule_delay_millis=schedule_delay_ms)
         )
@@ -192,7 +194,7 @@ def setup(
         readers = [metric_reader] if metric_reader else []
         if metric_reader is None and config.otlp:
             readers.append(PeriodicExportingMetricReader(_otlp_metric_exporter()))
-        meters = MeterProvider(resource=resource, metric_readers=readers)
+        meters = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
         metrics.set_meter_provider(meters)
         _state.update(config=config, provider=provider, meters=meters, exporter=guarded)
         return config
@@ -236,25 +238,45 @@ def export_failures() -> int:
     return exporter.failures if exporter else 0
 
 
+def _timeout(timeout_s: float | None) -> float:
+    return timeout_s if timeout_s is not None else float(os.environ.get(FLUSH_ENV, "2"))
+
+
+def _bounded(work: Any, timeout_s: float) -> None:
+    """Run ``work`` on a daemon thread and wait at most ``timeout_s``: an exporter retrying
+    against a dead collector keeps its thread, not the run or the exit."""
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+
+
 def flush(timeout_s: float | None = None) -> None:
     """Export what is buffered, waiting at most ``timeout_s`` (default $CADRE_OTEL_FLUSH_TIMEOUT_S
-    or 2 s): a dead collector must not hold up the exit."""
-    timeout = timeout_s if timeout_s is not None else float(os.environ.get(FLUSH_ENV, "2"))
-    if "provider" in _state:
+    or 2 s)."""
+    if "provider" not in _state:
+        return
+    timeout = _timeout(timeout_s)
+
+    def work() -> None:
         _state["provider"].force_flush(int(timeout * 1000))
         _state["meters"].force_flush(int(timeout * 1000))
 
+    _bounded(work, timeout)
+
 
 def shutdown(timeout_s: float | None = None) -> None:
-    """Flush (bounded) and stop exporting; the process may exit afterwards. Idempotent."""
+    """Flush and stop exporting, within a bounded time; the process may exit afterwards.
+    Idempotent."""
     if "provider" not in _state or _state.get("closed"):
         return
     _state["closed"] = True
-    flush(timeout_s)
-    _state["exporter"].inner.shutdown()  # stops exporter retries still sleeping
-    thread = threading.Thread(target=_state["provider"].shutdown, daemon=True)
-    thread.start()
-    thread.join(timeout_s if timeout_s is not None else float(os.environ.get(FLUSH_ENV, "2")))
+    timeout = _timeout(timeout_s)
+
+    def work() -> None:
+        _state["provider"].shutdown()  # exports what is left, then stops
+        _state["meters"].shutdown(timeout_millis=timeout * 1000)
+
+    _bounded(work, timeout)
 
 
 def capture_content() -> bool:

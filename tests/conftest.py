@@ -2,11 +2,41 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TelemetryHarness:
+    """The test session's telemetry: driver spans in memory, every process's spans in a file."""
+
+    spans: Any
+    metrics: Any
+    trace_file: Path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def telemetry_session(tmp_path_factory: pytest.TempPathFactory) -> TelemetryHarness:
+    """Installed before anything else can install the process-wide providers."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orchestrator import telemetry
+
+    trace_file = tmp_path_factory.mktemp("telemetry") / "traces.jsonl"
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    telemetry.setup(
+        telemetry.TelemetryConfig(trace_file=str(trace_file)),
+        also=spans,
+        metric_reader=reader,
+        schedule_delay_ms=200,
+    )
+    return TelemetryHarness(spans, reader, trace_file)
 
 
 @pytest.fixture(scope="session")

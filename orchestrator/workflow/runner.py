@@ -275,8 +275,10 @@ class Runner:
         with telemetry.span(
             f"invoke_workflow {record.workflow}", attributes, parent=parent
         ) as span:
-            yield
-            span.set_attribute("cadre.run.status", self.store.run(record.id).status)
+            try:
+                yield
+            finally:
+                span.set_attribute("cadre.run.status", self.store.run(record.id).status)
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run; a process driving it stops after its current step."""
