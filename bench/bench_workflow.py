@@ -1,8 +1,9 @@
 """Benchmark: what Cadre costs per workflow node, and what a map's fan-out buys.
 
 1. The same N-node chain on raw LangGraph (plain Python functions, in-memory checkpointer) and on
-   Cadre (scripted specialists behind a Ray-hosted engine, durable SQLite checkpoints, run records):
-   ms per node for each, and the ratio.
+   Cadre (scripted specialists behind a Ray-hosted engine, durable SQLite checkpoints, run records),
+   Cadre measured twice in fresh processes: tracing on (spans to the local JSONL file) and off
+   (OTEL_SDK_DISABLED=true): ms per node for each, and the ratios.
 2. A map of 32 calls, each taking a fixed 100 ms in the scripted engine, against one such call
    alone: both wall times and the ratio (32 would be perfectly serial, 1 perfectly parallel).
 
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +27,7 @@ import yaml
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
+from orchestrator import telemetry
 from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
 from orchestrator.hosting.runtime import ensure_ray, shutdown_ray
@@ -104,15 +109,9 @@ def raw_langgraph(nodes: int) -> Any:
     return graph.compile(checkpointer=InMemorySaver())
 
 
-async def bench(nodes: int, runs: int, fan_items: int) -> None:
+async def cadre_chain(nodes: int, runs: int) -> float:
+    """Median seconds per run of the chain on Cadre, in this process."""
     tmp = Path(tempfile.mkdtemp(prefix="cadre-bench-"))
-    raw = raw_langgraph(nodes)
-    raw_times = []
-    for i in range(runs + 1):
-        started = time.perf_counter()
-        await raw.ainvoke({"text": "go"}, {"configurable": {"thread_id": f"raw-{i}"}})
-        raw_times.append(time.perf_counter() - started)
-
     fast = load_catalog(write_catalog(tmp / "fast", nodes, 0.0))
     pool = HostPool(fast)
     cadre_times = []
@@ -123,6 +122,30 @@ async def bench(nodes: int, runs: int, fan_items: int) -> None:
             cadre_times.append(time.perf_counter() - started)
             assert record.status == "succeeded", record.error
     pool.shutdown()
+    return statistics.median(cadre_times[1:])
+
+
+def cadre_chain_in_child(nodes: int, runs: int, tracing: bool) -> float:
+    """The chain in a fresh process (tracing is set up once per process)."""
+    env = {**os.environ, "CADRE_TRACE_FILE": tempfile.mktemp(suffix=".jsonl")}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    if not tracing:
+        env["OTEL_SDK_DISABLED"] = "true"
+    argv = [sys.executable, __file__, "--child", "--nodes", str(nodes), "--runs", str(runs)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+async def bench(nodes: int, runs: int, fan_items: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="cadre-bench-"))
+    raw = raw_langgraph(nodes)
+    raw_times = []
+    for i in range(runs + 1):
+        started = time.perf_counter()
+        await raw.ainvoke({"text": "go"}, {"configurable": {"thread_id": f"raw-{i}"}})
+        raw_times.append(time.perf_counter() - started)
+    traced = cadre_chain_in_child(nodes, runs, tracing=True)
+    untraced = cadre_chain_in_child(nodes, runs, tracing=False)
 
     slow = load_catalog(write_catalog(tmp / "slow", nodes, 0.1))
     pool = HostPool(slow)
@@ -138,11 +161,14 @@ async def bench(nodes: int, runs: int, fan_items: int) -> None:
     pool.shutdown()
 
     raw_ms = statistics.median(raw_times[1:]) / nodes * 1000
-    cadre_ms = statistics.median(cadre_times[1:]) / nodes * 1000
+    cadre_ms = traced / nodes * 1000
+    plain_ms = untraced / nodes * 1000
     print(f"{nodes}-node chain, median of {runs} runs")
-    print(f"  raw LangGraph (functions, in-memory):          {raw_ms:8.3f} ms/node")
-    print(f"  Cadre (scripted on Ray, SQLite, run records):  {cadre_ms:8.3f} ms/node")
+    print(f"  raw LangGraph (functions, in-memory):               {raw_ms:8.3f} ms/node")
+    print(f"  Cadre, tracing off (scripted on Ray, SQLite, runs):  {plain_ms:8.3f} ms/node")
+    print(f"  Cadre, tracing on (spans to the JSONL file):         {cadre_ms:8.3f} ms/node")
     print(f"  ratio Cadre/raw: x{cadre_ms / raw_ms:.1f} (+{cadre_ms - raw_ms:.2f} ms per node)")
+    print(f"  tracing on/off: x{cadre_ms / plain_ms:.2f} (+{cadre_ms - plain_ms:.3f} ms per node)")
     print(f"map of {fan_items} calls at 100 ms each vs one call")
     print(f"  one call: {one * 1000:8.1f} ms   {fan_items} calls: {many * 1000:8.1f} ms")
     print(f"  ratio: x{many / one:.2f} (x{fan_items} would be serial)")
@@ -153,9 +179,14 @@ if __name__ == "__main__":
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--fan", type=int, default=32)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     ensure_ray()
     try:
-        asyncio.run(bench(args.nodes, args.runs, args.fan))
+        if args.child:
+            print(asyncio.run(cadre_chain(args.nodes, args.runs)))
+        else:
+            asyncio.run(bench(args.nodes, args.runs, args.fan))
     finally:
+        telemetry.shutdown()
         shutdown_ray()

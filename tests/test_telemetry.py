@@ -58,7 +58,9 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     pool = HostPool(catalog)
 
     async def go() -> Any:
-        async with Runner(catalog, database_url=f"sqlite:///{tmp_path / 'runs.db'}", asker=pool) as runner:
+        async with Runner(
+            catalog, database_url=f"sqlite:///{tmp_path / 'runs.db'}", asker=pool
+        ) as runner:
             record = await runner.start("claim", {"claim": "a flood"})
             (review,) = runner.store.reviews("pending", record.id)
             await asyncio.sleep(0.3)  # a visible wait
@@ -109,7 +111,9 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     assert agent.record["attributes"]["gen_ai.usage.output_tokens"] == 4
 
     tool = named(root.children, "execute_tool calculator")[0].record["attributes"]
-    assert tool["gen_ai.operation.name"] == "execute_tool" and tool["gen_ai.tool.name"] == "calculator"
+    assert (
+        tool["gen_ai.operation.name"] == "execute_tool" and tool["gen_ai.tool.name"] == "calculator"
+    )
 
     review = named(root.children, "cadre.review")[0]
     review_attrs = review.record["attributes"]
@@ -129,11 +133,15 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
 def test_failures_carry_error_type_and_metrics_are_emitted(
     tmp_path: Path, telemetry_session: TelemetryHarness
 ) -> None:
-    bad = load_catalog(scripted_workflow_catalog(tmp_path, plan=[{"specialist": "decider", "input": "x"}]))
+    bad = load_catalog(
+        scripted_workflow_catalog(tmp_path, plan=[{"specialist": "decider", "input": "x"}])
+    )
     pool = HostPool(bad)
 
     async def go() -> str:
-        async with Runner(bad, database_url=f"sqlite:///{tmp_path / 'runs.db'}", asker=pool) as runner:
+        async with Runner(
+            bad, database_url=f"sqlite:///{tmp_path / 'runs.db'}", asker=pool
+        ) as runner:
             with pytest.raises(OutputSchemaError):
                 await runner.start("brief", {"topic": "printers"})
             return runner.store.runs()[0].id
@@ -141,7 +149,8 @@ def test_failures_carry_error_type_and_metrics_are_emitted(
     run_id = asyncio.run(go())
     pool.shutdown()
     mine = [
-        s for s in telemetry_session.spans.get_finished_spans()
+        s
+        for s in telemetry_session.spans.get_finished_spans()
         if (s.attributes or {}).get("gen_ai.conversation.id") == run_id
     ]
     by_name = {s.name: s for s in mine}
@@ -193,7 +202,11 @@ class Collector:
 
     def spans(self) -> list[tuple[str, Any, Any]]:
         return [
-            (dict((a.key, a.value.string_value) for a in rs.resource.attributes)["service.name"], span, rs)
+            (
+                dict((a.key, a.value.string_value) for a in rs.resource.attributes)["service.name"],
+                span,
+                rs,
+            )
             for request in self.traces
             for rs in request.resource_spans
             for ss in rs.scope_spans
@@ -201,7 +214,9 @@ class Collector:
         ]
 
 
-def run_claim(tmp_path: Path, env_extra: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_claim(
+    tmp_path: Path, env_extra: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], float]:
     agents = scripted_workflow_catalog(tmp_path, amount=300)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
@@ -273,7 +288,9 @@ def test_cadre_trace_prints_the_tree_of_a_reviewed_run(tmp_path: Path) -> None:
     where = ["--catalog", str(agents)]
 
     def cadre(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CADRE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [CADRE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
 
     started = cadre("run", "claim", "--input", '{"claim": "a flood"}', *where)
     assert started.returncode == 0, started.stderr
