@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -56,7 +56,7 @@ def _prefix(namespace: tuple[str, ...]) -> str:
 
 
 def _when(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 class SqlStore(BaseStore):
@@ -217,7 +217,7 @@ def _like(prefix: tuple[str, ...]) -> str:
 
 
 def _fits(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
-    return len(parts) == len(pattern) and all(p == "*" or p == q for p, q in zip(pattern, parts))
+    return len(parts) == len(pattern) and all(p == "*" or p == q for p, q in zip(pattern, parts, strict=True))
 
 
 def _matches(value: dict[str, Any], conditions: dict[str, Any] | None) -> bool:

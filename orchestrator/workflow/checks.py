@@ -18,6 +18,7 @@ from orchestrator.workflow.spec import (
     END_NODE,
     BranchNode,
     MapNode,
+    MemoryNode,
     NodeSpec,
     PlanNode,
     ReviewNode,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 def successors(node: NodeSpec) -> list[str | None]:
     """Where control can go after ``node`` (None marks a missing, required edge)."""
-    if isinstance(node, SpecialistNode | ToolNode):
+    if isinstance(node, SpecialistNode | ToolNode | MemoryNode):
         return [node.next]
     if isinstance(node, ReviewNode):
         return [node.next, node.on_reject]
@@ -135,6 +136,15 @@ def _node_problems(
         yield from template(node.input, "input", ("item", "index"))
         if node.join is None:
             yield Problem(file, f"{at}.join", f"map {node.id!r} has no join (the node after it)")
+    elif isinstance(node, MemoryNode):
+        if node.op == "read":
+            if node.query is None or node.output is None:
+                yield Problem(file, at, f"memory read {node.id!r} needs query and output")
+            yield from template(node.query, "query")
+        else:
+            if node.text is None:
+                yield Problem(file, f"{at}.text", f"memory write {node.id!r} needs text")
+            yield from template(node.text, "text")
     elif isinstance(node, PlanNode):
         yield from known_specialist(node.planner, "planner")
         for j, name in enumerate(node.specialists):

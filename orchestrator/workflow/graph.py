@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol, TypedDict
 
-from langgraph.config import get_config
+from langgraph.config import get_config, get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
@@ -31,6 +31,7 @@ from orchestrator.workflow.spec import (
     BranchNode,
     Condition,
     MapNode,
+    MemoryNode,
     PlanNode,
     ReviewNode,
     SpecialistNode,
@@ -39,7 +40,7 @@ from orchestrator.workflow.spec import (
 )
 from orchestrator.workflow.templates import lookup, render
 
-INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect")
+INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect", "_approvals")
 _MISSING = object()
 
 
@@ -84,6 +85,7 @@ def state_type(spec: WorkflowSpec) -> type:
         _routes=Annotated[dict, merge],
         _expect=Annotated[dict, merge],
         _tools=Annotated[dict, add_usage],
+        _approvals=Annotated[dict, merge],
     )
     return TypedDict(f"State_{spec.name.replace('-', '_')}", fields, total=False)  # type: ignore[operator]
 
@@ -260,7 +262,8 @@ class GraphBuilder:
                 return Command(
                     goto=_target(node.on_reject), update={"review_feedback": decision["reason"]}
                 )
-            return Command(goto=_target(node.next), update=decision.get("update") or {})
+            update = {**(decision.get("update") or {}), "_approvals": {node.id: decision.get("by")}}
+            return Command(goto=_target(node.next), update=update)
 
         self._add(node.id, run, destinations=(_target(node.next), _target(node.on_reject)))
 
@@ -395,6 +398,47 @@ class GraphBuilder:
         self._add(task, run_task, destinations=(join,))
         self._join(node.id, node.output, node.join)
 
+    def _memory(self, node: MemoryNode) -> None:
+        async def run(state: dict[str, Any]) -> dict[str, Any]:
+            store = get_store()
+            configurable = get_config().get("configurable", {})
+            run_id = configurable.get("thread_id", "")
+            namespace = memory_namespace(
+                configurable.get("tenant", DEFAULT_TENANT),
+                node.scope,
+                self.spec.name,
+                run_id,
+                node.memory,
+            )
+            attributes = {**self._run_attributes(node.id), "cadre.memory.op": node.op}
+            if node.op == "read":
+                query = render(node.query or "", state)
+                with telemetry.span(f"retrieval memory:{node.memory}", attributes):
+                    found = await store.asearch(namespace, query=query, limit=node.top_k)
+                records = [
+                    {
+                        "text": i.value.get("text"),
+                        "score": round(i.score or 0.0, 4),
+                        "provenance": i.value.get("provenance", {}),
+                    }
+                    for i in found
+                ]
+                return {node.output or "": records}
+            provenance = {
+                "run": run_id,
+                "workflow": self.spec.name,
+                "node": node.id,
+                "approved_by": sorted({who for who in state.get("_approvals", {}).values() if who}),
+            }
+            value = {"text": render(node.text or "", state), "provenance": provenance}
+            with telemetry.span("cadre.memory.write", attributes):
+                # Keyed by run and node: a resumed run overwrites its record, never doubles it.
+                await store.aput(namespace, f"{run_id}:{node.id}", value, ttl=node.ttl_minutes)
+            return {}
+
+        self._add(node.id, run)
+        self.graph.add_edge(node.id, _target(node.next))
+
     def _join(self, node_id: str, output: str, then: str | None) -> None:
         """The join runs each time an item finishes, but goes on only once every item is in:
         an item sent back for rework by its reviewer finishes later than the others."""
@@ -417,14 +461,27 @@ class GraphBuilder:
         self.graph.add_conditional_edges(name, onward, [_target(then or END_NODE)])
 
 
+DEFAULT_TENANT = "default"
+
+
+def memory_namespace(
+    tenant: str, scope: str, workflow: str, run_id: str, memory: str
+) -> tuple[str, ...]:
+    """Where a memory node reads and writes: always inside the run's tenant."""
+    where = {"global": ("global",), "workflow": ("workflow", workflow), "run": ("run", run_id)}
+    return ("tenant", tenant, *where[scope], memory)
+
+
 def compile_workflow(
     spec: WorkflowSpec,
     catalog: Any,
     asker: Asker | None = None,
     checkpointer: Any = None,
+    store: Any = None,
 ) -> Any:
     """The runnable LangGraph graph for a checked workflow spec."""
-    return GraphBuilder(spec, catalog, asker).build().compile(checkpointer=checkpointer)
+    graph = GraphBuilder(spec, catalog, asker).build()
+    return graph.compile(checkpointer=checkpointer, store=store)
 
 
 def mermaid(spec: WorkflowSpec, catalog: Any) -> str:

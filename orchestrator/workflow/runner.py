@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +27,13 @@ from orchestrator import telemetry
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, InputError, RunError
 from orchestrator.workflow.database import Database, open_checkpointer
-from orchestrator.workflow.graph import INTERNAL_KEYS, Asker, compile_workflow
+from orchestrator.workflow.graph import (
+    DEFAULT_TENANT,
+    INTERNAL_KEYS,
+    Asker,
+    compile_workflow,
+    memory_namespace,
+)
 from orchestrator.workflow.spec import WorkflowSpec
 from orchestrator.workflow.store import FINISHED, ReviewRecord, RunRecord, RunStore, not_pending
 from orchestrator.workflow.templates import lookup
@@ -126,6 +133,8 @@ class Runner:
         *,
         database_url: str | None = None,
         asker: Asker | None = None,
+        tenant: str = DEFAULT_TENANT,
+        store: Any = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.catalog = catalog
@@ -134,6 +143,8 @@ class Runner:
         self._owns_pool = asker is None
         self.on_progress = on_progress or (lambda _: None)
         self._graphs: dict[str, Any] = {}
+        self.tenant = tenant
+        self._memory = store
 
     async def __aenter__(self) -> Runner:
         telemetry.setup()
@@ -142,6 +153,10 @@ class Runner:
         self._checkpointer_cm = open_checkpointer(self.db.url)
         self.checkpointer = await self._checkpointer_cm.__aenter__()
         instrument_checkpointer(self.checkpointer)
+        if self._memory is None:
+            from orchestrator.memory.store import SqlStore
+
+            self._memory = SqlStore(self.db)  # the embedding model loads on first use only
         return self
 
     async def __aexit__(
@@ -164,7 +179,7 @@ class Runner:
         if workflow not in self._graphs:
             spec = self.catalog.workflow(workflow)
             self._graphs[workflow] = compile_workflow(
-                spec, self.catalog, self.asker, self.checkpointer
+                spec, self.catalog, self.asker, self.checkpointer, self._memory
             )
         return self._graphs[workflow]
 
@@ -300,7 +315,7 @@ class Runner:
 
     async def _drive(self, run_id: str, workflow: str, data: Any) -> None:
         graph = self.graph(workflow)
-        config = {"configurable": {"thread_id": run_id}}
+        config = {"configurable": {"thread_id": run_id, "tenant": self.tenant}}
         started = time.perf_counter()
         try:
             async for chunk in graph.astream(data, config, stream_mode="updates"):
@@ -346,6 +361,19 @@ class Runner:
         elif not snapshot.next:
             output = self._output(workflow, snapshot.values)
             self.store.set_status(run_id, "succeeded", output=output, usage=usage, tools=tools)
+            if self.catalog.workflow(workflow).remember_runs:
+                await self._remember_run(run_id, workflow, output)
+
+    async def _remember_run(self, run_id: str, workflow: str, output: dict[str, Any]) -> None:
+        """Episodic memory: a summary of the finished run, searchable by later runs."""
+        record = self.store.run(run_id)
+        summary = (
+            f"{workflow} run {run_id}: input {json.dumps(record.input)[:600]}; "
+            f"output {json.dumps(output)[:900]}"
+        )
+        namespace = memory_namespace(self.tenant, "workflow", workflow, run_id, "episodic")
+        value = {"text": summary, "provenance": {"run": run_id, "workflow": workflow}}
+        await self._memory.aput(namespace, run_id, value)
 
     async def _usage(self, graph: Any, config: dict[str, Any]) -> dict[str, Any]:
         try:

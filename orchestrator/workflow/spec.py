@@ -135,8 +135,34 @@ class PlanNode(Spec):
     join: str | None = Field(default=None, description="Node to run once all sub-tasks are done.")
 
 
+class MemoryNode(Spec):
+    """Read from shared memory (search by meaning into state) or write a record to it."""
+
+    kind: Literal["memory"]
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    op: Literal["read", "write"] = Field(description="read: query -> top_k records; write: text.")
+    memory: Literal["semantic", "episodic"] = Field(
+        default="semantic",
+        description="semantic: facts (with provenance); episodic: summaries of finished runs.",
+    )
+    scope: Literal["run", "workflow", "global"] = Field(
+        default="global",
+        description="Whose memory, within the run's tenant: this run, this workflow, or all.",
+    )
+    query: str | None = Field(default=None, description="read: template of the search text.")
+    top_k: int = Field(default=3, ge=1, le=50, description="read: how many records to return.")
+    text: str | None = Field(default=None, description="write: template of the record's text.")
+    ttl_minutes: float | None = Field(
+        default=None, gt=0, description="write: the record expires after this long (none: never)."
+    )
+    output: str | None = Field(
+        default=None, description="read: state key for the list of {text, score, provenance}."
+    )
+    next: str = Field(description="Node to run afterwards, or `end`.")
+
+
 NodeSpec = Annotated[
-    SpecialistNode | ToolNode | ReviewNode | BranchNode | MapNode | PlanNode,
+    SpecialistNode | ToolNode | ReviewNode | BranchNode | MapNode | PlanNode | MemoryNode,
     Field(discriminator="kind"),
 ]
 
@@ -156,6 +182,11 @@ class WorkflowSpec(Spec):
         default=(), description="State keys that make up the run's output; empty means all."
     )
     start: str = Field(description="First node to run.")
+    remember_runs: bool = Field(
+        default=False,
+        description="Write a summary of each finished run to episodic memory (workflow scope), "
+        "for later runs to search.",
+    )
     nodes: tuple[NodeSpec, ...] = Field(min_length=1, description="The nodes.")
 
     def state_schemas(self) -> dict[str, dict[str, Any]]:

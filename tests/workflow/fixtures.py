@@ -222,6 +222,26 @@ CHAIN_FLOW = {
     ],
 }
 
+MEMO_FLOW = {
+    "name": "memo",
+    "description": "Recall what earlier runs learned, have a reviewer approve a fact, remember it.",
+    "remember_runs": True,
+    "input_schema": {
+        "type": "object",
+        "properties": {"fact": {"type": "string"}, "question": {"type": "string"}},
+        "required": ["fact", "question"],
+    },
+    "state": {"recalled": {"type": "array"}, "episodes": {"type": "array"}},
+    "output": ["recalled", "episodes"],
+    "start": "recall",
+    "nodes": [
+        {"kind": "memory", "id": "recall", "op": "read", "query": "{question}", "top_k": 2, "output": "recalled", "next": "history"},
+        {"kind": "memory", "id": "history", "op": "read", "memory": "episodic", "scope": "workflow", "query": "{question}", "output": "episodes", "next": "gate"},
+        {"kind": "review", "id": "gate", "show": ["fact"], "next": "remember", "on_reject": "end"},
+        {"kind": "memory", "id": "remember", "op": "write", "text": "{fact}", "next": "end"},
+    ],
+}
+
 
 def scripted_workflow_catalog(
     root: Path,
@@ -263,6 +283,6 @@ def scripted_workflow_catalog(
         ],
     )
     (root / "graphs").mkdir(exist_ok=True)
-    for flow in (CLAIM_FLOW, TICKETS_FLOW, BRIEF_FLOW, CHAIN_FLOW):
+    for flow in (CLAIM_FLOW, TICKETS_FLOW, BRIEF_FLOW, CHAIN_FLOW, MEMO_FLOW):
         (root / "graphs" / f"{flow['name']}.yaml").write_text(yaml.safe_dump(flow, sort_keys=False))
     return root / "agents"
