@@ -217,7 +217,9 @@ def _like(prefix: tuple[str, ...]) -> str:
 
 
 def _fits(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
-    return len(parts) == len(pattern) and all(p == "*" or p == q for p, q in zip(pattern, parts, strict=True))
+    return len(parts) == len(pattern) and all(
+        p == "*" or p == q for p, q in zip(pattern, parts, strict=True)
+    )
 
 
 def _matches(value: dict[str, Any], conditions: dict[str, Any] | None) -> bool:

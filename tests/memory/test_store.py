@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from orchestrator.memory.embeddings import default_embedder
 from orchestrator.memory.store import SqlStore
 from orchestrator.workflow.database import Database
@@ -43,7 +44,9 @@ def test_search_ranks_by_meaning_not_words(store: SqlStore) -> None:
 def test_tenants_never_see_each_other(store: SqlStore) -> None:
     store.put(ACME, "secret", {"text": "Acme's reinsurance treaty renews in March."})
     store.put(GLOBEX, "other", {"text": "Globex pays claims within five days."})
-    assert [i.key for i in store.search(("tenant", "globex"), query="reinsurance treaty")] == ["other"]
+    assert [i.key for i in store.search(("tenant", "globex"), query="reinsurance treaty")] == [
+        "other"
+    ]
     assert store.get(GLOBEX, "secret") is None
     # A tenant whose name is a prefix of another's sees nothing of it either.
     store.put(("tenant", "acme2", "global", "semantic"), "x", {"text": "Acme2 fact."})
