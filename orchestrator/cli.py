@@ -141,18 +141,27 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
     from orchestrator.hosting.pool import HostPool
 
     pool = HostPool(catalog)
+    specialist = catalog.specialist(name)
     started = time.perf_counter()
     try:
-        await pool.warm(catalog.specialist(name).model)
+        await pool.warm(specialist.model)
+        if specialist.corpus:
+            from orchestrator.memory.corpus import Corpora
+            from orchestrator.workflow.database import Database
+            from orchestrator.workflow.graph import retrieve_into
+
+            corpora = Corpora(catalog.root / "corpora", Database())
+            text = await retrieve_into(corpora, specialist.corpus, text)
         startup = time.perf_counter() - started
         return await pool.ask(name, text), startup
     finally:
         pool.shutdown()
 
 
-from orchestrator import cli_runs  # noqa: E402  (registers run, runs, review, graph)
+from orchestrator import cli_memory, cli_runs  # noqa: E402  (register their commands)
 
 cli_runs.register(app)
+cli_memory.register(app)
 
 
 def _flush_telemetry() -> None:

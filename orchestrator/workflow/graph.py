@@ -11,6 +11,7 @@ resumed node from its top, so nothing before the interrupt may do work.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -165,10 +166,13 @@ def _in_node(node_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 class GraphBuilder:
     """Builds the LangGraph StateGraph for one workflow spec."""
 
-    def __init__(self, spec: WorkflowSpec, catalog: Any, asker: Asker | None) -> None:
+    def __init__(
+        self, spec: WorkflowSpec, catalog: Any, asker: Asker | None, corpora: Any = None
+    ) -> None:
         self.spec = spec
         self.catalog = catalog
         self.asker = asker
+        self.corpora = corpora
         self.graph: StateGraph[Any] = StateGraph(state_type(spec))
 
     async def _ask(self, specialist: SpecialistSpec, text: str, node_id: str) -> SpecialistAnswer:
@@ -183,6 +187,8 @@ class GraphBuilder:
             "gen_ai.request.model": model_label(specialist.model, specialist.adapter),
         }
         with telemetry.span(f"invoke_agent {specialist.name}", attributes) as span:
+            if specialist.corpus and self.corpora is not None:
+                text = await retrieve_into(self.corpora, specialist.corpus, text, node_id)
             answer = await self.asker.ask_spec(specialist, text)
             span.set_attributes(
                 {
@@ -462,6 +468,23 @@ class GraphBuilder:
 
 
 DEFAULT_TENANT = "default"
+RETRIEVED_PASSAGES = 3
+
+
+async def retrieve_into(corpora: Any, corpus: str, text: str, node_id: str = "") -> str:
+    """The specialist's input with the corpus passages most relevant to it appended, numbered
+    so the answer can cite them; one ``retrieval {corpus}`` span."""
+    from orchestrator.memory.corpus import cite
+
+    attributes = {
+        "gen_ai.operation.name": "retrieval",
+        "cadre.corpus": corpus,
+        "cadre.node": node_id,
+    }
+    with telemetry.span(f"retrieval {corpus}", attributes) as span:
+        passages = await asyncio.to_thread(corpora.search, corpus, text, RETRIEVED_PASSAGES)
+        span.set_attribute("cadre.retrieval.sources", [p.source for p in passages])
+    return f"{text}\n\n{cite(passages)}" if passages else text
 
 
 def memory_namespace(
@@ -478,9 +501,10 @@ def compile_workflow(
     asker: Asker | None = None,
     checkpointer: Any = None,
     store: Any = None,
+    corpora: Any = None,
 ) -> Any:
     """The runnable LangGraph graph for a checked workflow spec."""
-    graph = GraphBuilder(spec, catalog, asker).build()
+    graph = GraphBuilder(spec, catalog, asker, corpora).build()
     return graph.compile(checkpointer=checkpointer, store=store)
 
 

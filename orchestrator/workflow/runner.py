@@ -178,8 +178,11 @@ class Runner:
     def graph(self, workflow: str) -> Any:
         if workflow not in self._graphs:
             spec = self.catalog.workflow(workflow)
+            from orchestrator.memory.corpus import Corpora
+
+            corpora = Corpora(self.catalog.root / "corpora", self.db)
             self._graphs[workflow] = compile_workflow(
-                spec, self.catalog, self.asker, self.checkpointer, self._memory
+                spec, self.catalog, self.asker, self.checkpointer, self._memory, corpora
             )
         return self._graphs[workflow]
 

@@ -1,0 +1,241 @@
+"""Document corpora: a folder of text and Markdown files that specialists retrieve from.
+
+``index`` chunks every document (paragraphs, packed to about 700 characters, each chunk carrying
+its Markdown heading), embeds the chunks and stores them in the run database. It is incremental: a
+file whose SHA-256 has not changed is skipped, a removed file's chunks are dropped. ``search`` ranks
+chunks by meaning (cosine over MiniLM embeddings), by words (Okapi BM25), or by both fused with
+reciprocal rank fusion (``hybrid``, the default: ``bench/bench_retrieval.py`` shows why).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from orchestrator.errors import InputError, NotFoundError
+from orchestrator.memory.embeddings import Embedder, default_embedder, from_blob, to_blob
+from orchestrator.workflow.database import Database
+
+Mode = Literal["hybrid", "dense", "bm25"]
+SUFFIXES = (".md", ".txt")
+CHUNK_CHARS = 700
+RRF_K = 60
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS cadre_corpus_files (
+        corpus TEXT NOT NULL, path TEXT NOT NULL, sha TEXT NOT NULL,
+        indexed_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (corpus, path))""",
+    """CREATE TABLE IF NOT EXISTS cadre_corpus_chunks (
+        corpus TEXT NOT NULL, path TEXT NOT NULL, chunk INTEGER NOT NULL, text TEXT NOT NULL,
+        embedding {blob} NOT NULL, PRIMARY KEY (corpus, path, chunk))""",
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk and where it came from (``source`` is ``file#chunk``)."""
+
+    source: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What an indexing pass did."""
+
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    chunks: int
+    seconds: float
+
+
+def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """Paragraphs packed into chunks of about ``size`` characters; each chunk starts with the
+    Markdown heading it falls under, so a clause keeps its title."""
+    chunks: list[str] = []
+    heading, current = "", ""
+    for block in re.split(r"\n\s*\n", text):
+        block = block.strip()
+        if not block:
+            continue
+        if block.startswith("#"):
+            if current:
+                chunks.append(current)
+            heading, current = block.splitlines()[0].lstrip("# ").strip(), ""
+            rest = "\n".join(block.splitlines()[1:]).strip()
+            if not rest:
+                continue
+            block = rest
+        if current and len(current) + len(block) > size:
+            chunks.append(current)
+            current = ""
+        current = (
+            f"{current}\n{block}" if current else (f"{heading}: {block}" if heading else block)
+        )
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def tokenize(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+class Corpora:
+    """The corpora of a catalog (``agents/corpora/NAME/``), indexed in the run database."""
+
+    def __init__(self, root: Path, db: Database, embedder: Embedder | None = None) -> None:
+        self.root = Path(root)
+        self.db = db
+        self.embedder = embedder or default_embedder()
+        blob = "BYTEA" if db.postgres else "BLOB"
+        for statement in SCHEMA:
+            db.execute(statement.format(blob=blob))
+        self._checked: set[str] = set()
+
+    def folder(self, name: str) -> Path:
+        folder = self.root / name
+        if not folder.is_dir():
+            known = (
+                sorted(p.name for p in self.root.glob("*") if p.is_dir())
+                if self.root.is_dir()
+                else []
+            )
+            raise NotFoundError(
+                f"unknown corpus {name!r}: no folder {folder} (known: {', '.join(known) or 'none'})"
+            )
+        return folder
+
+    def index(self, name: str) -> IndexReport:
+        """Bring the corpus index up to date with its folder (only changed files are embedded)."""
+        started = time.perf_counter()
+        folder = self.folder(name)
+        files = {
+            str(p.relative_to(folder)): p
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix.lower() in SUFFIXES
+        }
+        known = {
+            r["path"]: r["sha"]
+            for r in self.db.query(
+                "SELECT path, sha FROM cadre_corpus_files WHERE corpus = ?", (name,)
+            )
+        }
+        added = updated = unchanged = chunks = 0
+        for rel, path in files.items():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            sha = hashlib.sha256(text.encode()).hexdigest()
+            if known.get(rel) == sha:
+                unchanged += 1
+                continue
+            pieces = chunk_text(text)
+            vectors = self.embedder.embed(pieces)
+            self._drop(name, rel)
+            for i, (piece, vector) in enumerate(zip(pieces, vectors, strict=True)):
+                self.db.execute(
+                    "INSERT INTO cadre_corpus_chunks (corpus, path, chunk, text, embedding) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, rel, i, piece, to_blob(vector)),
+                )
+            self.db.execute(
+                "INSERT INTO cadre_corpus_files (corpus, path, sha, indexed_at) "
+                "VALUES (?, ?, ?, ?)",
+                (name, rel, sha, time.time()),
+            )
+            chunks += len(pieces)
+            if rel in known:
+                updated += 1
+            else:
+                added += 1
+        removed = [rel for rel in known if rel not in files]
+        for rel in removed:
+            self._drop(name, rel)
+        self._checked.add(name)
+        return IndexReport(
+            added, updated, len(removed), unchanged, chunks, time.perf_counter() - started
+        )
+
+    def _drop(self, name: str, rel: str) -> None:
+        self.db.execute(
+            "DELETE FROM cadre_corpus_chunks WHERE corpus = ? AND path = ?", (name, rel)
+        )
+        self.db.execute("DELETE FROM cadre_corpus_files WHERE corpus = ? AND path = ?", (name, rel))
+
+    def search(self, name: str, query: str, k: int = 3, mode: Mode = "hybrid") -> list[Passage]:
+        """The ``k`` best chunks for ``query``; the corpus is (re)indexed first if it changed."""
+        if not query.strip():
+            raise InputError("corpus search: the query is empty")
+        if name not in self._checked:
+            self.index(name)
+        rows = self.db.query(
+            "SELECT path, chunk, text, embedding FROM cadre_corpus_chunks WHERE corpus = ? "
+            "ORDER BY path, chunk",
+            (name,),
+        )
+        if not rows:
+            return []
+        rankings: list[list[int]] = []
+        scores: dict[int, float] = {}
+        if mode in ("dense", "hybrid"):
+            matrix = np.stack([from_blob(r["embedding"]) for r in rows])
+            similarity = matrix @ self.embedder.embed([query])[0]
+            order = [int(i) for i in np.argsort(-similarity)]
+            rankings.append(order)
+            scores = {i: float(similarity[i]) for i in order}
+        if mode in ("bm25", "hybrid"):
+            bm25 = _bm25([tokenize(r["text"]) for r in rows], tokenize(query))
+            order = sorted(range(len(rows)), key=lambda i: -bm25[i])
+            rankings.append(order)
+            if mode == "bm25":
+                scores = {i: bm25[i] for i in order}
+        if mode == "hybrid":
+            fused: dict[int, float] = {}
+            for ranking in rankings:
+                for rank, i in enumerate(ranking):
+                    fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+            best = sorted(fused, key=lambda i: -fused[i])[:k]
+            scores = fused
+        else:
+            best = rankings[0][:k]
+        return [
+            Passage(f"{rows[i]['path']}#{rows[i]['chunk']}", rows[i]["text"], round(scores[i], 4))
+            for i in best
+        ]
+
+
+def _bm25(
+    documents: list[list[str]], query: list[str], k1: float = 1.5, b: float = 0.75
+) -> list[float]:
+    """Okapi BM25 score of each document for the query."""
+    n = len(documents)
+    average = sum(len(d) for d in documents) / max(1, n)
+    frequency = Counter(term for d in documents for term in set(d))
+    scores = []
+    for document in documents:
+        counts = Counter(document)
+        score = 0.0
+        for term in set(query):
+            if term not in counts:
+                continue
+            idf = math.log(1 + (n - frequency[term] + 0.5) / (frequency[term] + 0.5))
+            tf = counts[term]
+            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(document) / average))
+        scores.append(score)
+    return scores
+
+
+def cite(passages: list[Passage]) -> str:
+    """Passages as a numbered block to add to a prompt, so the answer can cite [n]."""
+    lines = [f"[{i}] ({p.source}) {p.text}" for i, p in enumerate(passages, 1)]
+    return "Reference passages (cite them as [1], [2], ...):\n" + "\n".join(lines)
