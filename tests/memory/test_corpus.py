@@ -1,0 +1,135 @@
+"""Corpora: chunking, incremental indexing, search by words and by meaning, retrieval into a
+specialist's prompt during a run, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.catalog import load_catalog
+from orchestrator.errors import InputError, NotFoundError
+from orchestrator.hosting.pool import HostPool
+from orchestrator.memory.corpus import Corpora, chunk_text
+from orchestrator.memory.embeddings import default_embedder
+from orchestrator.workflow.database import Database
+from orchestrator.workflow.runner import Runner
+from tests.conftest import ROOT, TelemetryHarness
+from tests.workflow.fixtures import scripted_workflow_catalog
+
+CADRE = str(Path(sys.executable).parent / "cadre")
+
+
+@pytest.fixture
+def corpora(tmp_path: Path, database_url: str) -> Corpora:
+    root = tmp_path / "corpora"
+    shutil.copytree(ROOT / "agents" / "corpora", root)
+    return Corpora(root, Database(database_url), default_embedder())
+
+
+def test_chunks_keep_their_heading_and_stay_small() -> None:
+    text = "# Deductible\n\nEvery claim carries 250 euros.\n\n" + "\n\n".join(["word " * 60] * 4)
+    chunks = chunk_text(text, size=700)
+    assert chunks[0].startswith("Deductible: Every claim carries 250 euros.")
+    assert all(c.startswith("Deductible: ") for c in chunks)
+    assert all(len(c) < 1100 for c in chunks) and len(chunks) > 1
+
+
+def test_indexing_is_incremental(corpora: Corpora) -> None:
+    first = corpora.index("home-policy")
+    assert (first.added, first.updated, first.removed, first.unchanged) == (1, 0, 0, 0)
+    assert first.chunks >= 5
+    again = corpora.index("home-policy")
+    assert (again.added, again.updated, again.unchanged, again.chunks) == (0, 0, 1, 0)
+    folder = corpora.folder("home-policy")
+    (folder / "endorsement.md").write_text("# Solar panels\n\nSolar panels are covered for hail.\n")
+    with open(folder / "wording.md", "a") as wording:
+        wording.write("\n# Section 6 - Pets\n\nPet damage is never covered.\n")
+    changed = corpora.index("home-policy")
+    assert (changed.added, changed.updated, changed.unchanged) == (1, 1, 0)
+    (folder / "endorsement.md").unlink()
+    assert corpora.index("home-policy").removed == 1
+    assert all(p.source.startswith("wording.md") for p in corpora.search("home-policy", "solar", 5))
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_search_finds_the_clause(corpora: Corpora, mode: str) -> None:
+    passages = corpora.search(
+        "home-policy", "what deductible applies to a burst water pipe?", 3, mode
+    )  # type: ignore[arg-type]
+    assert any("deductible is 500 euros" in p.text for p in passages), [p.source for p in passages]
+    assert all(p.source.startswith("wording.md#") for p in passages)
+
+
+def test_search_errors(corpora: Corpora) -> None:
+    with pytest.raises(
+        NotFoundError, match="unknown corpus 'policies'.*known: home-policy, product-faq"
+    ):
+        corpora.search("policies", "x")
+    with pytest.raises(InputError, match="query is empty"):
+        corpora.search("home-policy", "  ")
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_a_specialist_with_a_corpus_gets_the_passages_in_its_prompt(
+    tmp_path: Path, telemetry_session: TelemetryHarness
+) -> None:
+    agents = scripted_workflow_catalog(tmp_path, amount=300)
+    shutil.copytree(ROOT / "agents" / "corpora", agents / "corpora")
+    spec_file = agents / "specialists" / "decider.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["corpus"] = "home-policy"
+    spec_file.write_text(yaml.safe_dump(spec))
+    model_file = next((agents / "models").glob("*.yaml"))
+    model = yaml.safe_load(model_file.read_text())
+    model["engine_options"]["rules"].insert(
+        0, {"tag": "decider", "contains": "Reference passages", "reply": '{"decision": "deny"}'}
+    )
+    model_file.write_text(yaml.safe_dump(model))
+    catalog = load_catalog(agents)
+    pool = HostPool(catalog)
+
+    async def go() -> object:
+        async with Runner(
+            catalog, database_url=f"sqlite:///{tmp_path / 'r.db'}", asker=pool
+        ) as runner:
+            return await runner.start("claim", {"claim": "small dent"})
+
+    record = asyncio.run(go())
+    pool.shutdown()
+    assert record.output["decision"] == {"decision": "deny"}, (
+        "the scripted decider saw the passages"
+    )  # type: ignore[attr-defined]
+    retrievals = [
+        s
+        for s in telemetry_session.spans.get_finished_spans()
+        if s.name == "retrieval home-policy" and (s.attributes or {}).get("cadre.node") == "decide"
+    ]
+    assert retrievals and len(retrievals[-1].attributes["cadre.retrieval.sources"]) == 3
+
+
+def test_corpus_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+
+    def cadre(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CADRE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    indexed = cadre("corpus", "index", "product-faq")
+    assert indexed.returncode == 0, indexed.stderr
+    assert "product-faq: 1 added" in indexed.stdout and "Loading" not in indexed.stderr
+    assert "1 unchanged files" in cadre("corpus", "index", "product-faq").stdout
+    found = cadre("corpus", "search", "product-faq", "charged twice on my card", "--k", "1")
+    assert found.returncode == 0 and "[1] faq.md#" in found.stdout and "refunded" in found.stdout
+    unknown = cadre("corpus", "search", "faq", "x")
+    assert unknown.returncode == 2 and "unknown corpus 'faq'" in unknown.stderr
+    bad = cadre("corpus", "search", "product-faq", "x", "--mode", "fuzzy")
+    assert bad.returncode == 2 and "use hybrid, dense or bm25" in bad.stderr
