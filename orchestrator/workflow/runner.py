@@ -321,7 +321,10 @@ class Runner:
         config = {"configurable": {"thread_id": run_id, "tenant": self.tenant}}
         started = time.perf_counter()
         try:
-            async for chunk in graph.astream(data, config, stream_mode="updates"):
+            # durability="sync": each step's checkpoint is written before the next step starts,
+            # so a crash loses at most the step in flight and no write is pending at a chunk.
+            stream = graph.astream(data, config, stream_mode="updates", durability="sync")
+            async for chunk in stream:
                 if chunk.get("__metadata__", {}).get("cached"):
                     continue  # replayed from the checkpoint, not run again
                 for node, update in chunk.items():
@@ -341,13 +344,17 @@ class Runner:
                     await asyncio.to_thread(self.store.add_event, run_id, node, detail)
                     self.on_progress(step)
                 if (await asyncio.to_thread(self.store.run, run_id)).status == "cancelled":
+                    await stream.aclose()
+                    await self._settle()
                     return
         except CadreError as err:
+            await self._settle()
             self.store.set_status(
                 run_id, "failed", error=err.message, usage=await self._usage(graph, config)
             )
             raise
         except Exception as err:
+            await self._settle()
             message = f"{type(err).__name__}: {err}"
             self.store.set_status(
                 run_id, "failed", error=message, usage=await self._usage(graph, config)
@@ -377,6 +384,15 @@ class Runner:
         namespace = memory_namespace(self.tenant, "workflow", workflow, run_id, "episodic")
         value = {"text": summary, "provenance": {"run": run_id, "workflow": workflow}}
         await self._memory.aput(namespace, run_id, value)
+
+    async def _settle(self) -> None:
+        """After a run stopped mid-step (cancelled, failed), roll back any checkpoint write the
+        stop cut short: an open SQLite transaction would lock the database for everyone."""
+        conn = getattr(self.checkpointer, "conn", None)
+        if conn is not None and getattr(conn, "in_transaction", False):
+            rollback = conn.rollback()
+            if asyncio.iscoroutine(rollback):
+                await rollback
 
     async def _usage(self, graph: Any, config: dict[str, Any]) -> dict[str, Any]:
         try:
