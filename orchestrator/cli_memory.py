@@ -47,14 +47,16 @@ def corpus_search(
     name: Annotated[str, typer.Argument(help="Corpus to search.")],
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many passages.")] = 3,
-    mode: Annotated[str, typer.Option(help="hybrid (default), dense or bm25.")] = "hybrid",
+    mode: Annotated[
+        str, typer.Option(help="dense (by meaning), bm25 (by words) or hybrid.")
+    ] = "dense",
     catalog: CatalogOption = None,
 ) -> None:
     """The passages of a corpus that best match a query, with their sources."""
     from orchestrator.errors import InputError
 
     if mode not in ("hybrid", "dense", "bm25"):
-        raise InputError(f"--mode {mode!r}: use hybrid, dense or bm25")
+        raise InputError(f"--mode {mode!r}: use dense, bm25 or hybrid")
     for i, passage in enumerate(_corpora(catalog).search(name, query, k, mode), 1):  # type: ignore[arg-type]
         out.print(f"[bold][{i}] {passage.source}[/bold]  [dim]score {passage.score}[/dim]")
         out.print(escape(passage.text) + "\n")

@@ -193,6 +193,27 @@ class SqlStore(BaseStore):
             found = {ns[: op.max_depth] for ns in found}
         return sorted(found)[op.offset : op.offset + op.limit]
 
+    def put_many(self, namespace: tuple[str, ...], items: dict[str, dict[str, Any]]) -> None:
+        """Put many items at once, embedding their texts in one batch (much faster than puts)."""
+        prefix, now = _prefix(namespace), time.time()
+        texts = [" ".join(str(v.get(f, "")) for f in self.index_fields) for v in items.values()]
+        vectors = self.embedder.embed(texts)
+        for (key, value), vector in zip(items.items(), vectors, strict=True):
+            self.db.execute("DELETE FROM cadre_store WHERE prefix = ? AND key = ?", (prefix, key))
+            self.db.execute(
+                "INSERT INTO cadre_store (prefix, key, namespace, value, embedding, created_at, "
+                "updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    prefix,
+                    key,
+                    json.dumps(list(namespace)),
+                    json.dumps(value),
+                    to_blob(vector),
+                    now,
+                    now,
+                ),
+            )
+
     def sweep(self) -> int:
         """Delete expired items; returns how many."""
         return self.db.execute(

@@ -132,4 +132,4 @@ def test_corpus_cli(tmp_path: Path) -> None:
     unknown = cadre("corpus", "search", "faq", "x")
     assert unknown.returncode == 2 and "unknown corpus 'faq'" in unknown.stderr
     bad = cadre("corpus", "search", "product-faq", "x", "--mode", "fuzzy")
-    assert bad.returncode == 2 and "use hybrid, dense or bm25" in bad.stderr
+    assert bad.returncode == 2 and "use dense, bm25 or hybrid" in bad.stderr
