@@ -89,7 +89,9 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
         else ""
     )
     try:
-        output = json.loads(result.text)
+        # strict=False: a raw newline inside a string is still the answer the model meant
+        # (llama.cpp's JSON grammar lets control characters through).
+        output = json.loads(result.text, strict=False)
     except json.JSONDecodeError as err:
         raise OutputSchemaError(
             f"specialist {specialist.name!r} answered with text that is not JSON: {err.msg}{cut}",

@@ -42,6 +42,8 @@ def test_empty_text_is_refused() -> None:
 
 def test_answer_must_be_json_that_fits() -> None:
     assert parse_answer(SPEC, result('{"sentiment": "neutral"}')) == {"sentiment": "neutral"}
+    raw_newline = '{"sentiment": "neutral", "note": "two\nlines"}'
+    assert parse_answer(SPEC, result(raw_newline))["note"] == "two\nlines"
     with pytest.raises(OutputSchemaError, match="not JSON") as info:
         parse_answer(SPEC, result("neutral"))
     assert info.value.raw == "neutral"
