@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from orchestrator.tools.base import Tool
+from orchestrator.tools.base import Tool, ToolContext
+from orchestrator.tools.builtins import CORPUS_SEARCH, HTTP_GET, NOTIFY, SQL_QUERY
 from orchestrator.tools.calculator import CALCULATOR
 
-__all__ = ["Tool", "registry"]
+__all__ = ["Tool", "ToolContext", "registry"]
 
 
 def registry() -> dict[str, Tool]:
     """Every registered tool by name."""
-    return {tool.name: tool for tool in (CALCULATOR,)}
+    tools = (CALCULATOR, SQL_QUERY, CORPUS_SEARCH, HTTP_GET, NOTIFY)
+    return {tool.name: tool for tool in tools}

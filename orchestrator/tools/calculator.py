@@ -83,5 +83,5 @@ CALCULATOR = Tool(
     name="calculator",
     description="Evaluate an arithmetic expression exactly (no code execution).",
     args=CalculatorArgs,
-    fn=lambda args: evaluate(args.expression),
+    fn=lambda args, context: evaluate(args.expression),
 )

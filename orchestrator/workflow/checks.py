@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
 def successors(node: NodeSpec) -> list[str | None]:
     """Where control can go after ``node`` (None marks a missing, required edge)."""
-    if isinstance(node, SpecialistNode | ToolNode | MemoryNode):
+    if isinstance(node, ToolNode):
+        return [node.next, node.on_error] if node.on_error else [node.next]
+    if isinstance(node, SpecialistNode | MemoryNode):
         return [node.next]
     if isinstance(node, ReviewNode):
         return [node.next, node.on_reject]
@@ -110,8 +112,10 @@ def _node_problems(
     elif isinstance(node, ToolNode):
         if node.tool not in tools:
             yield Problem(file, f"{at}.tool", f"unknown tool {node.tool!r} in node {node.id!r}")
-        for name, text in node.args.items():
-            yield from template(text, f"args.{name}")
+        for name, value in node.args.items():
+            for text in value if isinstance(value, list) else [value]:
+                if isinstance(text, str):
+                    yield from template(text, f"args.{name}")
     elif isinstance(node, ReviewNode):
         for key in (*node.show, *node.editable):
             yield from state_key(key, "show")

@@ -27,6 +27,8 @@ from orchestrator import telemetry
 from orchestrator.calls import SpecialistAnswer, model_label
 from orchestrator.errors import CadreError, InputError, RunError
 from orchestrator.specs import SpecialistSpec
+from orchestrator.tools.base import ToolContext
+from orchestrator.tools.runner import call_tool
 from orchestrator.workflow.spec import (
     END_NODE,
     BranchNode,
@@ -126,6 +128,14 @@ def holds(condition: Condition, state: dict[str, Any]) -> bool:
         }[condition.op]()
     except TypeError:
         return False
+
+
+def _render_arg(value: Any, state: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return render(value, state)
+    if isinstance(value, list):
+        return [_render_arg(v, state) for v in value]
+    return value
 
 
 def _target(node_id: str) -> str:
@@ -233,8 +243,15 @@ class GraphBuilder:
 
         tool = registry()[node.tool]
 
-        def run(state: dict[str, Any]) -> dict[str, Any]:
-            args = {name: render(text, state) for name, text in node.args.items()}
+        async def run(state: dict[str, Any]) -> Command:
+            args = {name: _render_arg(value, state) for name, value in node.args.items()}
+            configurable = get_config().get("configurable", {})
+            context = ToolContext(
+                catalog_root=self.catalog.root,
+                database_url=configurable.get("database_url"),
+                run_id=configurable.get("thread_id", ""),
+                node_id=node.id,
+            )
             attributes = {
                 **self._run_attributes(node.id),
                 "gen_ai.operation.name": "execute_tool",
@@ -242,13 +259,27 @@ class GraphBuilder:
                 "gen_ai.tool.description": tool.description,
             }
             started = time.perf_counter()
-            with telemetry.span(f"execute_tool {tool.name}", attributes):
-                result = tool(args)
-            timing = {tool.name: {"calls": 1, "time_s": time.perf_counter() - started}}
-            return {node.output: result, "_tools": timing}
+            error: dict[str, Any] | None = None
+            result: Any = None
+            try:
+                with telemetry.span(f"execute_tool {tool.name}", attributes):
+                    result = await call_tool(tool, args, context, node.timeout_s)
+            except CadreError as err:
+                # A tool's failure is the workflow's to handle: into state, not a crash.
+                error = {"node": node.id, "tool": tool.name, "error": err.message}
+            timing = {
+                tool.name: {
+                    "calls": 1,
+                    "errors": int(error is not None),
+                    "time_s": time.perf_counter() - started,
+                }
+            }
+            update = {node.output: result, "tool_error": error, "_tools": timing}
+            target = node.on_error if error and node.on_error else node.next
+            return Command(goto=_target(target), update=update)
 
-        self._add(node.id, run)
-        self.graph.add_edge(node.id, _target(node.next))
+        ways = {_target(node.next)} | ({_target(node.on_error)} if node.on_error else set())
+        self._add(node.id, run, destinations=tuple(sorted(ways)))
 
     def _review(self, node: ReviewNode) -> None:
         editable = node.editable or node.show

@@ -318,7 +318,13 @@ class Runner:
 
     async def _drive(self, run_id: str, workflow: str, data: Any) -> None:
         graph = self.graph(workflow)
-        config = {"configurable": {"thread_id": run_id, "tenant": self.tenant}}
+        config = {
+            "configurable": {
+                "thread_id": run_id,
+                "tenant": self.tenant,
+                "database_url": self.db.url,
+            }
+        }
         started = time.perf_counter()
         try:
             # durability="sync": each step's checkpoint is written before the next step starts,

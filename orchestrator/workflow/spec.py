@@ -38,11 +38,21 @@ class ToolNode(Spec):
     kind: Literal["tool"]
     id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
     tool: str = Field(description="Registered tool name.")
-    args: dict[str, str] = Field(
-        default_factory=dict, description="Tool arguments, each a template over state."
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Tool arguments: text is a template over state (so are the items of a list); "
+        "numbers and booleans are passed as they are.",
     )
     output: str = Field(description="State key the tool's result is written to.")
+    timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="Most seconds the tool may take."
+    )
     next: str = Field(description="Node to run afterwards, or `end`.")
+    on_error: str | None = Field(
+        default=None,
+        description="Node to go to when the tool fails (its error is in state `tool_error`); "
+        "default: `next`.",
+    )
 
 
 class ReviewNode(Spec):
@@ -194,4 +204,5 @@ class WorkflowSpec(Spec):
         keys: dict[str, dict[str, Any]] = dict(self.input_schema.get("properties", {}))
         keys.update(self.state)
         keys.setdefault("review_feedback", {"type": "string"})
+        keys.setdefault("tool_error", {"type": ["object", "null"]})
         return keys

@@ -1,0 +1,162 @@
+"""Built-in tools beyond the calculator: read-only SQL, corpus search, allow-listed HTTP GET, and
+``notify`` (a side effect: a message into the run database's outbox)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, Field
+
+from orchestrator.errors import InputError, RunError
+from orchestrator.tools.base import Tool, ToolContext
+
+HTTP_ALLOWLIST_ENV = "CADRE_HTTP_ALLOWLIST"
+MAX_HTTP_BYTES = 200_000
+
+
+class SqlArgs(BaseModel):
+    """Arguments of sql_query."""
+
+    database: str = Field(description="SQLite file under the catalog's data/ folder.")
+    query: str = Field(min_length=1, description="One SELECT statement; ? for parameters.")
+    params: list[Any] = Field(default_factory=list, description="Values for the ? placeholders.")
+    max_rows: int = Field(default=50, ge=1, le=1000, description="Most rows returned.")
+
+
+def sql_query(args: SqlArgs, context: ToolContext) -> list[dict[str, Any]]:
+    data = (context.catalog_root / "data").resolve()
+    path = (data / args.database).resolve()
+    if data not in path.parents or not path.is_file():
+        raise InputError(f"sql_query: no database {args.database!r} under {data}")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # read-only at the file level
+    # and at the statement level: anything but reading is refused before it runs.
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION}
+    conn.set_authorizer(
+        lambda action, *_: sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY
+    )
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(args.query, args.params).fetchmany(args.max_rows)
+    except sqlite3.DatabaseError as err:
+        raise InputError(f"sql_query: {err} (only reading queries are allowed)") from None
+    finally:
+        conn.close()
+    return [dict(r) for r in rows]
+
+
+class CorpusArgs(BaseModel):
+    """Arguments of corpus_search."""
+
+    corpus: str = Field(description="Corpus name (a folder under the catalog's corpora/).")
+    query: str = Field(min_length=1, description="What to look for.")
+    k: int = Field(default=3, ge=1, le=20, description="How many passages.")
+
+
+def corpus_search(args: CorpusArgs, context: ToolContext) -> list[dict[str, Any]]:
+    from orchestrator.memory.corpus import Corpora
+    from orchestrator.workflow.database import Database
+
+    corpora = Corpora(context.catalog_root / "corpora", Database(context.database_url))
+    return [
+        {"source": p.source, "text": p.text, "score": p.score}
+        for p in corpora.search(args.corpus, args.query, args.k)
+    ]
+
+
+class HttpArgs(BaseModel):
+    """Arguments of http_get."""
+
+    url: str = Field(description="http(s) URL on an allow-listed host.")
+
+
+def http_get(args: HttpArgs, context: ToolContext) -> dict[str, Any]:
+    parsed = urlparse(args.url)
+    allowed = {
+        h.strip().lower() for h in os.environ.get(HTTP_ALLOWLIST_ENV, "").split(",") if h.strip()
+    }
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme not in ("http", "https") or not host:
+        raise InputError(f"http_get: {args.url!r} is not an http(s) URL")
+    if host not in allowed:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise InputError(
+            f"http_get: host {host!r} is not in the allowlist ({HTTP_ALLOWLIST_ENV}: {listed})"
+        )
+    request = urllib.request.Request(args.url, headers={"User-Agent": "cadre-http-get"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - allow-listed
+            body = response.read(MAX_HTTP_BYTES + 1)
+            return {
+                "status": response.status,
+                "content_type": response.headers.get("Content-Type", ""),
+                "text": body[:MAX_HTTP_BYTES].decode("utf-8", errors="replace"),
+                "truncated": len(body) > MAX_HTTP_BYTES,
+            }
+    except urllib.error.HTTPError as err:
+        return {"status": err.code, "content_type": "", "text": "", "truncated": False}
+    except (urllib.error.URLError, TimeoutError) as err:
+        raise RunError(f"http_get: {args.url}: {getattr(err, 'reason', err)}") from None
+
+
+class NotifyArgs(BaseModel):
+    """Arguments of notify."""
+
+    channel: str = Field(min_length=1, max_length=100, description="Where to, e.g. claims-desk.")
+    message: str = Field(min_length=1, max_length=4000, description="What to say.")
+
+
+def notify(args: NotifyArgs, context: ToolContext) -> dict[str, Any]:
+    """Put a message in the outbox table of the run database (a delivery worker sends it)."""
+    from orchestrator.workflow.database import Database
+
+    db = Database(context.database_url)
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS cadre_outbox (id TEXT PRIMARY KEY, run_id TEXT, node TEXT, "
+            "channel TEXT NOT NULL, message TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"
+        )
+        message_id = f"msg-{uuid.uuid4().hex[:10]}"
+        db.execute(
+            "INSERT INTO cadre_outbox (id, run_id, node, channel, message, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (message_id, context.run_id, context.node_id, args.channel, args.message, time.time()),
+        )
+    finally:
+        db.close()
+    return {"message_id": message_id, "channel": args.channel}
+
+
+SQL_QUERY = Tool(
+    "sql_query", "Run one read-only SELECT on a SQLite file of the catalog.", SqlArgs, sql_query
+)
+CORPUS_SEARCH = Tool(
+    "corpus_search", "Search a document corpus by meaning.", CorpusArgs, corpus_search
+)
+HTTP_GET = Tool("http_get", "GET a URL on an allow-listed host.", HttpArgs, http_get)
+NOTIFY = Tool(
+    "notify",
+    "Send a message to a channel (through the outbox).",
+    NotifyArgs,
+    notify,
+    side_effect=True,
+)
+
+
+def outbox(database_url: str | None) -> list[dict[str, Any]]:
+    """The outbox's messages, oldest first (for tests and operators)."""
+    from orchestrator.workflow.database import Database
+
+    db = Database(database_url)
+    try:
+        return db.query("SELECT * FROM cadre_outbox ORDER BY created_at")
+    except Exception:  # noqa: BLE001 - no outbox table yet means no messages
+        return []
+    finally:
+        db.close()
