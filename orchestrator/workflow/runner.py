@@ -341,7 +341,11 @@ class Runner:
                         run_id,
                         node,
                         time.perf_counter() - started,
-                        tuple(k for k in update if k not in INTERNAL_KEYS),
+                        tuple(
+                            k
+                            for k, v in update.items()
+                            if k not in INTERNAL_KEYS and not (k == "tool_error" and v is None)
+                        ),
                         update.get("_usage") or {},
                     )
                     # Off the event loop: the checkpointer's aiosqlite connection may be holding
