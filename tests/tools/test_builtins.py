@@ -155,13 +155,7 @@ def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Pa
     record, state = asyncio.run(go())
     pool.shutdown()
     assert record.status == "succeeded"
-    assert (
-        state["tool_error"]
-        == {
-            "node": "payout",
-            "tool": "calculator",
-            "error": "node 'payout': calculator: '300 / 0': division by zero",
-        }
-        or "division by zero" in state["tool_error"]["error"]
-    )
+    error = state["tool_error"]
+    assert (error["node"], error["tool"]) == ("payout", "calculator")
+    assert "'300 / 0': division by zero" in error["error"]
     assert state["payout"] is None and record.tools["calculator"]["errors"] == 1
