@@ -8,9 +8,10 @@ schema). It knows nothing about Ray: the pool carries the request to a host.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 
@@ -41,6 +42,16 @@ class SpecialistAnswer:
     host: str
     """Which host replica answered."""
     attempts: int = 1
+    tool_calls: tuple[dict[str, Any], ...] = field(default=())
+    """Tools the specialist called before answering: name, arguments, result or error."""
+
+
+class Asker(Protocol):
+    """Anything that can ask a specialist: the host pool, or a test's stand-in."""
+
+    async def ask_spec(
+        self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
+    ) -> SpecialistAnswer: ...
 
 
 def model_label(model: str, adapter: str | None) -> str:
@@ -53,9 +64,13 @@ def model_label(model: str, adapter: str | None) -> str:
 
 
 def build_request(
-    specialist: SpecialistSpec, text: str, adapter: str | None = None
+    specialist: SpecialistSpec,
+    text: str,
+    adapter: str | None = None,
+    history: Sequence[Message] = (),
 ) -> GenerationRequest:
-    """The engine request for asking ``specialist`` about ``text``."""
+    """The engine request for asking ``specialist`` about ``text`` (``history``: the turns
+    after it so far, e.g. tool calls and their results)."""
     if not text.strip():
         raise InputError(
             f"specialist {specialist.name!r}: the input text is empty; give it something to work on"
@@ -66,6 +81,7 @@ def build_request(
         messages.append(Message("user", example.input))
         messages.append(Message("assistant", json.dumps(example.output)))
     messages.append(Message("user", text))
+    messages.extend(history)
     settings = specialist.generation
     return GenerationRequest(
         messages=tuple(messages),

@@ -153,6 +153,12 @@ class SpecialistSpec(Spec):
     tools: tuple[str, ...] = Field(
         default=(), description="Names of registered tools this specialist may call."
     )
+    tool_steps: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Most tool calls before the specialist must give its final answer.",
+    )
     corpus: str | None = Field(
         default=None,
         description="Name of a document corpus (a folder under agents/corpora/) to retrieve from.",

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 from orchestrator import telemetry
 from orchestrator.calls import SpecialistAnswer, build_request, parse_answer
 from orchestrator.catalog import Catalog
-from orchestrator.engines.base import GenerationRequest, GenerationResult
+from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import CadreError, ContextLengthError, EngineError, HostUnavailableError
 from orchestrator.hosting.host import PROVIDERS, RemoteModelHost, request_model
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
@@ -152,9 +153,12 @@ class HostPool:
         """Ask a specialist about ``text``: one call through its model's host, answer checked."""
         return await self.ask_spec(self.catalog.specialist(specialist_name), text)
 
-    async def ask_spec(self, specialist: SpecialistSpec, text: str) -> SpecialistAnswer:
+    async def ask_spec(
+        self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
+    ) -> SpecialistAnswer:
         """Ask with a specialist spec in hand (a workflow may narrow its output schema)."""
-        request = build_request(specialist, text, self.catalog.adapter_path(specialist))
+        adapter = self.catalog.adapter_path(specialist)
+        request = build_request(specialist, text, adapter, history)
         started = time.perf_counter()
         try:
             result, attempts = await self.generate(specialist.model, request)

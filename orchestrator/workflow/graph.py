@@ -17,14 +17,14 @@ import inspect
 import json
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Protocol, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langgraph.config import get_config, get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
 from orchestrator import telemetry
-from orchestrator.calls import SpecialistAnswer, model_label
+from orchestrator.calls import Asker, SpecialistAnswer, model_label
 from orchestrator.errors import CadreError, InputError, RunError
 from orchestrator.specs import SpecialistSpec
 from orchestrator.tools.base import ToolContext
@@ -45,12 +45,6 @@ from orchestrator.workflow.templates import lookup, render
 
 INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect", "_approvals")
 _MISSING = object()
-
-
-class Asker(Protocol):
-    """What nodes need to call specialists: the pool, or anything shaped like it."""
-
-    async def ask_spec(self, specialist: SpecialistSpec, text: str) -> SpecialistAnswer: ...
 
 
 def add_usage(left: dict | None, right: dict | None) -> dict:
@@ -199,7 +193,19 @@ class GraphBuilder:
         with telemetry.span(f"invoke_agent {specialist.name}", attributes) as span:
             if specialist.corpus and self.corpora is not None:
                 text = await retrieve_into(self.corpora, specialist.corpus, text, node_id)
-            answer = await self.asker.ask_spec(specialist, text)
+            if specialist.tools:
+                from orchestrator.agent import ask_with_tools
+
+                configurable = get_config().get("configurable", {})
+                context = ToolContext(
+                    catalog_root=self.catalog.root,
+                    database_url=configurable.get("database_url"),
+                    run_id=configurable.get("thread_id", ""),
+                    node_id=node_id,
+                )
+                answer = await ask_with_tools(self.asker, specialist, text, context)
+            else:
+                answer = await self.asker.ask_spec(specialist, text)
             span.set_attributes(
                 {
                     "gen_ai.usage.input_tokens": answer.input_tokens,

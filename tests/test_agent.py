@@ -1,0 +1,91 @@
+"""Specialists that call tools: the call is constrained to the allowed tools' schemas, the result
+goes back to the model, and the loop is bounded by the specialist's tool_steps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from orchestrator.agent import ask_with_tools, call_schema
+from orchestrator.catalog import load_catalog
+from orchestrator.errors import OutputSchemaError
+from orchestrator.hosting.pool import HostPool
+from orchestrator.tools import ToolContext
+from tests.catalogs import scripted_model, specialist, unique, write_catalog
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
+ANSWER = {
+    "type": "object",
+    "properties": {"payout": {"type": "number"}},
+    "required": ["payout"],
+    "additionalProperties": False,
+}
+
+
+def call(expression: str) -> str:
+    return json.dumps({"tool": "calculator", "args": {"expression": expression}})
+
+
+@pytest.fixture
+def pool(tmp_path: Path):  # type: ignore[no-untyped-def]
+    model = unique("agent")
+    rules = [
+        {"tag": "payer", "contains": "Result of calculator: 4550", "reply": '{"payout": 4550}'},
+        {"tag": "payer", "reply": call("4800 - 250")},
+        {"tag": "careful", "contains": "division by zero", "reply": '{"payout": 0}'},
+        {"tag": "careful", "reply": call("4800 / 0")},
+        {"tag": "looper", "reply": call("1 + 1")},
+    ]
+    write_catalog(
+        tmp_path,
+        [scripted_model(model, context_length=4096, rules=rules)],
+        [
+            specialist(name, model, output_schema=ANSWER, tools=["calculator"], tool_steps=2)
+            for name in ("payer", "careful", "looper")
+        ],
+    )
+    pool = HostPool(load_catalog(tmp_path))
+    yield pool
+    pool.shutdown()
+
+
+def ask(pool: HostPool, name: str):  # type: ignore[no-untyped-def]
+    spec = pool.catalog.specialist(name)
+    return asyncio.run(ask_with_tools(pool, spec, "Claimed 4800 euros.", ToolContext()))
+
+
+def test_the_offered_schema_is_a_tool_call_or_the_final_answer(pool: HostPool) -> None:
+    schema = call_schema(pool.catalog.specialist("payer"))
+    jsonschema.validate(json.loads(call("1+1")), schema)
+    jsonschema.validate({"payout": 3}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"tool": "sql_query", "args": {}}, schema)  # not an allowed tool
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"tool": "calculator", "args": {}}, schema)  # arguments must fit
+
+
+def test_the_tool_result_goes_back_and_the_final_answer_comes_out(pool: HostPool) -> None:
+    answer = ask(pool, "payer")
+    assert answer.output == {"payout": 4550}
+    assert answer.tool_calls == (
+        {"tool": "calculator", "args": {"expression": "4800 - 250"}, "result": 4550},
+    )
+    assert answer.input_tokens > 0 and answer.output_tokens > 2  # both calls counted
+
+
+def test_a_tool_error_goes_back_to_the_model(pool: HostPool) -> None:
+    answer = ask(pool, "careful")
+    assert answer.output == {"payout": 0}
+    (only,) = answer.tool_calls
+    assert "division by zero" in only["result"]["error"]
+
+
+def test_the_loop_is_bounded_by_tool_steps(pool: HostPool) -> None:
+    with pytest.raises(
+        OutputSchemaError, match="no final answer .* after 2 tool calls \\(limit 2\\)"
+    ):
+        ask(pool, "looper")
