@@ -197,8 +197,10 @@ class Runner:
             with self._segment(record):
                 self.store.set_trace_context(record.id, telemetry.inject())
                 await self._drive(record.id, spec.name, data)
-        finally:
+        except BaseException:
             self.store.release(record.id)
+            raise
+        await self._hand_back(record.id)
         return self.store.run(record.id)
 
     async def resume(self, run_id: str) -> RunRecord:
@@ -218,13 +220,14 @@ class Runner:
                 raise InputError(
                     f"run {run_id} is waiting for review {ids}; decide it with `cadre review`"
                 )
-            if self.store.reviews("decided", run_id):
-                return await self._apply_decisions(run_id)
-            self.store.set_status(run_id, "running")
-            with self._segment(record, resumed=True):
-                await self._drive(run_id, record.workflow, None)
-        finally:
+            if not self.store.reviews("decided", run_id):
+                self.store.set_status(run_id, "running")
+                with self._segment(record, resumed=True):
+                    await self._drive(run_id, record.workflow, None)
+        except BaseException:
             self.store.release(run_id)
+            raise
+        await self._hand_back(run_id)
         return self.store.run(run_id)
 
     async def decide(
@@ -252,11 +255,8 @@ class Runner:
         )
         if not self.store.acquire(run.id):
             return recorded, self.store.run(run.id)  # the owner applies it when it is done
-        try:
-            record = await self._apply_decisions(run.id)
-        finally:
-            self.store.release(run.id)
-        return self.store.review(review_id), record
+        await self._hand_back(run.id)
+        return self.store.review(review_id), self.store.run(run.id)
 
     def _review_span(self, review: ReviewRecord, run: RunRecord) -> None:
         """``cadre.review``: from the interrupt to the decision, in the run's trace."""
@@ -303,6 +303,18 @@ class Runner:
         return self.store.cancel(run_id)
 
     # -- driving ---------------------------------------------------------------------------
+
+    async def _hand_back(self, run_id: str) -> None:
+        """Apply every decision recorded while this process owned the run, then let go. A
+        decision that arrives just as we let go is applied by whichever process then takes the
+        run: its decider, or us again."""
+        while True:
+            try:
+                await self._apply_decisions(run_id)
+            finally:
+                self.store.release(run_id)
+            if not self.store.reviews("decided", run_id) or not self.store.acquire(run_id):
+                return
 
     async def _apply_decisions(self, run_id: str) -> RunRecord:
         while decided := self.store.reviews("decided", run_id):

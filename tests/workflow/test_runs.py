@@ -292,3 +292,29 @@ def test_cancel_from_elsewhere_stops_a_running_run_after_its_current_step(
     assert record.status == "cancelled"
     assert len(events) < 4, "the nodes after the cancel did not run"
     assert calls(tmp_path).count("decider") + calls(tmp_path).count("extractor") <= 2
+
+
+def test_a_decision_made_while_another_process_drives_the_run_is_applied_when_it_hands_back(
+    catalog: Catalog, pool: HostPool, database_url: str
+) -> None:
+    import socket
+
+    from orchestrator.workflow.store import this_process
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        busy = f"{socket.gethostname()}:1"  # a live process on this machine owns the run
+        runner.store.db.execute("UPDATE cadre_runs SET owner = ? WHERE id = ?", (busy, record.id))
+        decided, waiting = await runner.decide(review.id, "approve", "ann")
+        assert (decided.status, waiting.status) == ("decided", "awaiting_review")
+        # The owner finishes its step and hands the run back: it applies what was decided.
+        runner.store.db.execute(
+            "UPDATE cadre_runs SET owner = ? WHERE id = ?", (this_process(), record.id)
+        )
+        await runner._hand_back(record.id)
+        return runner.store.run(record.id), runner.store.review(review.id)
+
+    record, review = with_runner(catalog, pool, database_url, body)
+    assert record.status == "succeeded" and record.owner is None
+    assert review.status == "applied"
