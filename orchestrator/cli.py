@@ -153,6 +153,12 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
             corpora = Corpora(catalog.root / "corpora", Database())
             text = await retrieve_into(corpora, specialist.corpus, text)
         startup = time.perf_counter() - started
+        if specialist.tools:
+            from orchestrator.agent import ask_with_tools
+            from orchestrator.tools import ToolContext
+
+            context = ToolContext(catalog_root=catalog.root)
+            return await ask_with_tools(pool, specialist, text, context), startup
         return await pool.ask(name, text), startup
     finally:
         pool.shutdown()
