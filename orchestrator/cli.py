@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -97,6 +97,54 @@ def specialists_show(
         out.print(
             shown if shown not in ("", "null", "[]", "{}") else "[dim](none)[/dim]", markup=False
         )
+
+
+models_app = typer.Typer(help="Look at models and prepare their weights.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(catalog: CatalogOption = None) -> None:
+    """Every model: engine, where its weights are, context length, hosting."""
+    loaded = load(catalog)
+    table = Table()
+    for column in ("model", "engine", "weights", "context", "replicas", "resources"):
+        table.add_column(column, no_wrap=column == "model")
+    for model in sorted(loaded.models.values(), key=lambda m: m.name):
+        hosting = model.hosting
+        resources = {
+            "num_cpus": hosting.num_cpus,
+            "num_gpus": hosting.num_gpus,
+            **hosting.resources,
+        }
+        table.add_row(
+            model.name,
+            model.engine,
+            str(loaded.weights_path(model) or "-"),
+            str(model.context_length),
+            str(hosting.replicas),
+            ", ".join(f"{k}={v:g}" for k, v in resources.items() if v),
+        )
+    out.print(table)
+
+
+@models_app.command("prepare")
+def models_prepare(
+    name: Annotated[str, typer.Argument(help="Model to prepare.")],
+    to: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Directory to write (default: .cadre/models/NAME)."),
+    ] = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Turn a model's packaged GGUF file into an HF-format directory (what vLLM loads)."""
+    from orchestrator.models import prepare_hf
+
+    loaded = load(catalog)
+    model = loaded.model(name)
+    prepared = prepare_hf(model, loaded.weights_path(model), to)
+    verb = "prepared" if prepared.made else "already prepared"
+    out.print(f"{model.name}: {verb} at {prepared.path} ({prepared.seconds:.1f} s)")
 
 
 @app.command()

@@ -1,0 +1,69 @@
+"""Preparing model weights for engines that need a Hugging Face model directory (vLLM).
+
+The packaged SmolLM2 is a GGUF file. transformers can read GGUF (it dequantizes the weights as it
+loads them) but refuses to ``save_pretrained`` a model it loaded from a quantized file, so the
+weights are copied into a fresh model built from the same config, in float32, and saved from there.
+The result is cached under ``.cadre/models/NAME``; on a cluster the model is a path on a volume and
+needs no preparing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import InputError, UserError
+from orchestrator.specs import ModelSpec
+
+MODELS_DIR = Path(".cadre/models")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Where the HF-format model is, and whether this call made it."""
+
+    path: Path
+    made: bool
+    seconds: float
+
+
+def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) -> Prepared:
+    """An HF-format directory for ``model`` (a GGUF file), made once and reused."""
+    started = time.perf_counter()
+    target = Path(out) if out else MODELS_DIR / model.name
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return Prepared(target, False, time.perf_counter() - started)
+    if weights is None or weights.suffix != ".gguf":
+        raise InputError(
+            f"model {model.name!r}: `cadre models prepare` turns a GGUF file into an HF model "
+            f"directory; its weights are {weights}"
+        )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' progress bars, in this process
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as err:
+        raise UserError(
+            f"preparing models needs torch and transformers ({err.name}); run `make setup`"
+        ) from None
+    loaded = AutoModelForCausalLM.from_pretrained(
+        str(weights.parent), gguf_file=weights.name, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(weights.parent), gguf_file=weights.name)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    # Written beside the target and moved in whole: an interrupted prepare leaves no half model.
+    partial = target.with_name(target.name + ".partial")
+    for stale in (partial, target):
+        shutil.rmtree(stale, ignore_errors=True)
+    plain.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.replace(target)
+    return Prepared(target, True, time.perf_counter() - started)

@@ -1,0 +1,54 @@
+"""`cadre models prepare`: the packaged GGUF becomes an HF-format model with the same weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.errors import InputError
+from orchestrator.models import prepare_hf
+from orchestrator.specs import ModelSpec
+from tests.conftest import ROOT
+
+
+def test_only_a_gguf_file_can_be_prepared(tmp_path: Path) -> None:
+    model = ModelSpec.model_validate(
+        {
+            "name": "dir-model",
+            "engine": "vllm",
+            "weights": {"kind": "path", "path": str(tmp_path)},
+            "context_length": 2048,
+        }
+    )
+    with pytest.raises(InputError, match="turns a GGUF file into an HF model directory"):
+        prepare_hf(model, tmp_path, tmp_path / "out")
+
+
+@pytest.mark.model
+def test_prepare_writes_the_same_weights_once(tmp_path: Path, smollm2_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    catalog = load_catalog(ROOT / "agents")
+    model = catalog.model("smollm2-135m")
+    first = prepare_hf(model, smollm2_path, tmp_path / "smollm2")
+    assert first.made and (first.path / "model.safetensors").is_file()
+    assert not prepare_hf(model, smollm2_path, tmp_path / "smollm2").made  # cached
+    assert not (tmp_path / "smollm2.partial").exists()
+
+    saved = AutoModelForCausalLM.from_pretrained(first.path, dtype=torch.float32)
+    source = AutoModelForCausalLM.from_pretrained(
+        str(smollm2_path.parent), gguf_file=smollm2_path.name, dtype=torch.float32
+    )
+    theirs = source.state_dict()
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(tensor, theirs[name]), name
+    tokenizer = AutoTokenizer.from_pretrained(first.path)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Say hello."}], add_generation_prompt=True, return_tensors="pt"
+    )
+    ids = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
+    generated = saved.generate(ids, max_new_tokens=4, do_sample=False)
+    assert generated.shape[1] == ids.shape[1] + 4
