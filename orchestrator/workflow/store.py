@@ -249,7 +249,9 @@ class RunStore:
             (now, now, run_id),
         )
         self.db.execute(
-            "UPDATE cadre_reviews SET status = 'cancelled' WHERE run_id = ? AND status = 'pending'",
+            # Decided but not yet applied counts too: a cancelled run must not resume with it.
+            "UPDATE cadre_reviews SET status = 'cancelled' "
+            "WHERE run_id = ? AND status IN ('pending', 'decided')",
             (run_id,),
         )
         return self.run(run_id)

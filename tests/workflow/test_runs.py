@@ -269,6 +269,26 @@ def test_cancel_stops_a_waiting_run_and_its_reviews(
     assert review.status == "cancelled"
 
 
+def test_cancel_also_drops_a_decision_not_yet_applied(
+    catalog: Catalog, pool: HostPool, database_url: str
+) -> None:
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        runner.store.decide(review.id, "approve", "ann")  # recorded, not applied yet
+        runner.cancel(record.id)
+        await runner._hand_back(record.id)  # an owner handing back must not resume it
+        return (
+            runner.store.run(record.id),
+            runner.store.review(review.id),
+            runner.store.events(record.id),
+        )
+
+    record, review, events = with_runner(catalog, pool, database_url, body)
+    assert record.status == "cancelled" and review.status == "cancelled"
+    assert "decide" not in [e["node"] for e in events]
+
+
 def test_cancel_from_elsewhere_stops_a_running_run_after_its_current_step(
     tmp_path: Path, database_url: str
 ) -> None:
