@@ -63,11 +63,14 @@ def corpus_search(args: CorpusArgs, context: ToolContext) -> list[dict[str, Any]
     from orchestrator.memory.corpus import Corpora
     from orchestrator.workflow.database import Database
 
-    corpora = Corpora(context.catalog_root / "corpora", Database(context.database_url))
-    return [
-        {"source": p.source, "text": p.text, "score": p.score}
-        for p in corpora.search(args.corpus, args.query, args.k)
-    ]
+    db = Database(context.database_url)
+    try:
+        passages = Corpora(context.catalog_root / "corpora", db).search(
+            args.corpus, args.query, args.k
+        )
+    finally:
+        db.close()  # one connection per call, closed like notify's and outbox's
+    return [{"source": p.source, "text": p.text, "score": p.score} for p in passages]
 
 
 class HttpArgs(BaseModel):
