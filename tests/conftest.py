@@ -59,6 +59,36 @@ def smollm2_path() -> Path:
     return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_path: Path) -> Path:
+    """SmolLM2 as an HF-format model directory (what vLLM loads), prepared once per checkout
+    where `cadre models prepare smollm2-135m` puts it."""
+    from orchestrator.catalog import load_catalog
+    from orchestrator.models import prepare_hf
+
+    model = load_catalog(ROOT / "agents").model("smollm2-135m")
+    return prepare_hf(model, smollm2_path, ROOT / ".cadre" / "models" / "smollm2-135m").path
+
+
+@pytest.fixture(scope="session")
+def fruit_adapters(smollm2_hf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two real LoRA adapters on SmolLM2 (tests/adapters.py): banana and cherry."""
+    from tests.adapters import train_fruit_adapters
+
+    return train_fruit_adapters(smollm2_hf, tmp_path_factory.mktemp("adapters"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """vLLM lives in its own environment (.venv-vllm, `make test-vllm`); elsewhere its tests
+    are skipped with a reason rather than failing on a missing import."""
+    if importlib.util.find_spec("vllm") is not None:
+        return
+    skip = pytest.mark.skip(reason="needs vLLM: run `make test-vllm` (.venv-vllm)")
+    for item in items:
+        if "vllm" in item.keywords:
+            item.add_marker(skip)
+
+
 def _free_port() -> int:
     import socket
 

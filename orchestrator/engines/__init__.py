@@ -50,9 +50,7 @@ def create_engine(model: ModelSpec, weights_path: Path | None) -> Engine:
 
         assert weights_path is not None, "the catalog guarantees llamacpp models have weights"
         return LlamaCppEngine(weights_path, model.context_length, options)  # type: ignore[arg-type]
-    from orchestrator.errors import UserError
+    from orchestrator.engines.vllm import VllmEngine
 
-    raise UserError(
-        f"model {model.name!r}: the vllm engine is not part of this release yet; "
-        "use engine: llamacpp on a machine without a GPU"
-    )
+    assert weights_path is not None, "the catalog guarantees vllm models have weights"
+    return VllmEngine(weights_path, model.context_length, options)  # type: ignore[arg-type]

@@ -3,6 +3,8 @@ catalog can check them without loading llama.cpp or vLLM."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from orchestrator.specs import Spec
@@ -24,9 +26,39 @@ class LlamaCppOptions(Spec):
 
 
 class VllmOptions(Spec):
-    """Settings for the vLLM engine (arrives in a later release)."""
+    """Settings for the vLLM engine (GPU clusters; vLLM's CPU build runs the same code)."""
 
-    max_loras: int = Field(default=4, ge=1, description="LoRA adapters resident at once.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        default="auto",
+        description="Weight and activation type; auto takes the model's own (float32 for a "
+        "prepared GGUF, so set bfloat16 on CPU or GPU).",
+    )
+    max_adapters: int = Field(
+        default=8,
+        ge=1,
+        description="LoRA adapters kept loaded at once; the least recently used one that no "
+        "call is using is unloaded to make room for a new one.",
+    )
+    max_loras: int = Field(
+        default=4, ge=1, description="Distinct LoRA adapters that can share one batch."
+    )
+    max_lora_rank: int = Field(
+        default=16, ge=1, le=512, description="Largest LoRA rank an adapter may have."
+    )
+    max_num_seqs: int = Field(
+        default=64, ge=1, description="Most calls vLLM decodes together in one batch."
+    )
     gpu_memory_utilization: float = Field(
         default=0.9, gt=0, le=1, description="Fraction of GPU memory vLLM may use."
+    )
+    enforce_eager: bool = Field(
+        default=False,
+        description="Skip graph capture and compilation: slower decoding, much faster start "
+        "(use it on CPU and in tests).",
+    )
+    cpu_kvcache_gb: int | None = Field(
+        default=None,
+        ge=1,
+        description="On vLLM's CPU build: GiB of memory for the KV cache "
+        "(VLLM_CPU_KVCACHE_SPACE); None keeps vLLM's default.",
     )

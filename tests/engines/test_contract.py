@@ -1,15 +1,17 @@
 """The engine contract: every engine passes the same suite (STYLE.md 3).
 
-Each engine is built by a factory that takes the context length to use; everything else is the
-same requests, the same expectations.
+Each engine is built by a factory; everything else is the same requests, the same expectations.
+An engine lives on one event loop for its whole life, as it does inside a host actor (vLLM's
+async engine is bound to the loop it first ran on), so the suite drives each engine through one
+:class:`asyncio.Runner`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import jsonschema
 import pytest
@@ -27,19 +29,32 @@ SCHEMA = {
     "required": ["team", "urgent"],
     "additionalProperties": False,
 }
+T = TypeVar("T")
 STORY = "Write a long story about a lighthouse keeper who finds a message in a bottle on the shore."
 
 
-def _scripted(_: Path) -> Engine:
+def _scripted(_: pytest.FixtureRequest) -> Engine:
     from orchestrator.engines.scripted import ScriptedEngine
 
     return ScriptedEngine(context_length=CONTEXT)
 
 
-def _llamacpp(path: Path) -> Engine:
+def _llamacpp(request: pytest.FixtureRequest) -> Engine:
     from orchestrator.engines.llamacpp import LlamaCppEngine
 
-    return LlamaCppEngine(path, CONTEXT)
+    return LlamaCppEngine(request.getfixturevalue("smollm2_path"), CONTEXT)
+
+
+def _vllm(request: pytest.FixtureRequest) -> Engine:
+    from orchestrator.engines.options import VllmOptions
+    from orchestrator.engines.vllm import VllmEngine
+
+    # float32: batched and lone decoding give the same greedy tokens, which the suite checks.
+    options = VllmOptions(dtype="float32", enforce_eager=True, cpu_kvcache_gb=1)
+    return VllmEngine(request.getfixturevalue("smollm2_hf"), CONTEXT, options)
+
+
+_loops: dict[int, asyncio.Runner] = {}
 
 
 @pytest.fixture(
@@ -47,21 +62,36 @@ def _llamacpp(path: Path) -> Engine:
     params=[
         pytest.param(_scripted, id="scripted"),
         pytest.param(_llamacpp, id="llamacpp", marks=pytest.mark.model),
+        pytest.param(_vllm, id="vllm", marks=pytest.mark.vllm),
     ],
 )
-def engine(request: pytest.FixtureRequest, smollm2_path: Path) -> Iterator[Engine]:
-    factory: Callable[[Path], Engine] = request.param
-    built = factory(smollm2_path)
-    yield built
-    asyncio.run(built.close())
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    factory: Callable[[pytest.FixtureRequest], Engine] = request.param
+    with asyncio.Runner() as runner:
+        built = runner.run(_build(factory, request))
+        _loops[id(built)] = runner
+        yield built
+        runner.run(built.close())
+        del _loops[id(built)]
+
+
+async def _build(
+    factory: Callable[[pytest.FixtureRequest], Engine], request: pytest.FixtureRequest
+) -> Engine:
+    return factory(request)
 
 
 def ask(text: str, **settings: object) -> GenerationRequest:
     return GenerationRequest(messages=(Message("user", text),), **settings)  # type: ignore[arg-type]
 
 
+def on_loop(engine: Engine, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` on the engine's own event loop."""
+    return _loops[id(engine)].run(work)
+
+
 def run(engine: Engine, *requests: GenerationRequest) -> list[GenerationResult]:
-    return asyncio.run(engine.generate(list(requests)))
+    return on_loop(engine, engine.generate(list(requests)))
 
 
 def test_is_an_engine(engine: Engine) -> None:
@@ -127,7 +157,7 @@ def test_concurrent_calls_do_not_corrupt_each_other(engine: Engine) -> None:
         results = await asyncio.gather(*(engine.generate([p]) for p in prompts))
         return [r[0].text for r in results]
 
-    assert asyncio.run(together()) == expected
+    assert on_loop(engine, together()) == expected
 
 
 def test_prompt_longer_than_context_is_a_typed_error(engine: Engine) -> None:

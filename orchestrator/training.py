@@ -1,0 +1,163 @@
+"""LoRA adapters for a specialist: a few steps of PEFT fine-tuning on chat examples.
+
+An example is a chat (the specialist's system prompt, its few-shot turns and the input, exactly
+as :func:`orchestrator.calls.build_request` renders them at serving time) and the answer the
+specialist should give. Only the answer's tokens are trained on. The result is a PEFT adapter
+directory (``adapter_config.json`` + ``adapter_model.safetensors``) that the vLLM engine loads
+on the shared base model.
+
+torch, transformers and peft are imported inside the functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engines.base import Message
+from orchestrator.errors import InputError, UserError
+
+ATTENTION_AND_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training example: the chat so far and the answer to learn."""
+
+    messages: tuple[Message, ...]
+    answer: str
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """How to train: LoRA shape and the optimizer's few knobs."""
+
+    steps: int = 30
+    rank: int = 8
+    alpha: int = 16
+    learning_rate: float = 2e-3
+    batch_size: int = 4
+    seed: int = 0
+    target_modules: tuple[str, ...] = ATTENTION_AND_MLP
+
+
+@dataclass
+class Trained:
+    """Where the adapter went and how training went."""
+
+    path: Path
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_lora(
+    base: Path,
+    examples: Sequence[Example],
+    out: Path,
+    settings: LoraSettings | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> Trained:
+    """Fine-tune a LoRA adapter for the HF-format model at ``base`` and save it at ``out``.
+
+    The adapter is written beside ``out`` and moved into place whole, so an interrupted run
+    leaves no half adapter. ``on_step(step, loss)`` is called after every optimizer step.
+    """
+    settings = settings or LoraSettings()
+    if not examples:
+        raise InputError("training a LoRA adapter needs at least one example")
+    if not (Path(base) / "config.json").is_file():
+        raise InputError(
+            f"{base} is not an HF-format model directory (no config.json); "
+            "run `cadre models prepare MODEL` first"
+        )
+    try:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as err:
+        raise UserError(
+            f"training adapters needs torch, transformers and peft ({err.name} is missing); "
+            "run `make setup-vllm` and use .venv-vllm"
+        ) from None
+
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=settings.rank,
+            lora_alpha=settings.alpha,
+            lora_dropout=0.0,
+            target_modules=list(settings.target_modules),
+            task_type="CAUSAL_LM",
+        ),
+    )
+    rows = [_tokenize(tokenizer, example) for example in examples]
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
+    )
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.train()
+    trained = Trained(path=Path(out))
+    for step in range(1, settings.steps + 1):
+        picks = torch.randint(
+            len(rows), (min(settings.batch_size, len(rows)),), generator=generator
+        )
+        batch = [rows[int(i)] for i in picks]
+        input_ids, labels, mask = _pad(torch, batch, pad)
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        value = float(loss.detach())
+        trained.losses.append(value)
+        if on_step is not None:
+            on_step(step, value)
+    partial = Path(out).with_name(Path(out).name + ".partial")
+    for stale in (partial, Path(out)):
+        shutil.rmtree(stale, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(partial))
+    partial.replace(out)
+    trained.seconds = time.perf_counter() - started
+    return trained
+
+
+def _tokenize(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
+    """Token ids of the whole chat and labels that train on the answer turn only."""
+    chat = [{"role": m.role, "content": m.content} for m in example.messages]
+    prompt = _ids(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True))
+    full = _ids(
+        tokenizer.apply_chat_template(
+            [*chat, {"role": "assistant", "content": example.answer}], tokenize=True
+        )
+    )
+    if full[: len(prompt)] != prompt:  # a template that renders the answer turn differently
+        full = (
+            prompt
+            + _ids(tokenizer(example.answer, add_special_tokens=False))
+            + [tokenizer.eos_token_id]
+        )
+    labels = [-100] * len(prompt) + full[len(prompt) :]
+    return full, labels
+
+
+def _ids(encoded: Any) -> list[int]:
+    if hasattr(encoded, "keys"):  # transformers returns a BatchEncoding from some calls
+        encoded = encoded["input_ids"]
+    return [int(i) for i in encoded]
+
+
+def _pad(torch: Any, batch: list[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any, Any]:
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = [ids + [pad] * (width - len(ids)) for ids, _ in batch]
+    labels = [lab + [-100] * (width - len(lab)) for _, lab in batch]
+    mask = [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch]
+    return torch.tensor(input_ids), torch.tensor(labels), torch.tensor(mask)
