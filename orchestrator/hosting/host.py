@@ -124,8 +124,15 @@ class ModelHost:
         return attributes
 
     async def stats(self) -> dict[str, int | str]:
-        """What this host is doing: its process, calls in flight and served."""
-        return {"pid": os.getpid(), "inflight": self.inflight, "served": self.served}
+        """What this host is doing: its process, calls in flight and served, and the engine's
+        own figures where it keeps some (vLLM: calls decoding together, adapters loaded)."""
+        engine_stats = getattr(self.engine, "stats", None)
+        return {
+            "pid": os.getpid(),
+            "inflight": self.inflight,
+            "served": self.served,
+            **(engine_stats() if engine_stats else {}),
+        }
 
     async def flush(self) -> None:
         """Export this host's buffered spans now (bounded)."""
