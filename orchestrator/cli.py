@@ -61,20 +61,20 @@ def validate(catalog: CatalogOption = None, graphs: GraphsOption = None) -> None
 
 @specialists_app.command("list")
 def specialists_list(catalog: CatalogOption = None) -> None:
-    """Every specialist: its model, engine, adapter, the host that serves it, and its job.
+    """Every specialist: its engine, adapter, the host that serves it (named after its model),
+    and its job.
 
     Specialists on one model share that model's hosts; with the vllm engine, adapter
     specialists are LoRA requests on the one shared base."""
     loaded = load(catalog)
     table = Table(show_lines=False)
-    for column in ("specialist", "model", "engine", "adapter", "host", "tools", "description"):
-        wraps = column == "description"
-        table.add_column(column, no_wrap=not wraps, min_width=20 if wraps else None)
+    for column in ("specialist", "engine", "adapter", "host", "tools"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    table.add_column("description", min_width=16)
     for spec in sorted(loaded.specialists.values(), key=lambda s: s.name):
         model = loaded.model(spec.model)
         table.add_row(
             spec.name,
-            spec.model,
             model.engine,
             Path(spec.adapter).name if spec.adapter else "-",
             host_label(model),

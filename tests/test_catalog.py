@@ -144,3 +144,40 @@ def test_relative_adapter_path_resolves_from_the_spec_file(tmp_path: Path) -> No
     (tmp_path / "specialists" / "s.gguf").write_bytes(b"lora")
     catalog = load_catalog(tmp_path)
     assert catalog.adapter_path(catalog.specialist("s")) == str(tmp_path / "specialists" / "s.gguf")
+
+
+def prepared_model(name: str, source: str) -> dict[str, object]:
+    return {
+        "name": name,
+        "engine": "vllm",
+        "weights": {"kind": "prepared", "model": source},
+        "context_length": 1024,
+    }
+
+
+def test_prepared_weights_name_the_command_that_makes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = tmp_path / "models-dir"
+    monkeypatch.setenv("CADRE_MODELS_DIR", str(models))
+    root = tmp_path / "catalog"
+    write_catalog(
+        root,
+        [
+            scripted_model("source"),
+            prepared_model("on-vllm", "source"),
+            prepared_model("x", "nope"),
+        ],
+        [],
+    )
+    first, second = sorted(problems_of(root))
+    assert "models/on-vllm.yaml" in first and "weights" in first
+    assert "not prepared yet; run `cadre models prepare source`" in first
+    assert str(models / "source") in first
+    assert "models/x.yaml" in second and "weights.model" in second and "'nope'" in second
+
+    (root / "models" / "x.yaml").unlink()
+    (models / "source").mkdir(parents=True)
+    (models / "source" / "config.json").write_text("{}")
+    catalog = load_catalog(root)
+    assert catalog.weights_path(catalog.model("on-vllm")) == models / "source"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,30 @@ def test_specialists_list_and_show(scripted: Path) -> None:
     assert shown.returncode == 0
     assert "output_schema - JSON Schema every answer must fit" in shown.stdout
     assert '"positive"' in shown.stdout
+
+
+def test_specialists_list_maps_each_specialist_to_its_adapter_and_host(tmp_path: Path) -> None:
+    model = scripted_model("shared", replicas=2)
+    model["hosting"].update({"num_gpus": 0.5, "resources": {"cadre_model_host": 1}})
+    (tmp_path / "specialists").mkdir()
+    (tmp_path / "specialists" / "router-lora").mkdir()  # an adapter directory
+    write_catalog(
+        tmp_path,
+        [model],
+        [specialist("router", "shared", adapter="router-lora"), specialist("plain", "shared")],
+    )
+    listing = subprocess.run(
+        [CADRE, "specialists", "list", "--catalog", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[1]: line for line in listing.stdout.splitlines() if "shared-0" in line}
+    host = "shared-0..1 (gpu 0.5, cadre_model_host 1)"
+    assert "router-lora" in rows["router"] and host in rows["router"]
+    assert "router-lora" not in rows["plain"] and host in rows["plain"]
 
 
 def test_show_unknown_specialist(scripted: Path) -> None:

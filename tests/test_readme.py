@@ -23,6 +23,11 @@ def shown_commands() -> list[str]:
 
 
 COMMANDS = shown_commands()
+RUNNING = {"make test", "make test-vllm"}
+"""What runs these tests: CI runs both (see below)."""
+VLLM = [c for c in COMMANDS if "vllm" in c and c not in RUNNING]
+"""Commands for the vLLM environment: they run in `make test-vllm`, in order."""
+MAIN = [c for c in COMMANDS if "vllm" not in c and c not in RUNNING]
 
 
 def test_the_first_screen_shows_demo_and_test() -> None:
@@ -30,16 +35,26 @@ def test_the_first_screen_shows_demo_and_test() -> None:
     assert "make demo" in first_block and "make test" in first_block
 
 
-def test_ci_runs_the_readme_test_command() -> None:
-    assert "make test" in COMMANDS
+def test_ci_runs_the_readme_test_commands() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, flags=re.M)
+    for command in RUNNING:
+        assert command in COMMANDS
+        assert re.search(rf"^{command}$", ci, flags=re.M)
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "make test"])
+@pytest.mark.parametrize("command", MAIN)
 def test_readme_command_runs(command: str) -> None:
-    # `make test` is what is running this test; CI runs it (see the test above).
+    run_as_shown(command)
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("command", VLLM)
+def test_readme_vllm_command_runs(command: str) -> None:
+    run_as_shown(command)
+
+
+def run_as_shown(command: str) -> None:
     result = subprocess.run(
         ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=600
     )

@@ -42,7 +42,7 @@ def main() -> int:
             examples.append(Example(request.messages, json.dumps(row["output"])))
         assert spec.adapter is not None
         out = (source.parent / spec.adapter).resolve()
-        trained = train_lora(base, examples, out, LoraSettings(steps=30))
+        trained = train_lora(base, examples, out, LoraSettings(steps=15))
         print(
             f"{name}: {len(examples)} examples, {len(trained.losses)} steps, loss "
             f"{trained.losses[0]:.2f} -> {trained.losses[-1]:.2f}, {trained.seconds:.0f} s, "

@@ -70,6 +70,7 @@ class HostPool:
         return self._replicas[model_name]
 
     def _start(self, model: ModelSpec, index: int) -> ray.actor.ActorHandle:
+        _check_placement(model)
         weights = self.catalog.weights_path(model)
         handle: ray.actor.ActorHandle = RemoteModelHost.options(  # type: ignore[attr-defined,assignment]
             name=f"{model.name}-{index}",
@@ -210,6 +211,29 @@ def _record_metrics(
     _instruments["duration"].record(seconds, attributes)
     for kind, count in (("input", result.input_tokens), ("output", result.output_tokens)):
         _instruments["tokens"].record(count, {**attributes, "gen_ai.token.type": kind})
+
+
+def _check_placement(model: ModelSpec) -> None:
+    """Refuse, with the reason, a host that no node of this Ray cluster could ever place
+    (Ray would otherwise keep the actor pending forever)."""
+    hosting = model.hosting
+    asks = {"CPU": hosting.num_cpus, "GPU": hosting.num_gpus, **hosting.resources}
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0) >= v for k, v in asks.items() if v) for node in nodes):
+        return
+    wanted = ", ".join(f"{k} {v:g}" for k, v in asks.items() if v)
+    offered = "; ".join(
+        ", ".join(f"{k} {v:g}" for k, v in sorted(node.items()) if _shown(k)) for node in nodes
+    )
+    raise HostUnavailableError(
+        f"model {model.name!r}: no node of this Ray cluster has what one host asks for "
+        f"(hosting: {wanted}); the nodes offer: {offered or 'nothing'}. Change the model's "
+        "hosting or start a node with those resources (ray start --resources ...)."
+    )
+
+
+def _shown(resource: str) -> bool:
+    return not resource.startswith("node:") and "memory" not in resource
 
 
 def _reason(err: Exception | None) -> str:

@@ -94,6 +94,19 @@ def test_a_host_that_keeps_crashing_fails_the_call_boundedly_then_recovers(tmp_p
     pool.shutdown()
 
 
+def test_a_host_no_node_can_place_is_refused_with_what_it_asks_for(tmp_path: Path) -> None:
+    model = scripted_model(unique("gpu-only"))
+    model["hosting"] = {"num_gpus": 0.5, "resources": {"cadre_model_host": 1}}
+    write_catalog(tmp_path, [model], [specialist("sentiment", model["name"])])
+    pool = HostPool(load_catalog(tmp_path))
+    with pytest.raises(HostUnavailableError) as info:
+        asyncio.run(pool.ask("sentiment", "anyone there?"))
+    message = str(info.value)
+    assert "GPU 0.5, cadre_model_host 1" in message and "CPU 2" in message
+    assert "ray start --resources" in message
+    assert pool._replicas == {}
+
+
 def test_engine_errors_come_back_typed_and_are_not_retried(tmp_path: Path) -> None:
     catalog, model = scripted_catalog(tmp_path, context_length=50)
     pool = HostPool(catalog)
