@@ -226,10 +226,11 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
         pool.shutdown()
 
 
-from orchestrator import cli_memory, cli_runs  # noqa: E402  (register their commands)
+from orchestrator import cli_api, cli_memory, cli_runs  # noqa: E402  (register their commands)
 
 cli_runs.register(app)
 cli_memory.register(app)
+cli_api.register(app)
 
 
 def _flush_telemetry() -> None:

@@ -74,6 +74,11 @@ class InputError(UserError):
     """A request that cannot be served as given (empty text, too long, bad value)."""
 
 
+class ConflictError(InputError):
+    """A request that clashes with what already happened (a review already decided, a run
+    already finished, an idempotency key used for something else)."""
+
+
 class ContextLengthError(InputError):
     """The prompt needs more tokens than the model's context holds."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,6 +49,8 @@ class Database:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
         self.postgres = _is_postgres(self.url)
+        # One connection, used from several threads (API handlers, run workers): one at a time.
+        self._lock = threading.Lock()
         if self.postgres:
             import psycopg
             from psycopg.rows import dict_row
@@ -70,13 +73,21 @@ class Database:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
-        cursor = self._conn.execute(self._sql(sql), tuple(params))
-        return int(cursor.rowcount)
+        with self._lock:
+            cursor = self._conn.execute(self._sql(sql), tuple(params))
+            return int(cursor.rowcount)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a query, as dicts."""
-        cursor = self._conn.execute(self._sql(sql), tuple(params))
-        return [dict(row) for row in cursor.fetchall()]
+        with self._lock:
+            cursor = self._conn.execute(self._sql(sql), tuple(params))
+            return [dict(row) for row in cursor.fetchall()]
+
+    def columns(self, table: str) -> set[str]:
+        """The column names of ``table``."""
+        with self._lock:
+            cursor = self._conn.execute(f"SELECT * FROM {table} LIMIT 0")
+            return {column[0] for column in cursor.description}
 
     def close(self) -> None:
         self._conn.close()

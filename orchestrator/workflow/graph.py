@@ -41,6 +41,7 @@ from orchestrator.workflow.spec import (
     ToolNode,
     WorkflowSpec,
 )
+from orchestrator.workflow.store import DEFAULT_TENANT
 from orchestrator.workflow.templates import lookup, render
 
 INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect", "_approvals")
@@ -504,7 +505,6 @@ class GraphBuilder:
         self.graph.add_conditional_edges(name, onward, [_target(then or END_NODE)])
 
 
-DEFAULT_TENANT = "default"
 RETRIEVED_PASSAGES = 3
 
 

@@ -25,17 +25,23 @@ from langgraph.types import Command
 
 from orchestrator import telemetry
 from orchestrator.catalog import Catalog
-from orchestrator.errors import CadreError, InputError, RunError
+from orchestrator.errors import CadreError, ConflictError, InputError, RunError
 from orchestrator.workflow.database import Database, open_checkpointer
 from orchestrator.workflow.graph import (
-    DEFAULT_TENANT,
     INTERNAL_KEYS,
     Asker,
     compile_workflow,
     memory_namespace,
 )
 from orchestrator.workflow.spec import WorkflowSpec
-from orchestrator.workflow.store import FINISHED, ReviewRecord, RunRecord, RunStore, not_pending
+from orchestrator.workflow.store import (
+    DEFAULT_TENANT,
+    FINISHED,
+    ReviewRecord,
+    RunRecord,
+    RunStore,
+    not_pending,
+)
 from orchestrator.workflow.templates import lookup
 
 
@@ -120,6 +126,35 @@ def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> N
         )
 
 
+def record_decision(
+    store: RunStore,
+    catalog: Catalog,
+    review_id: str,
+    decision: str,
+    by: str,
+    reason: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> ReviewRecord:
+    """Check and record a reviewer's decision (applying it is the run driver's job). Of two
+    racing decisions exactly one is recorded; the other gets ConflictError."""
+    review = store.review(review_id)
+    if review.status != "pending":
+        raise not_pending(review)
+    run = store.run(review.run_id)
+    if run.status in FINISHED:
+        raise ConflictError(f"review {review_id}: its run {run.id} is already {run.status}")
+    if decision not in ("approve", "reject", "edit"):
+        raise InputError(f"decision {decision!r}: choose approve, reject or edit")
+    if decision == "reject" and not (reason or "").strip():
+        raise InputError("a rejection needs a reason (--reason): it is sent back for rework")
+    if decision == "edit" and not changes:
+        raise InputError("an edit needs at least one --set key=value")
+    update = edit_update(review, changes or {}, catalog) if decision == "edit" else None
+    return store.decide(
+        review_id, decision, by, reason, {"set": changes, "update": update} if update else None
+    )
+
+
 class Runner:
     """Drives runs of the catalog's workflows against the run database.
 
@@ -192,7 +227,7 @@ class Runner:
         """Validate the input, create the run and drive it until it ends or waits for review."""
         spec = self.catalog.workflow(workflow)
         check_input(spec, data)
-        record = self.store.create_run(spec.name, data)
+        record, _ = self.store.create_run(spec.name, data, tenant=self.tenant)
         try:
             with self._segment(record):
                 self.store.set_trace_context(record.id, telemetry.inject())
@@ -203,10 +238,56 @@ class Runner:
         await self._hand_back(record.id)
         return self.store.run(record.id)
 
+    def submit(
+        self,
+        workflow: str,
+        data: Any,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """Validate the input and queue a run for a worker to :meth:`drive`; with an
+        ``idempotency_key`` the tenant used before, the first run comes back (and False)."""
+        spec = self.catalog.workflow(workflow)
+        check_input(spec, data)
+        return self.store.create_run(
+            spec.name, data, tenant=tenant, idempotency_key=idempotency_key, queued=True
+        )
+
+    async def drive(self, run_id: str) -> RunRecord:
+        """Drive a queued run from its start until it ends or waits for review. A run someone
+        else already took is left to them; one that is no longer queued is resumed."""
+        record = self.store.run(run_id)
+        if record.status != "queued":
+            if record.status in FINISHED or record.status == "awaiting_review":
+                return record
+            return await self.resume(run_id)
+        if not self.store.acquire(run_id):
+            return self.store.run(run_id)
+        try:
+            self.store.set_status(run_id, "running")
+            with self._segment(record):
+                self.store.set_trace_context(run_id, telemetry.inject())
+                await self._drive(run_id, record.workflow, record.input)
+        except BaseException:
+            self.store.release(run_id)
+            raise
+        await self._hand_back(run_id)
+        return self.store.run(run_id)
+
+    async def apply(self, run_id: str) -> RunRecord:
+        """Apply the review decisions recorded for a run (by a reviewer elsewhere) and drive it
+        on, unless another process is driving it: that one applies them when it is done."""
+        if self.store.acquire(run_id):
+            await self._hand_back(run_id)
+        return self.store.run(run_id)
+
     async def resume(self, run_id: str) -> RunRecord:
         """Continue a run whose process died or that failed, from its last checkpoint; apply
         any review decisions waiting to be applied."""
         record = self.store.run(run_id)
+        if record.status == "queued":  # no worker took it: drive it from its start
+            return await self.drive(run_id)
         if record.status in ("succeeded", "cancelled"):
             raise InputError(f"run {run_id} is {record.status}; there is nothing to resume")
         if not self.store.acquire(run_id):
@@ -239,24 +320,13 @@ class Runner:
         changes: dict[str, Any] | None = None,
     ) -> tuple[ReviewRecord, RunRecord]:
         """Record a reviewer's decision, then resume the run if no other process is driving it."""
-        review = self.store.review(review_id)
-        if review.status != "pending":
-            raise not_pending(review)
-        run = self.store.run(review.run_id)
-        if run.status in FINISHED:
-            raise InputError(f"review {review_id}: its run {run.id} is already {run.status}")
-        if decision == "reject" and not (reason or "").strip():
-            raise InputError("a rejection needs a reason (--reason): it is sent back for rework")
-        if decision == "edit" and not changes:
-            raise InputError("an edit needs at least one --set key=value")
-        update = edit_update(review, changes or {}, self.catalog) if decision == "edit" else None
-        recorded = self.store.decide(
-            review_id, decision, by, reason, {"set": changes, "update": update} if update else None
+        recorded = record_decision(
+            self.store, self.catalog, review_id, decision, by, reason, changes
         )
-        if not self.store.acquire(run.id):
-            return recorded, self.store.run(run.id)  # the owner applies it when it is done
-        await self._hand_back(run.id)
-        return self.store.review(review_id), self.store.run(run.id)
+        if not self.store.acquire(recorded.run_id):
+            return recorded, self.store.run(recorded.run_id)  # the owner applies it when done
+        await self._hand_back(recorded.run_id)
+        return self.store.review(review_id), self.store.run(recorded.run_id)
 
     def _review_span(self, review: ReviewRecord, run: RunRecord) -> None:
         """``cadre.review``: from the interrupt to the decision, in the run's trace."""
@@ -333,7 +403,7 @@ class Runner:
         config = {
             "configurable": {
                 "thread_id": run_id,
-                "tenant": self.tenant,
+                "tenant": (await asyncio.to_thread(self.store.run, run_id)).tenant,
                 "database_url": self.db.url,
             }
         }
@@ -403,7 +473,7 @@ class Runner:
             f"{workflow} run {run_id}: input {json.dumps(record.input)[:600]}; "
             f"output {json.dumps(output)[:900]}"
         )
-        namespace = memory_namespace(self.tenant, "workflow", workflow, run_id, "episodic")
+        namespace = memory_namespace(record.tenant, "workflow", workflow, run_id, "episodic")
         value = {"text": summary, "provenance": {"run": run_id, "workflow": workflow}}
         await self._memory.aput(namespace, run_id, value)
 

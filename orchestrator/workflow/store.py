@@ -16,13 +16,22 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
-from orchestrator.errors import InputError, NotFoundError
+from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.workflow.database import Database
 
 RunId = NewType("RunId", str)
 ReviewId = NewType("ReviewId", str)
-RunStatus = Literal["running", "awaiting_review", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
+
+DEFAULT_TENANT = "default"
+ADDED_COLUMNS = {
+    "cadre_runs": (
+        ("tenant", "TEXT NOT NULL DEFAULT 'default'"),
+        ("idempotency_key", "TEXT"),
+    )
+}
+"""Columns added after the first release: databases made before them get them on open."""
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cadre_runs (
@@ -31,7 +40,8 @@ SCHEMA = (
         input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
         tools TEXT, trace_context TEXT,
         owner TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
-        finished_at DOUBLE PRECISION)""",
+        finished_at DOUBLE PRECISION,
+        tenant TEXT NOT NULL DEFAULT 'default', idempotency_key TEXT)""",
     """CREATE TABLE IF NOT EXISTS cadre_reviews (
         id TEXT PRIMARY KEY, run_id TEXT NOT NULL, interrupt_id TEXT NOT NULL, node TEXT NOT NULL,
         payload TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, reason TEXT, changes TEXT,
@@ -40,6 +50,10 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cadre_run_events (
         run_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, node TEXT NOT NULL, detail TEXT)""",
     "CREATE INDEX IF NOT EXISTS cadre_reviews_run ON cadre_reviews (run_id)",
+    "CREATE INDEX IF NOT EXISTS cadre_runs_tenant ON cadre_runs (tenant, created_at)",
+    # A retried submission with the same key finds the first run (NULL keys never collide).
+    "CREATE UNIQUE INDEX IF NOT EXISTS cadre_runs_idempotency "
+    "ON cadre_runs (tenant, idempotency_key)",
     "CREATE INDEX IF NOT EXISTS cadre_events_run ON cadre_run_events (run_id)",
 )
 
@@ -51,6 +65,7 @@ class RunRecord:
     id: RunId
     workflow: str
     status: RunStatus
+    tenant: str
     input: dict[str, Any]
     output: dict[str, Any] | None
     error: str | None
@@ -104,12 +119,12 @@ def _owner_alive(owner: str) -> bool:
     return True
 
 
-def not_pending(review: ReviewRecord) -> InputError:
+def not_pending(review: ReviewRecord) -> ConflictError:
     """The error for deciding a review that is no longer waiting for a decision."""
     if review.status == "cancelled":
-        return InputError(f"review {review.id} was cancelled with its run; nothing to decide")
+        return ConflictError(f"review {review.id} was cancelled with its run; nothing to decide")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(review.decided_at or 0))
-    return InputError(
+    return ConflictError(
         f"review {review.id} was already decided: {review.decision} by {review.decided_by} "
         f"at {when}"
     )
@@ -124,20 +139,52 @@ class RunStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        for statement in SCHEMA:
+        for statement in SCHEMA[:3]:  # the tables
+            self.db.execute(statement)
+        for table, columns in ADDED_COLUMNS.items():
+            have = self.db.columns(table)
+            for name, definition in columns:
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+        for statement in SCHEMA[3:]:  # the indexes
             self.db.execute(statement)
 
     # -- runs ------------------------------------------------------------------------------
 
-    def create_run(self, workflow: str, input: dict[str, Any]) -> RunRecord:
+    def create_run(
+        self,
+        workflow: str,
+        input: dict[str, Any],
+        *,
+        tenant: str = DEFAULT_TENANT,
+        idempotency_key: str | None = None,
+        queued: bool = False,
+    ) -> tuple[RunRecord, bool]:
+        """A new run, driven by this process (or ``queued`` for a worker to take). With an
+        ``idempotency_key`` already used by the tenant, the first run comes back instead (and
+        False); the same key with a different request is an InputError."""
         run_id = RunId(f"run-{uuid.uuid4().hex[:12]}")
         now = time.time()
-        self.db.execute(
-            "INSERT INTO cadre_runs (id, workflow, status, input, usage, owner, created_at, "
-            "updated_at) VALUES (?, ?, 'running', ?, '{}', ?, ?, ?)",
-            (run_id, workflow, json.dumps(input), this_process(), now, now),
+        status, owner = ("queued", None) if queued else ("running", this_process())
+        made = self.db.execute(
+            "INSERT INTO cadre_runs (id, workflow, status, tenant, idempotency_key, input, usage, "
+            "owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (run_id, workflow, status, tenant, idempotency_key, json.dumps(input), owner, now, now),
         )
-        return self.run(run_id)
+        if made:
+            return self.run(run_id), True
+        rows = self.db.query(
+            "SELECT id FROM cadre_runs WHERE tenant = ? AND idempotency_key = ?",
+            (tenant, idempotency_key),
+        )
+        first = self.run(rows[0]["id"])
+        if first.workflow != workflow or first.input != input:
+            raise ConflictError(
+                f"Idempotency-Key {idempotency_key!r} was already used for run {first.id} with "
+                "a different workflow or input; use a new key for a new run"
+            )
+        return first, False
 
     def run(self, run_id: str) -> RunRecord:
         rows = self.db.query("SELECT * FROM cadre_runs WHERE id = ?", (run_id,))
@@ -148,6 +195,7 @@ class RunStore:
             id=RunId(row["id"]),
             workflow=row["workflow"],
             status=row["status"],
+            tenant=row["tenant"],
             input=json.loads(row["input"]),
             output=_loads(row["output"]),
             error=row["error"],
@@ -163,14 +211,26 @@ class RunStore:
         )
 
     def runs(
-        self, status: str | None = None, workflow: str | None = None, limit: int = 50
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        *,
+        tenant: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
+        """Runs, newest first; ``before`` (created_at, id) continues a page from its last run."""
         sql, params = "SELECT id FROM cadre_runs WHERE 1 = 1", list[Any]()
         if status:
             sql, params = sql + " AND status = ?", [*params, status]
         if workflow:
             sql, params = sql + " AND workflow = ?", [*params, workflow]
-        rows = self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit))
+        if tenant:
+            sql, params = sql + " AND tenant = ?", [*params, tenant]
+        if before:
+            sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            params += [before[0], before[0], before[1]]
+        rows = self.db.query(sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit))
         return [self.run(r["id"]) for r in rows]
 
     def acquire(self, run_id: str) -> bool:
@@ -241,7 +301,7 @@ class RunStore:
     def cancel(self, run_id: str) -> RunRecord:
         record = self.run(run_id)
         if record.status in FINISHED:
-            raise InputError(f"run {run_id} already {record.status}; nothing to cancel")
+            raise ConflictError(f"run {run_id} already {record.status}; nothing to cancel")
         now = time.time()
         self.db.execute(
             "UPDATE cadre_runs SET status = 'cancelled', updated_at = ?, finished_at = ? "
@@ -302,14 +362,28 @@ class RunStore:
         return self._review(rows[0])
 
     def reviews(
-        self, status: str | None = "pending", run_id: str | None = None
+        self,
+        status: str | None = "pending",
+        run_id: str | None = None,
+        *,
+        tenant: str | None = None,
+        workflow: str | None = None,
+        older_than_s: float | None = None,
     ) -> list[ReviewRecord]:
-        sql, params = "SELECT * FROM cadre_reviews WHERE 1 = 1", list[Any]()
-        if status:
-            sql, params = sql + " AND status = ?", [*params, status]
-        if run_id:
-            sql, params = sql + " AND run_id = ?", [*params, run_id]
-        return [self._review(r) for r in self.db.query(sql + " ORDER BY created_at", params)]
+        """Reviews, oldest first; filtered by their run's tenant and workflow, and by age."""
+        sql = "SELECT v.* FROM cadre_reviews v JOIN cadre_runs r ON r.id = v.run_id WHERE 1 = 1"
+        params: list[Any] = []
+        for column, value in (
+            ("v.status", status),
+            ("v.run_id", run_id),
+            ("r.tenant", tenant),
+            ("r.workflow", workflow),
+        ):
+            if value:
+                sql, params = sql + f" AND {column} = ?", [*params, value]
+        if older_than_s is not None:
+            sql, params = sql + " AND v.created_at <= ?", [*params, time.time() - older_than_s]
+        return [self._review(r) for r in self.db.query(sql + " ORDER BY v.created_at", params)]
 
     def decide(
         self,

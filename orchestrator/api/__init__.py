@@ -1,0 +1,1 @@
+"""The REST API (`cadre serve`): runs, reviews and webhooks over HTTP, scoped by tenant."""

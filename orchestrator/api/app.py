@@ -1,0 +1,466 @@
+"""The REST API: submit runs, follow them, decide their reviews, hear about them by webhook.
+
+Every request carries an API key (``Authorization: Bearer cadre_...`` or ``X-API-Key``). The key
+fixes the tenant: every record read or written is that tenant's, and another tenant's run or
+review is answered 404, exactly as one that does not exist. The key's role decides what it may
+do (403 otherwise). Runs never execute inside a request: a submission is recorded as queued and
+handed to a Ray run worker (see :mod:`orchestrator.hosting.workers`).
+
+Refusals: 401 no or bad key, 403 wrong role, 404 not found (or not yours), 409 a conflict (review
+already decided, run finished, idempotency key reused), 413 body too large, 422 bad input,
+429 too many requests (``Retry-After`` says when to come back).
+
+(No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at
+definition time, and the dependency aliases are local to :func:`create_app`.)
+"""
+
+
+import base64
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from orchestrator.api.keys import ApiKey, KeyStore
+from orchestrator.api.webhooks import Webhooks
+from orchestrator.catalog import Catalog
+from orchestrator.errors import CadreError, ConflictError, InputError, NotFoundError
+from orchestrator.workflow.database import Database
+from orchestrator.workflow.runner import check_input, record_decision
+from orchestrator.workflow.store import ReviewRecord, RunRecord, RunStore
+
+API_VERSION = "v1"
+
+
+@dataclass
+class Settings:
+    """How one API process is set up."""
+
+    catalog: Catalog
+    database_url: str
+    max_body_bytes: int = 1_048_576
+    rate_per_s: float = 50.0
+    """Sustained requests per second allowed per key."""
+    burst: int = 100
+    """Requests a key may make at once before the rate applies."""
+    hand: Callable[[str, str], Any] | None = None
+    """Hands a run id to a run worker (``drive`` or ``apply``); set by `cadre serve`."""
+    web_dir: Path | None = None
+
+
+class ApiError(Exception):
+    """An HTTP refusal with a machine-readable type and a message for people."""
+
+    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.message, self.headers = status, kind, message, headers or {}
+
+
+@dataclass
+class Buckets:
+    """Token buckets, one per API key: ``burst`` at once, then ``rate`` per second."""
+
+    rate: float
+    burst: int
+    _state: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, key: str) -> float:
+        """0 if the request may go now, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._state[key] = (tokens - 1, now)
+                return 0.0
+            self._state[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+class Submission(BaseModel):
+    workflow: str = Field(description="Name of the workflow to run (GET /v1/workflows).")
+    input: dict[str, Any] = Field(description="The run's input; must fit the workflow's schema.")
+
+
+class Decision(BaseModel):
+    decision: Literal["approve", "reject", "edit"]
+    reason: str | None = Field(default=None, description="Why; required to reject.")
+    changes: dict[str, Any] | None = Field(
+        default=None, description="For edit: state key (or dotted path) to new value."
+    )
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(description="Where to POST run.awaiting_review and run.finished events.")
+
+
+class _Local(threading.local):
+    db: Database | None = None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The FastAPI application for one API process."""
+    app = FastAPI(
+        title="Cadre",
+        version=API_VERSION,
+        description="Submit workflow runs, follow them, and decide their human reviews.",
+    )
+    local = _Local()
+    buckets = Buckets(settings.rate_per_s, settings.burst)
+    catalog = settings.catalog
+    Webhooks(Database(settings.database_url))  # create the tables once, up front
+    KeyStore(Database(settings.database_url))
+
+    def db() -> Database:
+        if local.db is None:
+            local.db = Database(settings.database_url)
+        return local.db
+
+    def stores() -> tuple[RunStore, KeyStore, Webhooks]:
+        database = db()
+        return RunStore(database), KeyStore(database), Webhooks(database)
+
+    # -- refusals ---------------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, err: ApiError) -> JSONResponse:
+        return _error(err.status, err.kind, err.message, err.headers)
+
+    @app.exception_handler(CadreError)
+    async def cadre_error(_: Request, err: CadreError) -> JSONResponse:
+        if isinstance(err, NotFoundError):
+            return _error(404, "not_found", err.message)
+        if isinstance(err, ConflictError):
+            return _error(409, "conflict", err.message)
+        if isinstance(err, InputError):
+            return _error(422, "invalid_input", err.message)
+        return _error(500, type(err).__name__, err.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        return _error(422, "invalid_request", "; ".join(problems))
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return _error(
+                413,
+                "too_large",
+                f"the request body is {declared} bytes; the limit is {settings.max_body_bytes}",
+            )
+        if request.method in ("POST", "PUT", "PATCH") and declared is None:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > settings.max_body_bytes:
+                    return _error(
+                        413,
+                        "too_large",
+                        f"the request body exceeds the limit of {settings.max_body_bytes} bytes",
+                    )
+            request._body = body  # read once; the endpoint reads it from here
+        return await call_next(request)
+
+    # -- who is calling ---------------------------------------------------------------------
+
+    def caller(
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> ApiKey:
+        token = x_api_key or ""
+        if authorization and authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+        if not token:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "no API key: send Authorization: Bearer <key> (create one with "
+                "`cadre keys create`)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        key = stores()[1].authenticate(token)
+        if key is None:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "the API key is wrong or revoked",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        wait = buckets.take(key.id)
+        if wait:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests for this key; retry in {wait:.2f} s",
+                {"Retry-After": str(max(1, round(wait + 0.5)))},
+            )
+        return key
+
+    def role(*allowed: str) -> Callable[[ApiKey], ApiKey]:
+        def check(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
+            if key.role not in allowed:
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"a {key.role} key cannot do this; it needs a {' or '.join(allowed)} key",
+                )
+            return key
+
+        return check
+
+    Anyone = Annotated[ApiKey, Depends(caller)]
+    Submitter = Annotated[ApiKey, Depends(role("submitter", "admin"))]
+    Reviewer = Annotated[ApiKey, Depends(role("reviewer", "admin"))]
+    Admin = Annotated[ApiKey, Depends(role("admin"))]
+
+    def own_run(key: ApiKey, run_id: str) -> RunRecord:
+        run = stores()[0].run(run_id) if _exists_run(db(), run_id) else None
+        if run is None or run.tenant != key.tenant:
+            raise NotFoundError(f"no run {run_id!r}")
+        return run
+
+    def own_review(key: ApiKey, review_id: str) -> ReviewRecord:
+        store = stores()[0]
+        try:
+            review = store.review(review_id)
+        except NotFoundError:
+            raise NotFoundError(f"no review {review_id!r}") from None
+        if store.run(review.run_id).tenant != key.tenant:
+            raise NotFoundError(f"no review {review_id!r}")
+        return review
+
+    def hand(run_id: str, verb: str) -> None:
+        if settings.hand is not None:
+            settings.hand(run_id, verb)
+
+    # -- workflows --------------------------------------------------------------------------
+
+    @app.get("/v1/workflows", tags=["workflows"])
+    def list_workflows(key: Anyone) -> dict[str, Any]:
+        """The workflows a run can be submitted to, with their input schemas."""
+        return {
+            "workflows": [
+                {
+                    "name": w.name,
+                    "description": w.description,
+                    "input_schema": w.input_schema,
+                    "output": list(w.output),
+                }
+                for w in sorted(catalog.workflows.values(), key=lambda w: w.name)
+            ]
+        }
+
+    # -- runs -------------------------------------------------------------------------------
+
+    @app.post("/v1/runs", status_code=202, tags=["runs"])
+    def submit_run(
+        body: Submission,
+        key: Submitter,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        """Queue a run; a run worker drives it. Retrying with the same ``Idempotency-Key``
+        returns the first run (200) instead of starting another."""
+        spec = catalog.workflow(body.workflow)
+        check_input(spec, body.input)
+        store = stores()[0]
+        run, created = store.create_run(
+            spec.name,
+            body.input,
+            tenant=key.tenant,
+            idempotency_key=idempotency_key,
+            queued=True,
+        )
+        if created:
+            hand(run.id, "drive")
+        return JSONResponse(
+            run_json(store, run),
+            status_code=202 if created else 200,
+            headers={
+                "Location": f"/v1/runs/{run.id}",
+                "Idempotent-Replayed": str(not created).lower(),
+            },
+        )
+
+    @app.get("/v1/runs", tags=["runs"])
+    def list_runs(
+        key: Anyone,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The tenant's runs, newest first; pass ``next_cursor`` back as ``cursor`` for more."""
+        store = stores()[0]
+        runs = store.runs(status, workflow, limit, tenant=key.tenant, before=_decode_cursor(cursor))
+        next_cursor = _cursor(runs[-1]) if len(runs) == limit else None
+        return {"runs": [run_json(store, r, brief=True) for r in runs], "next_cursor": next_cursor}
+
+    @app.get("/v1/runs/{run_id}", tags=["runs"])
+    def get_run(run_id: str, key: Anyone) -> dict[str, Any]:
+        """A run: status, output, usage, and the reviews it waits for."""
+        return run_json(stores()[0], own_run(key, run_id))
+
+    @app.post("/v1/runs/{run_id}/cancel", tags=["runs"])
+    def cancel_run(run_id: str, key: Submitter) -> dict[str, Any]:
+        """Cancel a run; a worker driving it stops after its current step."""
+        own_run(key, run_id)
+        store, _, hooks = stores()
+        run = store.cancel(run_id)
+        hooks.notify(run, store)
+        return run_json(store, run)
+
+    @app.get("/v1/runs/{run_id}/events", tags=["runs"])
+    def run_events(run_id: str, key: Anyone) -> dict[str, Any]:
+        """The nodes the run has finished so far, in order."""
+        own_run(key, run_id)
+        return {"events": stores()[0].events(run_id)}
+
+    # -- reviews ----------------------------------------------------------------------------
+
+    @app.get("/v1/reviews", tags=["reviews"])
+    def list_reviews(
+        key: Reviewer,
+        status: Literal["pending", "decided", "applied", "cancelled"] = "pending",
+        workflow: str | None = None,
+        older_than_s: Annotated[float | None, Query(ge=0)] = None,
+    ) -> dict[str, Any]:
+        """The tenant's review queue, oldest first."""
+        store = stores()[0]
+        reviews = store.reviews(
+            status, tenant=key.tenant, workflow=workflow, older_than_s=older_than_s
+        )
+        return {"reviews": [review_json(store, r) for r in reviews]}
+
+    @app.get("/v1/reviews/{review_id}", tags=["reviews"])
+    def get_review(review_id: str, key: Reviewer) -> dict[str, Any]:
+        """A review: what the specialist proposed, the run's state and progress so far."""
+        store = stores()[0]
+        review = own_review(key, review_id)
+        run = store.run(review.run_id)
+        return {
+            **review_json(store, review),
+            "run": run_json(store, run),
+            "events": store.events(run.id),
+        }
+
+    @app.post("/v1/reviews/{review_id}/decision", tags=["reviews"])
+    def decide(review_id: str, body: Decision, key: Reviewer) -> dict[str, Any]:
+        """Approve, reject (with a reason: the run goes back for rework) or edit (changes
+        checked against the state schema); a run worker then drives the run on."""
+        own_review(key, review_id)
+        store = stores()[0]
+        review = record_decision(
+            store, catalog, review_id, body.decision, key.who, body.reason, body.changes
+        )
+        hand(review.run_id, "apply")
+        return review_json(store, review)
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    @app.post("/v1/webhooks", status_code=201, tags=["webhooks"])
+    def add_webhook(body: WebhookIn, key: Admin) -> dict[str, Any]:
+        """Register a URL for the tenant's run events; the signing secret is shown only now."""
+        hook, secret = stores()[2].register(key.tenant, body.url)
+        return {**asdict(hook), "secret": secret}
+
+    @app.get("/v1/webhooks", tags=["webhooks"])
+    def list_webhooks(key: Admin) -> dict[str, Any]:
+        return {"webhooks": [asdict(h) for h in stores()[2].all(key.tenant)]}
+
+    @app.delete("/v1/webhooks/{hook_id}", status_code=204, tags=["webhooks"])
+    def delete_webhook(hook_id: str, key: Admin) -> None:
+        stores()[2].delete(key.tenant, hook_id)
+
+    @app.get("/v1/webhooks/deliveries", tags=["webhooks"])
+    def deliveries(key: Admin, run_id: str | None = None) -> dict[str, Any]:
+        """What was sent to the tenant's webhooks, and how each delivery went."""
+        rows = stores()[2].deliveries(key.tenant, run_id)
+        return {"deliveries": [{k: v for k, v in r.items() if k != "body"} for r in rows]}
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def run_json(store: RunStore, run: RunRecord, brief: bool = False) -> dict[str, Any]:
+    """A run as the API shows it."""
+    shown: dict[str, Any] = {
+        "id": run.id,
+        "workflow": run.workflow,
+        "status": run.status,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+    }
+    if brief:
+        return shown
+    pending = store.reviews("pending", run.id) if run.status == "awaiting_review" else []
+    return {
+        **shown,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "usage": run.usage,
+        "tools": run.tools,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        "pending_reviews": [
+            {"id": r.id, "node": r.node, "created_at": r.created_at} for r in pending
+        ],
+    }
+
+
+def review_json(store: RunStore, review: ReviewRecord) -> dict[str, Any]:
+    return {
+        "id": review.id,
+        "run_id": review.run_id,
+        "node": review.node,
+        "status": review.status,
+        "workflow": review.payload.get("workflow"),
+        "proposed": review.payload,
+        "decision": review.decision,
+        "reason": review.reason,
+        "changes": (review.changes or {}).get("set"),
+        "decided_by": review.decided_by,
+        "decided_at": review.decided_at,
+        "created_at": review.created_at,
+    }
+
+
+def _exists_run(db: Database, run_id: str) -> bool:
+    return bool(db.query("SELECT 1 FROM cadre_runs WHERE id = ?", (run_id,)))
+
+
+def _cursor(run: RunRecord) -> str:
+    return base64.urlsafe_b64encode(f"{run.created_at!r}|{run.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
+    if not cursor:
+        return None
+    try:
+        at, _, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return float(at), run_id
+    except ValueError:
+        raise InputError(f"cursor {cursor!r} is not one this API gave out") from None
+
+
+def _error(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"type": kind, "message": message}}, status_code=status, headers=headers
+    )
