@@ -14,7 +14,6 @@ already decided, run finished, idempotency key reused), 413 body too large, 422 
 definition time, and the dependency aliases are local to :func:`create_app`.)
 """
 
-
 import base64
 import threading
 import time
