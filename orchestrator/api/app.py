@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from orchestrator.api.keys import ApiKey, KeyStore
@@ -51,7 +51,6 @@ class Settings:
     """Requests a key may make at once before the rate applies."""
     hand: Callable[[str, str], Any] | None = None
     """Hands a run id to a run worker (``drive`` or ``apply``); set by `cadre serve`."""
-    web_dir: Path | None = None
 
 
 class ApiError(Exception):
@@ -386,6 +385,13 @@ def create_app(settings: Settings) -> FastAPI:
         """What was sent to the tenant's webhooks, and how each delivery went."""
         rows = stores()[2].deliveries(key.tenant, run_id)
         return {"deliveries": [{k: v for k, v in r.items() if k != "body"} for r in rows]}
+
+    page = (Path(__file__).parent / "web" / "review.html").read_text()
+
+    @app.get("/review", include_in_schema=False)
+    def review_page() -> HTMLResponse:
+        """The reviewer page: sign in with a reviewer key, work the queue, decide."""
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
