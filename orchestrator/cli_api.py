@@ -17,6 +17,7 @@ keys_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(submit)
     app.add_typer(keys_app, name="keys")
 
 
@@ -133,3 +134,50 @@ def keys_revoke(
 
     key = KeyStore(Database()).revoke(key_id)
     out.print(f"revoked key {key.id} ({key.name})")
+
+
+def submit(
+    workflow: Annotated[str, typer.Argument(help="Workflow to run.")],
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="Run input: a JSON file or inline JSON.")
+    ],
+    address: Annotated[
+        str,
+        typer.Option(
+            "--address",
+            envvar="RAY_JOB_ADDRESS",
+            help="The Ray cluster's job server (dashboard) address.",
+        ),
+    ] = "http://127.0.0.1:8265",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream the job's log.")] = False,
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
+) -> None:
+    """Submit a run as a Ray job (the working directory travels with it)."""
+    from orchestrator.catalog import default_graphs, default_root
+    from orchestrator.cli_runs import _parse_input
+    from orchestrator.hosting import jobs
+    from orchestrator.workflow.runner import check_input
+
+    loaded = load(catalog, graphs)
+    spec = loaded.workflow(workflow)
+    data = _parse_input(input)
+    check_input(spec, data)  # refused here, before anything reaches the cluster
+    root = catalog or default_root()
+    submitted = jobs.submit_run(
+        address,
+        spec.name,
+        data,
+        Path.cwd(),
+        root,
+        graphs or default_graphs(root),
+        absolute_database_url(),
+    )
+    out.print(f"submitted job {submitted.job_id} to {address}")
+    if not follow:
+        out.print(f"follow it: ray job logs --follow --address {address} {submitted.job_id}")
+        return
+    status = jobs.follow(submitted, lambda text: typer.echo(text, nl=False))
+    out.print(f"job {submitted.job_id}: {status}")
+    if status != "SUCCEEDED":
+        raise typer.Exit(1)

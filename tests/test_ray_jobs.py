@@ -1,0 +1,168 @@
+"""Runs as Ray jobs on a real local two-node cluster: a head node with the job server, and a worker
+node that alone offers the custom resource model hosts require, so placement is real. A run is
+submitted both ways (``cadre submit`` and ``ray job submit -- cadre run``); both succeed and their
+model host ran on the worker node."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from orchestrator.workflow.database import Database
+from orchestrator.workflow.store import RunStore
+from tests.conftest import ROOT, _free_port
+from tests.workflow.fixtures import scripted_workflow_catalog
+
+pytestmark = pytest.mark.ray
+BIN = ROOT / ".venv" / "bin"
+RESOURCE = "cadre_model_host"
+
+
+@dataclass
+class Cluster:
+    address: str  # the job server
+    gcs: str
+    env: dict[str, str]
+
+    def ray(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(BIN / "ray"), *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    port, dashboard = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_ADDRESS": "",
+    }
+    env.pop("RAY_ADDRESS")
+    common = ["--block", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+         f"--dashboard-port={dashboard}", *common],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    address = f"http://127.0.0.1:{dashboard}"
+    _wait(lambda: httpx.get(f"{address}/api/version", timeout=2).status_code == 200, "head node")
+    worker = subprocess.Popen(
+        [str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
+         f"--resources={json.dumps({RESOURCE: 1})}", *common],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    built = Cluster(address, f"127.0.0.1:{port}", env)
+    _wait(lambda: len(_nodes(built)) == 2, "worker node")
+    try:
+        yield built
+    finally:
+        for process in (worker, head):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(60)
+        _kill_leftovers(port)
+
+
+def _kill_leftovers(port: int) -> None:
+    """End every process of this cluster (raylets, GCS, workers, agents) and no other: they all
+    name its GCS port. `ray stop` would end the test session's own Ray instance too."""
+    import psutil
+
+    ours = (f"--gcs_server_port={port}",)
+    mine = []
+    for process in psutil.process_iter(["cmdline"]):
+        args = process.info["cmdline"] or []
+        if any(
+            a in ours or (a.startswith("--gcs-address=") and a.endswith(f":{port}")) for a in args
+        ):
+            mine.append(process)
+    for process in mine:
+        process.kill()
+    psutil.wait_procs(mine, timeout=30)
+
+
+def _wait(ready: object, what: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ready():  # type: ignore[operator]
+                return
+        except (httpx.HTTPError, AssertionError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the {what} did not come up in {timeout_s} s")
+
+
+def _nodes(cluster: Cluster) -> list[dict[str, object]]:
+    out = cluster.ray("list", "nodes", "--address", cluster.address, "--format", "json", "--detail")
+    listed = json.loads(out) if out.lstrip().startswith("[") else []  # or "No resource ..."
+    return [n for n in listed if n["state"] == "ALIVE"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder whose model hosts need the worker node's resource."""
+    root = scripted_workflow_catalog(tmp_path)
+    (model_file,) = (root / "models").glob("*.yaml")
+    model = yaml.safe_load(model_file.read_text())
+    model["hosting"] = {"num_cpus": 0, "resources": {RESOURCE: 1}}
+    model_file.write_text(yaml.safe_dump(model))
+    return tmp_path
+
+
+def test_a_run_submitted_both_ways_runs_on_the_cluster(cluster: Cluster, project: Path) -> None:
+    db_url = f"sqlite:///{project / 'runs.db'}"
+    env = {**cluster.env, "CADRE_DATABASE_URL": db_url}
+    claim = json.dumps({"claim": "rework: a cracked window"})
+
+    ours = subprocess.run(
+        [str(BIN / "cadre"), "submit", "claim", "--input", claim, "--address", cluster.address,
+         "--follow"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    assert "succeeded" in ours.stdout and "SUCCEEDED" in ours.stdout
+
+    runtime_env = json.dumps(
+        {
+            "env_vars": {
+                "CADRE_CATALOG": "agents",
+                "CADRE_GRAPHS": "graphs",
+                "CADRE_DATABASE_URL": db_url,
+            }
+        }
+    )
+    theirs = subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address", cluster.address, "--working-dir", ".",
+         "--runtime-env-json", runtime_env, "--", "cadre", "run", "claim", "--input", claim],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+    assert "succeeded" in theirs.stdout
+
+    runs = RunStore(Database(db_url)).runs()
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert all(r.output and r.output["decision"] == {"decision": "pay"} for r in runs)
+
+    # Placement was real: every model host ran on the node offering the resource.
+    (worker,) = [n for n in _nodes(cluster) if RESOURCE in n["resources_total"]]  # type: ignore[operator]
+    hosts = json.loads(
+        cluster.ray("list", "actors", "--address", cluster.address, "--format", "json",
+                    "--detail", "--filter", "class_name=ModelHost")
+    )  # fmt: skip
+    assert len(hosts) == 2  # one per job (a job's hosts end with its driver)
+    assert {h["node_id"] for h in hosts} == {worker["node_id"]}
