@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python bench/bench_cold_start.py
 	$(BIN)/python bench/bench_workflow.py
 	$(BIN)/python bench/bench_retrieval.py
+	$(BIN)/python bench/bench_api.py
 
 bench-vllm: setup-vllm
 	$(VLLM_VENV)/bin/python bench/bench_vllm.py

@@ -60,20 +60,26 @@ def cluster() -> Iterator[Cluster]:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     address = f"http://127.0.0.1:{dashboard}"
-    _wait(lambda: httpx.get(f"{address}/api/version", timeout=2).status_code == 200, "head node")
-    worker = subprocess.Popen(
-        [str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
-         f"--resources={json.dumps({RESOURCE: 1})}", *common],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    built = Cluster(address, f"127.0.0.1:{port}", env)
-    _wait(lambda: len(_nodes(built)) == 2, "worker node")
-    try:
+    started = [head]
+    try:  # whatever fails from here on, the nodes are ended
+        _wait(lambda: httpx.get(f"{address}/api/version", timeout=2).status_code == 200, "head")
+        worker = subprocess.Popen(
+            [str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
+             f"--resources={json.dumps({RESOURCE: 1})}", *common],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        started.append(worker)
+        built = Cluster(address, f"127.0.0.1:{port}", env)
+        _wait(lambda: len(_nodes(built)) == 2, "worker node")
         yield built
     finally:
-        for process in (worker, head):
+        for process in started:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(60)
+        for process in started:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
         _kill_leftovers(port)
 
 

@@ -32,7 +32,14 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR
         )
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **common)
+        # address="local": a new instance even when `ray start` left a cluster (or the record of
+        # a dead one, /tmp/ray/ray_current_cluster) on this machine; joining is RAY_ADDRESS's job.
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            **common,
+        )
 
 
 def shutdown_ray() -> None:
