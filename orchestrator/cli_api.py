@@ -155,14 +155,11 @@ def submit(
 ) -> None:
     """Submit a run as a Ray job (the working directory travels with it)."""
     from orchestrator.catalog import default_graphs, default_root
-    from orchestrator.cli_runs import _parse_input
+    from orchestrator.cli_runs import checked_input
     from orchestrator.hosting import jobs
-    from orchestrator.workflow.runner import check_input
 
     loaded = load(catalog, graphs)
-    spec = loaded.workflow(workflow)
-    data = _parse_input(input)
-    check_input(spec, data)  # refused here, before anything reaches the cluster
+    spec, data = checked_input(loaded, workflow, input)  # refused before it reaches the cluster
     root = catalog or default_root()
     submitted = jobs.submit_run(
         address,

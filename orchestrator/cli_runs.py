@@ -107,6 +107,17 @@ def _parse_input(value: str) -> Any:
         ) from None
 
 
+def checked_input(loaded: Any, workflow: str, value: str) -> tuple[Any, Any]:
+    """The workflow and its input (a JSON file or inline JSON), checked against the workflow's
+    input schema before anything starts: a bad input creates nothing."""
+    from orchestrator.workflow.runner import check_input
+
+    spec = loaded.workflow(workflow)
+    data = _parse_input(value)
+    check_input(spec, data)
+    return spec, data
+
+
 def run(
     workflow: Annotated[str, typer.Argument(help="Workflow to run.")],
     input: Annotated[
@@ -117,11 +128,7 @@ def run(
 ) -> None:
     """Run a workflow: progress per node as it happens, then the output or the pending review."""
     loaded = load(catalog, graphs)
-    spec = loaded.workflow(workflow)
-    data = _parse_input(input)
-    from orchestrator.workflow.runner import check_input
-
-    check_input(spec, data)  # before anything starts: a bad input creates nothing
+    spec, data = checked_input(loaded, workflow, input)
     out.print(f"run [bold]{spec.name}[/bold]: {escape(spec.description)}")
 
     async def go() -> Any:

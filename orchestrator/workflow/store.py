@@ -394,7 +394,7 @@ class RunStore:
         changes: dict[str, Any] | None = None,
     ) -> ReviewRecord:
         """Record a decision: of two racing decisions exactly one wins, the other gets
-        InputError."""
+        ConflictError."""
         won = self.db.execute(
             "UPDATE cadre_reviews SET status = 'decided', decision = ?, reason = ?, changes = ?, "
             "decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
