@@ -282,6 +282,14 @@ def _check_specialist(spec: SpecialistSpec, catalog: Catalog) -> Iterator[Proble
                 "adapter",
                 f"adapter file {adapter} not found; train one or remove the field",
             )
+    evaluation = spec.evaluation
+    properties = spec.output_schema.get("properties", {})
+    if evaluation.metric == "exact_match" and evaluation.label not in properties:
+        yield Problem(
+            file,
+            "evaluation.label",
+            f"exact_match needs `label`: one of the output fields ({', '.join(properties)})",
+        )
     if spec.corpus is not None and not (catalog.root / "corpora" / spec.corpus).is_dir():
         yield Problem(
             file,

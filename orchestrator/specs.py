@@ -139,6 +139,23 @@ class GenerationSettings(Spec):
     )
 
 
+class EvaluationSpec(Spec):
+    """How `cadre eval` scores this specialist's answers against held-out examples."""
+
+    metric: Literal["exact_match", "field_f1", "schema_valid"] = Field(
+        description="exact_match: the `label` field equals the expected one (classifiers); "
+        "field_f1: F1 over the answer's fields, a field counting when its value equals the "
+        "expected one (extractors); schema_valid: the share of answers that fit the schema."
+    )
+    label: str | None = Field(
+        default=None,
+        description="For exact_match: the output field holding the label, e.g. `team`.",
+    )
+    min_examples: int = Field(
+        default=20, ge=1, description="Fewest training examples `cadre specialize` accepts."
+    )
+
+
 class SpecialistSpec(Spec):
     """A small model made expert at one job."""
 
@@ -175,6 +192,10 @@ class SpecialistSpec(Spec):
     corpus: str | None = Field(
         default=None,
         description="Name of a document corpus (a folder under agents/corpora/) to retrieve from.",
+    )
+    evaluation: EvaluationSpec = Field(
+        default_factory=lambda: EvaluationSpec(metric="schema_valid"),
+        description="The metric `cadre eval` scores the specialist by and `promote` compares.",
     )
 
     @field_validator("output_schema")

@@ -1,0 +1,1 @@
+"""Specialization: training data, adapter versions, evaluation and promotion."""

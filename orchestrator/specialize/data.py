@@ -1,0 +1,104 @@
+"""Training and held-out data for a specialist: JSONL, one example per line.
+
+A line is ``{"input": "<what the specialist is asked>", "output": {<the answer>}}``. Everything is
+checked before any training starts, and every bad line is reported at once with its number and
+why: not JSON, not an object, a missing or empty ``input``, an ``output`` that does not fit the
+specialist's schema (a label outside the enum, a missing field), a repeated input. Too few good
+examples is an error too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from orchestrator.errors import InputError
+from orchestrator.specs import SpecialistSpec
+
+
+@dataclass(frozen=True)
+class Labeled:
+    """One checked example and the line it came from."""
+
+    input: str
+    output: dict[str, Any]
+    line: int
+
+
+class DataError(InputError):
+    """A data file with problems; ``problems`` lists each as ``FILE:LINE: why``."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = Path(path)
+        self.problems = list(problems)
+        shown = "\n".join(f"  - {p}" for p in self.problems[:50])
+        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
+        super().__init__(
+            f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''} in {path}; "
+            f"nothing was trained:\n{shown}{more}"
+        )
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (self.__class__, (self.path, self.problems))
+
+
+def data_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes: which data an adapter was trained on."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_examples(path: Path, spec: SpecialistSpec, minimum: int | None = None) -> list[Labeled]:
+    """The file's examples, all checked against ``spec``; DataError lists every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no data file {path}")
+    validator = jsonschema.Draft202012Validator(spec.output_schema)
+    problems: list[str] = []
+    good: list[Labeled] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path.name}:{number}"
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as err:
+            problems.append(f"{where}: not JSON ({err.msg}, column {err.colno})")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{where}: a line must be an object with input and output")
+            continue
+        extra = sorted(set(row) - {"input", "output"})
+        if extra:
+            problems.append(f"{where}: unknown field {', '.join(extra)} (only input and output)")
+        text, output = row.get("input"), row.get("output")
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}: input must be a non-empty string")
+            continue
+        if not isinstance(output, dict):
+            problems.append(f"{where}: output must be an object (the specialist's answer)")
+            continue
+        error = jsonschema.exceptions.best_match(validator.iter_errors(output))
+        if error is not None:
+            at = ".".join(str(p) for p in error.absolute_path)
+            problems.append(
+                f"{where}: output{'.' + at if at else ''} does not fit {spec.name}'s schema: "
+                f"{error.message}"
+            )
+            continue
+        if text in seen:
+            problems.append(f"{where}: the same input as line {seen[text]}")
+            continue
+        seen[text] = number
+        good.append(Labeled(text, output, number))
+    needed = spec.evaluation.min_examples if minimum is None else minimum
+    if not problems and len(good) < needed:
+        problems.append(f"{path.name}: {len(good)} examples; {spec.name} needs at least {needed}")
+    if problems:
+        raise DataError(path, problems)
+    return good

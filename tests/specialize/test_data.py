@@ -1,0 +1,78 @@
+"""Training data is checked whole before any training: every bad line, with its number and why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.specialize.data import DataError, data_hash, load_examples
+from tests.conftest import ROOT
+
+CATALOG = load_catalog(ROOT / "agents")
+TRIAGE = CATALOG.specialist("ticket-triage")
+
+
+def good(n: int) -> list[str]:
+    return [
+        json.dumps(
+            {"input": f"ticket number {i}", "output": {"team": "billing", "priority": "low"}}
+        )
+        for i in range(n)
+    ]
+
+
+def test_every_bad_line_is_reported_at_once(tmp_path: Path) -> None:
+    lines = [
+        *good(3),
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"input": "", "output": {"team": "billing", "priority": "low"}}),
+        json.dumps({"input": "refund me", "output": {"team": "sales", "priority": "low"}}),
+        json.dumps({"input": "where is it", "output": {"team": "shipping"}}),
+        json.dumps({"input": "ticket number 0", "output": {"team": "billing", "priority": "low"}}),
+        json.dumps({"input": "hi", "output": {"team": "billing", "priority": "low"}, "x": 1}),
+    ]
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as info:
+        load_examples(data, TRIAGE, minimum=1)
+    problems = info.value.problems
+    assert problems[0].startswith("train.jsonl:4: not JSON")
+    assert problems[1] == "train.jsonl:5: a line must be an object with input and output"
+    assert problems[2] == "train.jsonl:6: input must be a non-empty string"
+    assert problems[3].startswith("train.jsonl:7: output.team does not fit ticket-triage's schema")
+    assert "'sales' is not one of" in problems[3]
+    assert "train.jsonl:8: output does not fit" in problems[4] and "'priority'" in problems[4]
+    assert problems[5] == "train.jsonl:9: the same input as line 1"
+    assert problems[6] == "train.jsonl:10: unknown field x (only input and output)"
+    assert len(problems) == 7
+    assert "7 problems in" in str(info.value) and "nothing was trained" in str(info.value)
+
+
+def test_too_few_examples(tmp_path: Path) -> None:
+    data = tmp_path / "small.jsonl"
+    data.write_text("\n".join(good(5)) + "\n")
+    with pytest.raises(DataError, match="5 examples; ticket-triage needs at least 20"):
+        load_examples(data, TRIAGE)
+    assert len(load_examples(data, TRIAGE, minimum=5)) == 5
+
+
+@pytest.mark.parametrize("name", ["ticket-triage", "claim-extractor"])
+def test_the_shipped_sets_load_and_do_not_overlap(name: str) -> None:
+    spec = CATALOG.specialist(name)
+    train = load_examples(ROOT / "examples" / "specialize" / f"{name}.train.jsonl", spec)
+    held = load_examples(ROOT / "examples" / "specialize" / f"{name}.heldout.jsonl", spec, 10)
+    assert len(train) >= 100 and len(held) >= 40
+    assert not {e.input for e in train} & {e.input for e in held}
+
+
+def test_the_data_hash_names_the_bytes(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(good(3)))
+    b.write_text("\n".join(good(3)))
+    assert data_hash(a) == data_hash(b) and len(data_hash(a)) == 64
+    b.write_text("\n".join(good(4)))
+    assert data_hash(a) != data_hash(b)
