@@ -1,0 +1,109 @@
+"""Adapter versions are never overwritten; one goes live only if it beats the live one."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ConflictError, InputError, NotFoundError
+from orchestrator.specialize.metrics import field_f1, score
+from orchestrator.specialize.registry import Registry
+from orchestrator.specs import EvaluationSpec
+
+METRIC = "exact_match"
+
+
+def trained(registry: Registry, score_: float, data: str = "h1", base: float = 0.3) -> str:
+    version = registry.claim("triage", {"base_model": "smollm2-135m", "data_hash": "abc"})
+    (version.path / "adapter_config.json").write_text("{}")
+    evals = {
+        METRIC: {"score": score_, "data": data},
+        "base": {METRIC: {"score": base, "data": data}},
+    }
+    registry.update_meta(version, trained_at=1.0, eval=evals)
+    return version.name
+
+
+def test_versions_are_numbered_and_never_reused(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    names: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: names.append(registry.claim("triage", {}).name))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(names, key=lambda n: int(n[1:])) == [f"v{i}" for i in range(1, 9)]
+    assert registry.version("triage", "v3").meta["version"] == "v3"
+    with pytest.raises(NotFoundError, match="no adapter version 'v9'"):
+        registry.version("triage", "v9")
+
+
+def test_promote_only_when_it_beats_the_live_one_then_roll_back(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    v1, v2, v3 = trained(registry, 0.6), trained(registry, 0.5), trained(registry, 0.8)
+    registry.promote("triage", v1, METRIC, by="ann")  # beats the base model (0.3)
+    assert registry.live("triage").name == "v1"
+    with pytest.raises(ConflictError, match="v2 scores 0.500 on exact_match; live v1 scores 0.600"):
+        registry.promote("triage", v2, METRIC, by="ann")
+    assert registry.live("triage").name == "v1"
+    registry.promote("triage", v2, METRIC, by="bob", force=True)
+    registry.promote("triage", v3, METRIC, by="ann")
+    history = registry.history("triage")
+    assert [(h["version"], h["by"], h["forced"]) for h in history] == [
+        ("v1", "ann", False),
+        ("v2", "bob", True),
+        ("v3", "ann", False),
+    ]
+    assert history[2]["why"] == "exact_match 0.800 > 0.500 (live v2)"
+    assert registry.rollback("triage", by="ann").name == "v2"
+    assert registry.rollback("triage", by="ann").name == "v1"
+    assert registry.rollback("triage", by="ann") is None  # back to the bare base
+    with pytest.raises(InputError, match="no live adapter version"):
+        registry.rollback("triage", by="ann")
+
+
+def test_promote_refuses_without_a_comparable_eval(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    unscored = registry.claim("triage", {})
+    (unscored.path / "adapter_config.json").write_text("{}")
+    registry.update_meta(unscored, trained_at=1.0)
+    with pytest.raises(InputError, match="no exact_match score yet; run `cadre eval triage"):
+        registry.promote("triage", unscored.name, METRIC, by="ann")
+    unfinished = registry.claim("triage", {})
+    with pytest.raises(InputError, match="did not finish training"):
+        registry.promote("triage", unfinished.name, METRIC, by="ann", force=True)
+    v3, v4 = trained(registry, 0.9, data="h1"), trained(registry, 0.95, data="h2")
+    registry.promote("triage", v3, METRIC, by="ann")
+    with pytest.raises(ConflictError, match="different held-out data"):
+        registry.promote("triage", v4, METRIC, by="ann")
+    assert registry.live("triage").name == v3
+
+
+def test_scores() -> None:
+    label = EvaluationSpec(metric="exact_match", label="team")
+    assert (
+        score(
+            label,
+            {"team": "billing", "priority": "low"},
+            {"team": "Billing ", "priority": "urgent"},
+        )
+        == 1.0
+    )
+    assert score(label, {"team": "billing"}, {"team": "shipping"}) == 0.0
+    assert score(label, {"team": "billing"}, None) == 0.0
+    expected = {
+        "policy_number": "HP-1",
+        "claim_type": "property",
+        "incident_date": "4 March",
+        "amount": 3200,
+    }
+    assert field_f1(expected, dict(expected)) == 1.0
+    half = {**expected, "claim_type": "auto", "amount": 3100}
+    assert field_f1(expected, half) == pytest.approx(0.5)
+    assert field_f1(expected, {"amount": 3200.0}) == pytest.approx(2 * 1 * 0.25 / 1.25)
+    assert score(EvaluationSpec(metric="schema_valid"), expected, {}) == 1.0
