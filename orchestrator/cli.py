@@ -226,11 +226,17 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
         pool.shutdown()
 
 
-from orchestrator import cli_api, cli_memory, cli_runs  # noqa: E402  (register their commands)
+from orchestrator import (  # noqa: E402  (register their commands)
+    cli_api,
+    cli_memory,
+    cli_runs,
+    cli_specialize,
+)
 
 cli_runs.register(app)
 cli_memory.register(app)
 cli_api.register(app)
+cli_specialize.register(app)
 
 
 def _flush_telemetry() -> None:
