@@ -53,10 +53,13 @@ def cluster() -> Iterator[Cluster]:
     }
     env.pop("RAY_ADDRESS")
     common = ["--block", "--disable-usage-stats"]
+    # Each node's dashboard agent (which runs submitted jobs) on a port of its own: the default
+    # one (52365) is taken by any other Ray instance on this machine, such as the test session's.
+    agent = [f"--dashboard-agent-listen-port={_free_port()}"]
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dashboard}", *common],
+         f"--dashboard-port={dashboard}", *agent, *common],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     address = f"http://127.0.0.1:{dashboard}"
@@ -65,7 +68,8 @@ def cluster() -> Iterator[Cluster]:
         _wait(lambda: httpx.get(f"{address}/api/version", timeout=2).status_code == 200, "head")
         worker = subprocess.Popen(
             [str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
-             f"--resources={json.dumps({RESOURCE: 1})}", *common],
+             f"--resources={json.dumps({RESOURCE: 1})}",
+             f"--dashboard-agent-listen-port={_free_port()}", *common],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         started.append(worker)

@@ -78,7 +78,7 @@ def submit_run(
     return Submitted(job_id, address)
 
 
-def _retrying(submit: Callable[[], str], timeout_s: float = 60) -> str:
+def _retrying(submit: Callable[[], str], timeout_s: float = 120) -> str:
     """Submit, waiting while a cluster that just started has no job agent ready yet."""
     deadline = time.monotonic() + timeout_s
     while True:
