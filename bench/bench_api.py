@@ -47,18 +47,33 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+RESENT: list[int] = []
+"""Requests sent again after a dropped connection (safe: the key makes a submission idempotent)."""
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: object) -> httpx.Response:
+    for attempt in range(5):
+        try:
+            return await http.request(method, url, **kwargs)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            RESENT.append(1)
+            await asyncio.sleep(0.1 * (attempt + 1))
+    return await http.request(method, url, **kwargs)  # type: ignore[arg-type]
+
+
 async def client(
     http: httpx.AsyncClient, n: int, latencies: list[float], replays: list[bool]
 ) -> str:
     key = f"bench-{n}-{uuid.uuid4().hex[:6]}"
     body = {"workflow": "chain", "input": {"text": f"ticket {n}"}}
     started = time.perf_counter()
-    first = (await http.post("/v1/runs", json=body, headers={"Idempotency-Key": key})).json()
+    headers = {"Idempotency-Key": key}
+    first = (await send(http, "POST", "/v1/runs", json=body, headers=headers)).json()
     if n % 10 == 0:  # the client lost the response and retries: it must get the same run
-        again = await http.post("/v1/runs", json=body, headers={"Idempotency-Key": key})
+        again = await send(http, "POST", "/v1/runs", json=body, headers=headers)
         replays.append(again.json()["id"] == first["id"] and again.status_code == 200)
     while True:
-        run = (await http.get(f"/v1/runs/{first['id']}")).json()
+        run = (await send(http, "GET", f"/v1/runs/{first['id']}")).json()
         if run["status"] in ("succeeded", "failed", "cancelled"):
             break
         await asyncio.sleep(0.05)
@@ -131,7 +146,14 @@ def main() -> None:
     )
     port = _port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="error",
+            timeout_keep_alive=60,
+            backlog=4096,
+        )
     )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
@@ -167,7 +189,10 @@ def main() -> None:
         f"(+20 warm-up), one run per key: {per_key_once}; succeeded: {succeeded - 20}/{args.runs}; "
         f"client statuses succeeded: {statuses.count('succeeded')}/{args.runs}"
     )
-    print(f"  retried submissions answered with the first run: {sum(replays)}/{len(replays)}")
+    print(
+        f"  retried submissions answered with the first run: {sum(replays)}/{len(replays)}; "
+        f"requests re-sent after a dropped connection: {len(RESENT)}"
+    )
     print(
         f"baseline, the same workflow driven directly in-process, one at a time: "
         f"{direct * 1000:.1f} ms per run ({1 / direct:.1f} runs/s)"
