@@ -8,6 +8,7 @@ schema). It knows nothing about Ray: the pool carries the request to a host.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ class SpecialistAnswer:
     """Which host replica answered."""
     attempts: int = 1
     tool_calls: tuple[dict[str, Any], ...] = field(default=())
+    adapter: str | None = None
+    """The adapter that answered (``SPECIALIST/vN`` for a registry version), None: the base."""
     """Tools the specialist called before answering: name, arguments, result or error."""
 
 
@@ -60,6 +63,8 @@ def model_label(model: str, adapter: str | None) -> str:
     if not adapter:
         return model
     path = Path(adapter)
+    if re.fullmatch(r"v\d+", path.name):  # a registry version: .../SPECIALIST/vN
+        return f"{path.parent.name}/{path.name}"
     return path.stem if path.suffix == ".gguf" else path.name
 
 

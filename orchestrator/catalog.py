@@ -74,7 +74,13 @@ class Catalog:
         return _weights_path(model, self.sources.get(("model", model.name), self.root))
 
     def adapter_path(self, specialist: SpecialistSpec) -> str | None:
-        """The specialist's LoRA adapter as an absolute path, or None."""
+        """The specialist's LoRA adapter as an absolute path, or None: the version live in the
+        adapter registry (`cadre specialists promote`), else the spec's own ``adapter``."""
+        from orchestrator.specialize.registry import Registry
+
+        live = Registry().live(specialist.name)
+        if live is not None:
+            return str(live.path.resolve())
         if specialist.adapter is None:
             return None
         source = self.sources.get(("specialist", specialist.name), self.root / "x")

@@ -236,7 +236,7 @@ from orchestrator import (  # noqa: E402  (register their commands)
 cli_runs.register(app)
 cli_memory.register(app)
 cli_api.register(app)
-cli_specialize.register(app)
+cli_specialize.register(app, specialists_app)
 
 
 def _flush_telemetry() -> None:

@@ -217,6 +217,9 @@ def runs_show(
             f"queued {usage.get('queue_time_s', 0):5.2f} s",
             soft_wrap=True,
         )
+        for key, calls in usage.items():
+            if key.startswith("adapter "):
+                out.print(f"  {'':<20} {int(calls):>3} answered by {key.removeprefix('adapter ')}")
     for tool, timing in record.tools.items():
         out.print(
             f"  tool {tool:<15} {timing.get('calls', 0):>3} calls  {timing.get('time_s', 0):.4f} s"

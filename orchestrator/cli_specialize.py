@@ -13,8 +13,12 @@ from orchestrator.cli_common import CatalogOption, load, out
 from orchestrator.errors import InputError
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, specialists_app: typer.Typer) -> None:
     app.command()(specialize)
+    app.command("eval")(evaluate)
+    specialists_app.command("promote")(promote)
+    specialists_app.command("rollback")(rollback)
+    specialists_app.command("versions")(versions_list)
 
 
 def base_directory(catalog: Any, model_name: str) -> Path:
@@ -144,3 +148,134 @@ def specialize(
         f"loss {first}{metrics.get('loss', float('nan')):.3f}, {seconds:.0f} s; adapter at "
         f"{version.path}. Next: cadre eval {spec.name} --data HELDOUT.jsonl"
     )
+
+
+def evaluate(
+    specialist: Annotated[str, typer.Argument(help="The specialist to evaluate.")],
+    data: Annotated[Path, typer.Option("--data", help="Held-out examples (JSONL).")],
+    versions: Annotated[
+        str | None,
+        typer.Option(help="Adapter versions to score, e.g. v1,v3 (default: every trained one)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Score the base model (instructions only), the base with few-shot examples, and each
+    adapter version on held-out examples by the specialist's metric; print a table, write a
+    plot, and record the scores in the registry (what `specialists promote` compares)."""
+    from rich.table import Table
+
+    from orchestrator.specialize.data import data_hash, load_examples
+    from orchestrator.specialize.evaluate import evaluate as score_all
+    from orchestrator.specialize.evaluate import report
+    from orchestrator.specialize.registry import Registry
+
+    loaded = load(catalog)
+    spec = loaded.specialist(specialist)
+    examples = load_examples(data, spec, minimum=1)[:limit]
+    registry = Registry()
+    chosen = [v for v in registry.versions(spec.name) if v.complete]
+    if versions:
+        wanted = [name.strip() for name in versions.split(",") if name.strip()]
+        chosen = [registry.version(spec.name, name) for name in wanted]
+    base = base_directory(loaded, spec.model)
+    context = loaded.model(spec.model).context_length
+    rows = score_all(spec, base, context, examples, [(v.name, str(v.path)) for v in chosen])
+    digest = data_hash(data)
+    metric = spec.evaluation.metric
+    label = f"{metric}" + (f" ({spec.evaluation.label})" if spec.evaluation.label else "")
+    table = Table(title=f"{spec.name} on {len(examples)} held-out examples from {data}")
+    for column in ("condition", label, "schema-valid", "tokens in", "tokens out", "ms/example"):
+        table.add_column(column, justify="left" if column == "condition" else "right")
+    summaries = [r.summary() for r in rows]
+    for s in summaries:
+        table.add_row(
+            s["condition"],
+            f"{s['score']:.3f}",
+            f"{s['schema_valid']:.0%}",
+            f"{s['input_tokens']:.0f}",
+            f"{s['output_tokens']:.1f}",
+            f"{s['seconds'] * 1000:.0f}",
+        )
+    out.print(table)
+    # What serves now when no version is live: the specialist as declared (with its few-shot
+    # examples, if it has them). A first version has to beat that to go live.
+    served = summaries[1] if spec.examples else summaries[0]
+    base_score = {metric: {"score": served["score"], "data": digest}}
+    for version, s in zip(chosen, summaries[len(summaries) - len(chosen) :], strict=True):
+        scored = {"score": s["score"], "data": digest, "n": s["n"], "at": time.time()}
+        evals = {**(version.meta.get("eval") or {}), metric: scored, "base": base_score}
+        registry.update_meta(version, eval=evals)
+    plot = report(spec, rows, data, digest, Path(".cadre/evals") / spec.name)
+    out.print(f"plot: {plot}  (results beside it as JSON)")
+
+
+def promote(
+    specialist: Annotated[str, typer.Argument(help="The specialist.")],
+    version: Annotated[str, typer.Argument(help="The adapter version to make live, e.g. v2.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Go live even without a better score (recorded).")
+    ] = False,
+    who: Annotated[str | None, typer.Option("--as", help="Who decides (default: OS user).")] = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Make an adapter version live: only if its eval beats the live one's (or the base
+    model's) on the specialist's metric, on the same held-out data."""
+    import getpass
+
+    from orchestrator.specialize.registry import Registry
+
+    spec = load(catalog).specialist(specialist)
+    made = Registry().promote(
+        spec.name, version, spec.evaluation.metric, by=who or getpass.getuser(), force=force
+    )
+    why = Registry().history(spec.name)[-1]["why"]
+    out.print(f"{spec.name}: {made.name} is live ({why})")
+
+
+def rollback(
+    specialist: Annotated[str, typer.Argument(help="The specialist.")],
+    who: Annotated[str | None, typer.Option("--as", help="Who decides (default: OS user).")] = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Return to the adapter version live before the current one (or the bare base)."""
+    import getpass
+
+    from orchestrator.specialize.registry import Registry
+
+    spec = load(catalog).specialist(specialist)
+    previous = Registry().rollback(spec.name, by=who or getpass.getuser())
+    out.print(f"{spec.name}: {previous.name if previous else 'the bare base model'} is live")
+
+
+def versions_list(
+    specialist: Annotated[str, typer.Argument(help="The specialist.")],
+    catalog: CatalogOption = None,
+) -> None:
+    """Adapter versions of a specialist: training, scores, and which one is live."""
+    from rich.table import Table
+
+    from orchestrator.specialize.registry import Registry
+
+    spec = load(catalog).specialist(specialist)
+    registry = Registry()
+    live = registry.live(spec.name)
+    metric = spec.evaluation.metric
+    table = Table()
+    for column in ("version", "live", "trained", "examples", "steps", "loss", metric, "base"):
+        table.add_column(column)
+    for v in registry.versions(spec.name):
+        train = v.meta.get("train") or {}
+        scored = (v.meta.get("eval") or {}).get(metric) or {}
+        base = ((v.meta.get("eval") or {}).get("base") or {}).get(metric) or {}
+        table.add_row(
+            v.name,
+            "live" if live and live.name == v.name else "",
+            "yes" if v.complete else "unfinished",
+            str(v.meta.get("examples", "")),
+            str(train.get("steps", "")),
+            f"{train['final_loss']:.3f}" if train.get("final_loss") is not None else "",
+            f"{scored['score']:.3f}" if scored else "",
+            f"{base['score']:.3f}" if base else "",
+        )
+    out.print(table)

@@ -57,6 +57,12 @@ class LlamaCppEngine:
         if self.options.n_threads is not None:
             kwargs["n_threads"] = self.options.n_threads
         if adapter is not None:
+            if (Path(adapter) / "adapter_config.json").is_file():
+                raise EngineError(
+                    f"{adapter} is a PEFT LoRA adapter (what `cadre specialize` trains and vLLM "
+                    "serves); llama.cpp needs a GGUF LoRA file. Serve this specialist on a model "
+                    "with engine: vllm"
+                )
             if not Path(adapter).is_file():
                 raise EngineError(f"LoRA adapter file not found: {adapter}")
             kwargs["lora_path"] = adapter

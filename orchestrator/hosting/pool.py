@@ -25,7 +25,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from orchestrator import telemetry
-from orchestrator.calls import SpecialistAnswer, build_request, parse_answer
+from orchestrator.calls import SpecialistAnswer, build_request, model_label, parse_answer
 from orchestrator.catalog import Catalog
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import CadreError, ContextLengthError, EngineError, HostUnavailableError
@@ -185,6 +185,7 @@ class HostPool:
             queue_time_s=float(result.extra.get("queue_time_s", 0.0)),
             host=str(result.extra.get("host", "")),
             attempts=attempts,
+            adapter=model_label(specialist.model, adapter) if adapter else None,
         )
 
 

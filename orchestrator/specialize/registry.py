@@ -168,7 +168,7 @@ class Registry:
             against = f"live {current.name}"
         else:
             theirs = (candidate.meta.get("eval") or {}).get("base", {}).get(metric)
-            against = "the base model"
+            against = "the specialist without an adapter"
         if theirs is None:
             raise InputError(
                 f"{against} has no {metric} score to compare with; run `cadre eval` (or --force)"

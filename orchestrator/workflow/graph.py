@@ -89,16 +89,18 @@ def state_type(spec: WorkflowSpec) -> type:
 
 
 def usage_of(answer: SpecialistAnswer) -> dict[str, dict[str, float]]:
-    """One call's accounting for the ``_usage`` channel (summed per specialist)."""
-    return {
-        answer.specialist: {
-            "calls": 1,
-            "input_tokens": answer.input_tokens,
-            "output_tokens": answer.output_tokens,
-            "model_time_s": answer.model_time_s,
-            "queue_time_s": answer.queue_time_s,
-        }
+    """One call's accounting for the ``_usage`` channel (summed per specialist); a call an
+    adapter answered also counts under ``adapter SPECIALIST/vN``, so results stay attributable."""
+    usage: dict[str, float] = {
+        "calls": 1,
+        "input_tokens": answer.input_tokens,
+        "output_tokens": answer.output_tokens,
+        "model_time_s": answer.model_time_s,
+        "queue_time_s": answer.queue_time_s,
     }
+    if answer.adapter:
+        usage[f"adapter {answer.adapter}"] = 1
+    return {answer.specialist: usage}
 
 
 def holds(condition: Condition, state: dict[str, Any]) -> bool:

@@ -1,0 +1,164 @@
+"""`cadre eval`: the same held-out examples through the generalist baseline and every adapter.
+
+Conditions, all on one vLLM engine over the specialist's base model:
+
+- ``base``: the base model with the specialist's instructions only (no examples, no retrieval):
+  what prompt engineering alone gets;
+- ``base + few-shot``: the specialist as declared, with its few-shot examples (only when it has
+  some). Retrieval is not applied here: a specialist with a corpus is scored without it;
+- ``vN``: each adapter version, prompted as it was trained (the specialist as declared).
+
+Every answer is constrained to the schema, parsed and scored by the specialist's declared metric;
+tokens and engine time are kept per example. The scores go into each version's registry record
+(and the base's score beside them), which is what `cadre specialists promote` compares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.calls import build_request, parse_answer
+from orchestrator.engines.base import GenerationRequest
+from orchestrator.errors import OutputSchemaError
+from orchestrator.specialize.data import Labeled
+from orchestrator.specialize.metrics import mean, score
+from orchestrator.specs import SpecialistSpec
+
+
+@dataclass
+class Condition:
+    """One row of the table: what was asked, and how it did."""
+
+    name: str
+    adapter: str | None
+    spec: SpecialistSpec
+    scores: list[float] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+    input_tokens: list[int] = field(default_factory=list)
+    output_tokens: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    answers: list[dict[str, Any] | None] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "condition": self.name,
+            "adapter": self.adapter,
+            "n": len(self.scores),
+            "score": mean(self.scores),
+            "schema_valid": mean([1.0 if v else 0.0 for v in self.valid]),
+            "input_tokens": mean([float(t) for t in self.input_tokens]),
+            "output_tokens": mean([float(t) for t in self.output_tokens]),
+            "seconds": mean(self.seconds),
+        }
+
+
+def conditions(spec: SpecialistSpec, versions: Sequence[tuple[str, str]]) -> list[Condition]:
+    """Base, base with few-shot (if the spec has examples), then each (name, adapter path)."""
+    plain = spec.model_copy(update={"examples": (), "corpus": None})
+    made = [Condition("base", None, plain)]
+    if spec.examples:
+        made.append(Condition("base + few-shot", None, spec))
+    made += [Condition(name, path, spec) for name, path in versions]
+    return made
+
+
+async def run(
+    engine: Any, spec: SpecialistSpec, examples: Sequence[Labeled], rows: list[Condition]
+) -> None:
+    """Every condition over every example; each condition's calls go to vLLM together."""
+    for row in rows:
+        requests: list[GenerationRequest] = [
+            build_request(row.spec, e.input, row.adapter) for e in examples
+        ]
+        results = await engine.generate(requests)
+        for example, result in zip(examples, results, strict=True):
+            try:
+                answer: dict[str, Any] | None = parse_answer(row.spec, result)
+            except OutputSchemaError:
+                answer = None
+            row.answers.append(answer)
+            row.valid.append(answer is not None)
+            row.scores.append(score(spec.evaluation, example.output, answer))
+            row.input_tokens.append(result.input_tokens)
+            row.output_tokens.append(result.output_tokens)
+            row.seconds.append(result.model_time_s)
+
+
+def evaluate(
+    spec: SpecialistSpec,
+    base: Path,
+    context_length: int,
+    examples: Sequence[Labeled],
+    versions: Sequence[tuple[str, str]],
+) -> list[Condition]:
+    """Score every condition on one vLLM engine (bfloat16, eager: the CPU settings)."""
+    from orchestrator.engines.options import VllmOptions
+    from orchestrator.engines.vllm import VllmEngine
+
+    rows = conditions(spec, versions)
+    options = VllmOptions(
+        dtype="bfloat16", enforce_eager=True, cpu_kvcache_gb=2, max_adapters=max(1, len(versions))
+    )
+
+    async def go() -> None:
+        engine = VllmEngine(base, context_length, options)
+        try:
+            await run(engine, spec, examples, rows)
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+    return rows
+
+
+def report(
+    spec: SpecialistSpec, rows: Sequence[Condition], data: Path, data_hash: str, out: Path
+) -> Path:
+    """Write the results (JSON) and a bar chart (PNG) under ``out``; returns the PNG's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    summaries = [r.summary() for r in rows]
+    (out / f"eval-{stamp}.json").write_text(
+        json.dumps(
+            {
+                "specialist": spec.name,
+                "metric": spec.evaluation.model_dump(),
+                "data": str(data),
+                "data_hash": data_hash,
+                "at": time.time(),
+                "conditions": summaries,
+                "answers": {r.name: r.answers for r in rows},
+            },
+            indent=2,
+        )
+    )
+    figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(rows), 3.6))
+    names = [s["condition"] for s in summaries]
+    values = [s["score"] for s in summaries]
+    colors = ["#1f6feb" if r.adapter else "#9aa4ae" for r in rows]  # adapters blue, baselines grey
+    bars = axes.bar(names, values, color=colors)
+    for bar, value in zip(bars, values, strict=True):
+        axes.annotate(
+            f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom"
+        )
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel(
+        spec.evaluation.metric + (f" ({spec.evaluation.label})" if spec.evaluation.label else "")
+    )
+    axes.set_title(f"{spec.name}: {len(rows[0].scores)} held-out examples", fontsize=10)
+    figure.tight_layout()
+    plot = out / f"eval-{stamp}.png"
+    figure.savefig(plot, dpi=110)
+    plt.close(figure)
+    return plot

@@ -1,0 +1,82 @@
+"""The whole specialization loop on CPU, as a user runs it: train an adapter (Ray Train), score it
+against the generalist on held-out examples (vLLM), promote it (or be refused), serve it in a
+workflow run through the vLLM engine, see the run record which version answered, roll back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.specialize.registry import Registry
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.vllm
+CADRE = str(Path(sys.executable).parent / "cadre")
+DATA = ROOT / "examples" / "specialize"
+VLLM = ["--catalog", "examples/vllm/agents"]
+
+
+def cadre(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CADRE_ADAPTERS_DIR": str(tmp_path / "adapters"),
+        "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'runs.db'}",
+        "COLUMNS": "160",
+    }
+    done = subprocess.run(
+        [CADRE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    if ok:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_specialize_eval_promote_serve_rollback(tmp_path: Path, smollm2_hf: Path) -> None:
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "".join((DATA / "ticket-triage.train.jsonl").read_text().splitlines(True)[:24])
+    )
+    cadre(tmp_path, "specialize", "ticket-triage", "--data", str(train), "--steps", "3")
+    registry = Registry(tmp_path / "adapters")
+    (v1,) = registry.versions("ticket-triage")
+    assert v1.complete
+
+    held = str(DATA / "ticket-triage.heldout.jsonl")
+    scored = cadre(tmp_path, "eval", "ticket-triage", "--data", held, "--limit", "6")
+    for row in ("base ", "base + few-shot", "v1 "):
+        assert row in scored.stdout, scored.stdout
+    plot = Path(ROOT / scored.stdout.split("plot: ")[1].split()[0])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    v1 = registry.version("ticket-triage", "v1")
+    ours = v1.meta["eval"]["exact_match"]["score"]
+    served = v1.meta["eval"]["base"]["exact_match"]["score"]
+
+    promoted = cadre(tmp_path, "specialists", "promote", "ticket-triage", "v1", ok=False)
+    if ours > served:
+        assert promoted.returncode == 0 and "v1 is live" in promoted.stdout
+    else:
+        assert promoted.returncode == 2 and "does not go live" in promoted.stderr
+        forced = cadre(tmp_path, "specialists", "promote", "ticket-triage", "v1", "--force")
+        assert "v1 is live (forced)" in forced.stdout
+    assert registry.live("ticket-triage").name == "v1"
+    listing = cadre(tmp_path, "specialists", "versions", "ticket-triage")
+    assert "live" in listing.stdout and f"{ours:.3f}" in listing.stdout
+
+    run = cadre(
+        tmp_path, "run", "triage", *VLLM, "--graphs", "examples/vllm/graphs",
+        "--input", json.dumps({"ticket": "I was charged twice for my invoice."}),
+    )  # fmt: skip
+    run_id = next(w for w in run.stdout.split() if w.startswith("run-"))
+    shown = json.loads(cadre(tmp_path, "runs", "show", run_id, "--json").stdout)
+    assert shown["status"] == "succeeded"
+    assert shown["usage"]["ticket-triage"]["adapter ticket-triage/v1"] == 1
+
+    back = cadre(tmp_path, "specialists", "rollback", "ticket-triage")
+    assert "the bare base model is live" in back.stdout
+    assert registry.live("ticket-triage") is None
