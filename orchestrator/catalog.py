@@ -74,11 +74,13 @@ class Catalog:
         return _weights_path(model, self.sources.get(("model", model.name), self.root))
 
     def adapter_path(self, specialist: SpecialistSpec) -> str | None:
-        """The specialist's LoRA adapter as an absolute path, or None: the version live in the
-        adapter registry (`cadre specialists promote`), else the spec's own ``adapter``."""
+        """The specialist's LoRA adapter as an absolute path, or None: on a vLLM model, the
+        version live in the adapter registry (`cadre specialists promote`; those are PEFT
+        adapters, which llama.cpp cannot load), else the spec's own ``adapter``."""
         from orchestrator.specialize.registry import Registry
 
-        live = Registry().live(specialist.name)
+        model = self.models.get(specialist.model)
+        live = Registry().live(specialist.name) if model and model.engine == "vllm" else None
         if live is not None:
             return str(live.path.resolve())
         if specialist.adapter is None:

@@ -185,7 +185,8 @@ def evaluate(
     metric = spec.evaluation.metric
     label = f"{metric}" + (f" ({spec.evaluation.label})" if spec.evaluation.label else "")
     table = Table(title=f"{spec.name} on {len(examples)} held-out examples from {data}")
-    for column in ("condition", label, "schema-valid", "tokens in", "tokens out", "ms/example"):
+    columns = ("condition", label, "schema-valid", "tokens in", "tokens out", "wall ms/example")
+    for column in columns:
         table.add_column(column, justify="left" if column == "condition" else "right")
     summaries = [r.summary() for r in rows]
     for s in summaries:

@@ -43,6 +43,8 @@ class Condition:
     input_tokens: list[int] = field(default_factory=list)
     output_tokens: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    """Wall time of the whole condition (its calls batched together)."""
     answers: list[dict[str, Any] | None] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -54,7 +56,7 @@ class Condition:
             "schema_valid": mean([1.0 if v else 0.0 for v in self.valid]),
             "input_tokens": mean([float(t) for t in self.input_tokens]),
             "output_tokens": mean([float(t) for t in self.output_tokens]),
-            "seconds": mean(self.seconds),
+            "seconds": self.wall_s / max(1, len(self.scores)),
         }
 
 
@@ -76,7 +78,9 @@ async def run(
         requests: list[GenerationRequest] = [
             build_request(row.spec, e.input, row.adapter) for e in examples
         ]
+        started = time.perf_counter()
         results = await engine.generate(requests)
+        row.wall_s = time.perf_counter() - started
         for example, result in zip(examples, results, strict=True):
             try:
                 answer: dict[str, Any] | None = parse_answer(row.spec, result)
