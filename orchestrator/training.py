@@ -75,9 +75,9 @@ def train_lora(
             "run `cadre models prepare MODEL` first"
         )
     try:
+        import peft  # noqa: F401
         import torch
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import transformers  # noqa: F401
     except ImportError as err:
         raise UserError(
             f"training adapters needs torch, transformers and peft ({err.name} is missing); "
@@ -86,18 +86,7 @@ def train_lora(
 
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=settings.rank,
-            lora_alpha=settings.alpha,
-            lora_dropout=0.0,
-            target_modules=list(settings.target_modules),
-            task_type="CAUSAL_LM",
-        ),
-    )
+    tokenizer, model = lora_model(base, settings)
     rows = [_tokenize(tokenizer, example) for example in examples]
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
@@ -128,6 +117,24 @@ def train_lora(
     partial.replace(out)
     trained.seconds = time.perf_counter() - started
     return trained
+
+
+def lora_model(base: Path | str, settings: LoraSettings) -> tuple[Any, Any]:
+    """The base model's tokenizer, and the base in float32 wrapped with fresh LoRA layers."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=0.0,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return tokenizer, get_peft_model(model, config)
 
 
 def _tokenize(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:

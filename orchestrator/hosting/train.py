@@ -106,13 +106,12 @@ def _train_loop(config: dict[str, Any]) -> None:
 
     import ray.train
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
     from ray.train import Checkpoint
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from orchestrator.engines.base import Message
-    from orchestrator.training import _pad, _tokenize
+    from orchestrator.training import _pad, _tokenize, lora_model
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -121,18 +120,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     )
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     torch.manual_seed(settings.seed)
-    tokenizer = AutoTokenizer.from_pretrained(config["base"])
-    model = AutoModelForCausalLM.from_pretrained(config["base"], dtype=torch.float32)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=settings.rank,
-            lora_alpha=settings.alpha,
-            lora_dropout=0.0,
-            target_modules=list(settings.target_modules),
-            task_type="CAUSAL_LM",
-        ),
-    )
+    tokenizer, model = lora_model(config["base"], settings)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
     )
