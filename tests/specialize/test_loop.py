@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,22 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.vllm
 CADRE = str(Path(sys.executable).parent / "cadre")
 DATA = ROOT / "examples" / "specialize"
-VLLM = ["--catalog", "examples/vllm/agents"]
+EXAMPLE = ROOT / "examples" / "vllm"
+
+
+def vllm_catalog(tmp_path: Path) -> list[str]:
+    """The vLLM example's model and its ticket-triage specialist and triage workflow, alone
+    (the example's other specialists need adapters trained by the README's steps)."""
+    root = tmp_path / "catalog"
+    for folder in ("agents/models", "agents/specialists", "graphs"):
+        (root / folder).mkdir(parents=True)
+    for model in (EXAMPLE / "agents" / "models").glob("*.yaml"):
+        shutil.copy(model, root / "agents" / "models")
+    shutil.copy(
+        EXAMPLE / "agents" / "specialists" / "ticket-triage.yaml", root / "agents" / "specialists"
+    )
+    shutil.copy(EXAMPLE / "graphs" / "triage.yaml", root / "graphs")
+    return ["--catalog", str(root / "agents"), "--graphs", str(root / "graphs")]
 
 
 def cadre(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -69,7 +85,7 @@ def test_specialize_eval_promote_serve_rollback(tmp_path: Path, smollm2_hf: Path
     assert "live" in listing.stdout and f"{ours:.3f}" in listing.stdout
 
     run = cadre(
-        tmp_path, "run", "triage", *VLLM, "--graphs", "examples/vllm/graphs",
+        tmp_path, "run", "triage", *vllm_catalog(tmp_path),
         "--input", json.dumps({"ticket": "I was charged twice for my invoice."}),
     )  # fmt: skip
     run_id = next(w for w in run.stdout.split() if w.startswith("run-"))
