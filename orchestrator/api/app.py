@@ -101,7 +101,9 @@ class WebhookIn(BaseModel):
 
 
 class _Local(threading.local):
-    db: Database | None = None
+    """Each handler thread's own connection and stores (their tables are set up once)."""
+
+    stores: tuple[RunStore, KeyStore, Webhooks] | None = None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -114,17 +116,14 @@ def create_app(settings: Settings) -> FastAPI:
     local = _Local()
     buckets = Buckets(settings.rate_per_s, settings.burst)
     catalog = settings.catalog
-    Webhooks(Database(settings.database_url))  # create the tables once, up front
-    KeyStore(Database(settings.database_url))
-
-    def db() -> Database:
-        if local.db is None:
-            local.db = Database(settings.database_url)
-        return local.db
 
     def stores() -> tuple[RunStore, KeyStore, Webhooks]:
-        database = db()
-        return RunStore(database), KeyStore(database), Webhooks(database)
+        if local.stores is None:
+            database = Database(settings.database_url)
+            local.stores = (RunStore(database), KeyStore(database), Webhooks(database))
+        return local.stores
+
+    stores()  # create the tables once, up front
 
     # -- refusals ---------------------------------------------------------------------------
 
@@ -222,8 +221,11 @@ def create_app(settings: Settings) -> FastAPI:
     Admin = Annotated[ApiKey, Depends(role("admin"))]
 
     def own_run(key: ApiKey, run_id: str) -> RunRecord:
-        run = stores()[0].run(run_id) if _exists_run(db(), run_id) else None
-        if run is None or run.tenant != key.tenant:
+        try:
+            run = stores()[0].run(run_id)
+        except NotFoundError:
+            raise NotFoundError(f"no run {run_id!r}") from None
+        if run.tenant != key.tenant:
             raise NotFoundError(f"no run {run_id!r}")
         return run
 
@@ -443,10 +445,6 @@ def review_json(store: RunStore, review: ReviewRecord) -> dict[str, Any]:
         "decided_at": review.decided_at,
         "created_at": review.created_at,
     }
-
-
-def _exists_run(db: Database, run_id: str) -> bool:
-    return bool(db.query("SELECT 1 FROM cadre_runs WHERE id = ?", (run_id,)))
 
 
 def _cursor(run: RunRecord) -> str:

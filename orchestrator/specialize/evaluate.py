@@ -42,7 +42,6 @@ class Condition:
     valid: list[bool] = field(default_factory=list)
     input_tokens: list[int] = field(default_factory=list)
     output_tokens: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     """Wall time of the whole condition (its calls batched together)."""
     answers: list[dict[str, Any] | None] = field(default_factory=list)
@@ -91,7 +90,6 @@ async def run(
             row.scores.append(score(spec.evaluation, example.output, answer))
             row.input_tokens.append(result.input_tokens)
             row.output_tokens.append(result.output_tokens)
-            row.seconds.append(result.model_time_s)
 
 
 def evaluate(
