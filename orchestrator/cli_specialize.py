@@ -56,7 +56,7 @@ def specialize(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from orchestrator.calls import build_request
-    from orchestrator.specialize.data import data_hash, load_examples
+    from orchestrator.specialize.data import as_served, data_hash, load_examples
     from orchestrator.specialize.registry import Registry
     from orchestrator.training import Example, LoraSettings
 
@@ -68,8 +68,11 @@ def specialize(
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
     base = base_directory(loaded, spec.model)
+    # Trained on what it will be asked when it serves: with retrieved passages, if it retrieves.
+    inputs = as_served(spec, [e.input for e in labeled], loaded.root / "corpora")
     examples = [
-        Example(build_request(spec, e.input).messages, json.dumps(e.output)) for e in labeled
+        Example(build_request(spec, text).messages, json.dumps(e.output))
+        for text, e in zip(inputs, labeled, strict=True)
     ]
     registry = Registry()
     meta = {
@@ -79,6 +82,7 @@ def specialize(
         "data": str(data),
         "data_hash": data_hash(data),
         "examples": len(examples),
+        "retrieval": spec.corpus,
         "settings": {k: v for k, v in vars(settings).items() if k != "target_modules"},
         "target_modules": list(settings.target_modules),
         "workers": workers,
@@ -92,6 +96,7 @@ def specialize(
             if not v.complete
             and v.meta.get("data_hash") == meta["data_hash"]
             and v.meta.get("settings") == meta["settings"]
+            and v.meta.get("retrieval") == meta["retrieval"]
         ]
         if not unfinished:
             raise InputError(
@@ -160,9 +165,10 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = None,
     catalog: CatalogOption = None,
 ) -> None:
-    """Score the base model (instructions only), the base with few-shot examples, and each
-    adapter version on held-out examples by the specialist's metric; print a table, write a
-    plot, and record the scores in the registry (what `specialists promote` compares)."""
+    """Score the base model (instructions only), the base with retrieval and few-shot examples
+    (those the specialist has), and each adapter version on held-out examples by the
+    specialist's metric; print a table, write a plot, and record the scores in the registry
+    (what `specialists promote` compares)."""
     from rich.table import Table
 
     from orchestrator.specialize.data import data_hash, load_examples
@@ -180,7 +186,8 @@ def evaluate(
         chosen = [registry.version(spec.name, name) for name in wanted]
     base = base_directory(loaded, spec.model)
     context = loaded.model(spec.model).context_length
-    rows = score_all(spec, base, context, examples, [(v.name, str(v.path)) for v in chosen])
+    chosen_paths = [(v.name, str(v.path)) for v in chosen]
+    rows = score_all(spec, base, context, examples, chosen_paths, loaded.root / "corpora")
     digest = data_hash(data)
     metric = spec.evaluation.metric
     label = f"{metric}" + (f" ({spec.evaluation.label})" if spec.evaluation.label else "")
@@ -199,9 +206,9 @@ def evaluate(
             f"{s['seconds'] * 1000:.0f}",
         )
     out.print(table)
-    # What serves now when no version is live: the specialist as declared (with its few-shot
-    # examples, if it has them). A first version has to beat that to go live.
-    served = summaries[1] if spec.examples else summaries[0]
+    # What serves now when no version is live: the specialist as declared (with its retrieval
+    # and few-shot examples, if it has them). A first version has to beat that to go live.
+    served = summaries[1] if spec.examples or spec.corpus else summaries[0]
     base_score = {metric: {"score": served["score"], "data": digest}}
     for version, s in zip(chosen, summaries[len(summaries) - len(chosen) :], strict=True):
         scored = {"score": s["score"], "data": digest, "n": s["n"], "at": time.time()}

@@ -9,8 +9,10 @@ examples is an error too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,22 @@ def load_examples(path: Path, spec: SpecialistSpec, minimum: int | None = None) 
     if problems:
         raise DataError(path, problems)
     return good
+
+
+def as_served(spec: SpecialistSpec, inputs: Sequence[str], corpora: Path) -> list[str]:
+    """The inputs as the specialist is asked them when it serves: with its corpus's passages
+    appended, as a workflow node and `cadre ask` do (unchanged when it has no corpus). Training
+    and eval use this, so an adapter learns, and is scored, on what it will really be given."""
+    if not spec.corpus:
+        return list(inputs)
+    from orchestrator.memory.corpus import Corpora
+    from orchestrator.workflow.database import Database
+    from orchestrator.workflow.graph import retrieve_into
+
+    index = Corpora(corpora, Database())
+    corpus = spec.corpus
+
+    async def go() -> list[str]:
+        return [await retrieve_into(index, corpus, text) for text in inputs]
+
+    return asyncio.run(go())

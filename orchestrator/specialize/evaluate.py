@@ -4,9 +4,11 @@ Conditions, all on one vLLM engine over the specialist's base model:
 
 - ``base``: the base model with the specialist's instructions only (no examples, no retrieval):
   what prompt engineering alone gets;
-- ``base + few-shot``: the specialist as declared, with its few-shot examples (only when it has
-  some). Retrieval is not applied here: a specialist with a corpus is scored without it;
-- ``vN``: each adapter version, prompted as it was trained (the specialist as declared).
+- ``base + retrieval + few-shot``: the specialist as declared, as it serves without an adapter:
+  each input with its corpus's passages appended, and its few-shot examples (named for what the
+  specialist has; absent when it has neither);
+- ``vN``: each adapter version, prompted as it was trained and as it serves (the specialist as
+  declared, with retrieval if it has a corpus).
 
 Every answer is constrained to the schema, parsed and scored by the specialist's declared metric;
 tokens and engine time are kept per example. The scores go into each version's registry record
@@ -26,7 +28,7 @@ from typing import Any
 from orchestrator.calls import build_request, parse_answer
 from orchestrator.engines.base import GenerationRequest
 from orchestrator.errors import OutputSchemaError
-from orchestrator.specialize.data import Labeled
+from orchestrator.specialize.data import Labeled, as_served
 from orchestrator.specialize.metrics import mean, score
 from orchestrator.specs import SpecialistSpec
 
@@ -38,6 +40,8 @@ class Condition:
     name: str
     adapter: str | None
     spec: SpecialistSpec
+    retrieval: bool = False
+    """Whether each input gets its corpus passages appended."""
     scores: list[float] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)
     input_tokens: list[int] = field(default_factory=list)
@@ -60,22 +64,31 @@ class Condition:
 
 
 def conditions(spec: SpecialistSpec, versions: Sequence[tuple[str, str]]) -> list[Condition]:
-    """Base, base with few-shot (if the spec has examples), then each (name, adapter path)."""
+    """Base; the base as declared (retrieval and few-shot, if the spec has either); then each
+    (name, adapter path)."""
     plain = spec.model_copy(update={"examples": (), "corpus": None})
     made = [Condition("base", None, plain)]
-    if spec.examples:
-        made.append(Condition("base + few-shot", None, spec))
-    made += [Condition(name, path, spec) for name, path in versions]
+    retrieval = bool(spec.corpus)
+    extras = ["retrieval"] * retrieval + ["few-shot"] * bool(spec.examples)
+    if extras:
+        made.append(Condition(" + ".join(["base", *extras]), None, spec, retrieval))
+    made += [Condition(name, path, spec, retrieval) for name, path in versions]
     return made
 
 
 async def run(
-    engine: Any, spec: SpecialistSpec, examples: Sequence[Labeled], rows: list[Condition]
+    engine: Any,
+    spec: SpecialistSpec,
+    examples: Sequence[Labeled],
+    rows: list[Condition],
+    retrieved: Sequence[str] = (),
 ) -> None:
-    """Every condition over every example; each condition's calls go to vLLM together."""
+    """Every condition over every example; each condition's calls go to vLLM together.
+    ``retrieved``: the inputs with their passages, for the conditions that retrieve."""
     for row in rows:
+        inputs = retrieved if row.retrieval else [e.input for e in examples]
         requests: list[GenerationRequest] = [
-            build_request(row.spec, e.input, row.adapter) for e in examples
+            build_request(row.spec, text, row.adapter) for text in inputs
         ]
         started = time.perf_counter()
         results = await engine.generate(requests)
@@ -98,12 +111,15 @@ def evaluate(
     context_length: int,
     examples: Sequence[Labeled],
     versions: Sequence[tuple[str, str]],
+    corpora: Path,
 ) -> list[Condition]:
-    """Score every condition on one vLLM engine (bfloat16, eager: the CPU settings)."""
+    """Score every condition on one vLLM engine (bfloat16, eager: the CPU settings);
+    ``corpora``: the catalog's corpora folder, for a specialist that retrieves."""
     from orchestrator.engines.options import VllmOptions
     from orchestrator.engines.vllm import VllmEngine
 
     rows = conditions(spec, versions)
+    retrieved = as_served(spec, [e.input for e in examples], corpora) if spec.corpus else []
     options = VllmOptions(
         dtype="bfloat16", enforce_eager=True, cpu_kvcache_gb=2, max_adapters=max(1, len(versions))
     )
@@ -111,7 +127,7 @@ def evaluate(
     async def go() -> None:
         engine = VllmEngine(base, context_length, options)
         try:
-            await run(engine, spec, examples, rows)
+            await run(engine, spec, examples, rows, retrieved)
         finally:
             await engine.close()
 
