@@ -41,7 +41,9 @@ def specialize(
     steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 60,
     rank: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 8,
     learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
-    batch_size: Annotated[int, typer.Option("--batch", min=1, help="Examples per step.")] = 4,
+    batch_size: Annotated[
+        int, typer.Option("--batch", min=1, help="Examples per step, per worker.")
+    ] = 4,
     seed: Annotated[int, typer.Option(help="Seed for the adapter and the batches.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Ray Train workers (data parallel).")] = 1,
     use_gpu: Annotated[bool, typer.Option("--use-gpu", help="One GPU per worker.")] = False,
@@ -143,6 +145,7 @@ def specialize(
             "final_loss": metrics.get("loss"),
             "steps": metrics.get("step"),
             "resumed_from": metrics.get("resumed_from", 0),
+            "workers": metrics.get("workers"),
             "seconds": round(seconds, 1),
             "first_loss": losses[0] if losses else None,
         },

@@ -1,10 +1,16 @@
-"""Generate the synthetic train and held-out sets for ticket-triage and claim-extractor.
+"""Generate the synthetic train and held-out sets for ticket-triage, claim-extractor and
+claim-decision.
 
-No labeled dataset that fits these two jobs ships in a PyPI package we can use offline, so these
+No labeled dataset that fits these jobs ships in a PyPI package we can use offline, so these
 are synthetic: templates with slots, filled from fixed lists by a seeded random generator
 (seed 20261123), so every run writes the same files. Held-out examples come from the same
 templates, and no held-out input appears in the training set. They measure whether a specialist
 learned these templates' conventions, not how it does on real customers' words.
+
+claim-decision's labels follow the shipped policy wording (agents/corpora/home-policy): a cause the
+wording excludes is denied; a covered claim whose payout (the amount less the deductible) is above
+1,000 euros goes to an adjuster (investigate); any other covered claim is paid. Its inputs are
+what the claim-triage workflow's decide node sends: the claim, its fields, severity and payout.
 
     python examples/specialize/make_data.py     # writes examples/specialize/*.jsonl
 """
@@ -135,6 +141,65 @@ def claims(rng: random.Random) -> list[dict[str, object]]:
     return made
 
 
+# (what happened, why it is excluded or None when covered, deductible)
+CAUSES = [
+    ("a storm tore tiles off the roof", None, 250),
+    ("a pipe burst under the kitchen sink and flooded the floor", None, 500),
+    ("a fire in the kitchen blackened the walls and ceiling", None, 250),
+    ("burglars broke in and took our laptops; the police have the report", None, 250),
+    ("a neighbour's tree fell onto the conservatory in high wind", None, 250),
+    ("a delivery van reversed into the front wall of the house", None, 250),
+    ("the washing machine leaked and ruined the hall floor", None, 500),
+    ("lightning struck the chimney and it collapsed", None, 250),
+    ("the storm blew down the garden fence", "storm damage to fences is not covered", 250),
+    ("black mould has spread behind the bathroom tiles", "mould is excluded", 250),
+    ("the window frames have rotted after years of damp", "rot and damp are excluded", 250),
+    ("our dog chewed through the sofa and the living room carpet", "pet damage is excluded", 250),
+    ("mice gnawed through the cables in the attic", "damage by vermin is excluded", 250),
+    ("a pipe burst while the house stood empty for four months",
+     "the home was unoccupied for more than 60 days", 500),
+    ("the flood filled the garden shed that stands apart from the house",
+     "flood damage to detached outbuildings is excluded", 250),
+    ("the old roof tiles have worn out and now let the rain in", "wear and tear is excluded", 250),
+]  # fmt: skip
+
+
+def severity(amount: int) -> str:
+    return "minor" if amount < 1000 else "moderate" if amount < 5000 else "severe"
+
+
+def decisions(rng: random.Random) -> list[dict[str, object]]:
+    made = []
+    for cause, excluded, deductible in CAUSES:
+        for _ in range(12):
+            amount = rng.choice([rng.randint(300, 1200), rng.randint(1300, 9000)])
+            date = f"{rng.randint(1, 28)} {rng.choice(MONTHS)}"
+            policy = f"HP-{rng.randint(10000, 99999)}"
+            claim = f"Policy {policy}. On {date} {cause}. The repair costs {amount} euros."
+            fields = {
+                "policy_number": policy,
+                "claim_type": "property",
+                "incident_date": date,
+                "amount": amount,
+            }
+            payout = max(0, amount - deductible)
+            text = (
+                f"Claim: {claim}\nFields: {json.dumps(fields)}. Severity: {severity(amount)}. "
+                f"Payout: {payout}."
+            )
+            if excluded:
+                decision, why = "deny", f"Not covered: {excluded} [1]."
+            elif payout > 1000:
+                decision, why = (
+                    "investigate",
+                    "Covered, but a payout above 1,000 euros is checked by an adjuster [1].",
+                )
+            else:
+                decision, why = "pay", "Covered damage, payout within the limits [1]."
+            made.append({"input": text, "output": {"decision": decision, "rationale": why}})
+    return made
+
+
 def split(rows: list[dict[str, object]], heldout: int, rng: random.Random) -> tuple[list, list]:
     unique = list({str(r["input"]): r for r in rows}.values())
     rng.shuffle(unique)
@@ -155,6 +220,9 @@ def main() -> None:
     train, held = split(claims(rng), 40, rng)
     write("claim-extractor.train", train)
     write("claim-extractor.heldout", held)
+    train, held = split(decisions(rng), 48, rng)
+    write("claim-decision.train", train)
+    write("claim-decision.heldout", held)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         if rank == 0:
             config["progress"].put((step, loss_value))
         if step % config["checkpoint_every"] == 0 or step == settings.steps:
-            metrics = {"step": step, "loss": loss_value, "resumed_from": start}
+            metrics = {"step": step, "loss": loss_value, "resumed_from": start, "workers": world}
             with tempfile.TemporaryDirectory() as folder:
                 saved = None
                 if rank == 0:

@@ -76,3 +76,18 @@ def test_a_stopped_training_continues_from_its_checkpoint(tmp_path: Path, smollm
     assert version.meta["train"]["resumed_from"] >= 2
     assert (version.path / "adapter_model.safetensors").stat().st_size > 100_000
     assert version.meta["data_hash"] and version.meta["base_model"] == "smollm2-135m"
+
+
+def test_two_ray_train_workers_train_one_adapter(tmp_path: Path, smollm2_hf: Path) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(TRAIN.read_text().splitlines(keepends=True)[:24]))
+    done = subprocess.run(
+        [CADRE, "specialize", "ticket-triage", "--data", str(data), "--steps", "2",
+         "--workers", "2", "--checkpoint-every", "2"],
+        cwd=ROOT, env=env(tmp_path), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (version,) = Registry(tmp_path / "adapters").versions("ticket-triage")
+    assert version.complete and version.meta["workers"] == 2
+    assert version.meta["train"]["workers"] == 2  # the world size Ray Train really ran
+    assert (version.path / "adapter_model.safetensors").stat().st_size > 100_000
