@@ -162,7 +162,7 @@ def report(
         )
     )
     figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(rows), 3.6))
-    names = [s["condition"] for s in summaries]
+    names = [s["condition"].replace(" + ", "\n+ ") for s in summaries]  # long names wrap
     values = [s["score"] for s in summaries]
     colors = ["#1f6feb" if r.adapter else "#9aa4ae" for r in rows]  # adapters blue, baselines grey
     bars = axes.bar(names, values, color=colors)
