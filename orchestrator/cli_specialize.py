@@ -60,11 +60,12 @@ def specialize(
     from orchestrator.calls import build_request
     from orchestrator.specialize.data import as_served, data_hash, load_examples
     from orchestrator.specialize.registry import Registry
-    from orchestrator.training import Example, LoraSettings
+    from orchestrator.training import Example, LoraSettings, require_training_stack
 
     loaded = load(catalog)
     spec = loaded.specialist(specialist)
     labeled = load_examples(data, spec)  # every bad line reported before anything starts
+    require_training_stack(ray_train=True)
     settings = LoraSettings(
         steps=steps, rank=rank, alpha=2 * rank, learning_rate=learning_rate,
         batch_size=batch_size, seed=seed,

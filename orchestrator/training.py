@@ -11,6 +11,7 @@ torch, transformers and peft are imported inside the functions: importing this m
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -74,15 +75,8 @@ def train_lora(
             f"{base} is not an HF-format model directory (no config.json); "
             "run `cadre models prepare MODEL` first"
         )
-    try:
-        import peft  # noqa: F401
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as err:
-        raise UserError(
-            f"training adapters needs torch, transformers and peft ({err.name} is missing); "
-            "run `make setup-vllm` and use .venv-vllm"
-        ) from None
+    require_training_stack()
+    import torch
 
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
@@ -117,6 +111,21 @@ def train_lora(
     partial.replace(out)
     trained.seconds = time.perf_counter() - started
     return trained
+
+
+def require_training_stack(ray_train: bool = False) -> None:
+    """A clear error, before anything is written, when the training libraries are missing (they
+    come with the ``vllm`` extra: ``make setup-vllm`` builds .venv-vllm)."""
+    modules = ["torch", "transformers", "peft"] + ["ray.train"] * ray_train
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            missing = err.name or module  # ray.train raises its own ImportError with no name
+            raise UserError(
+                f"training adapters needs {', '.join(modules)} ({missing} is missing); "
+                "run `make setup-vllm` and use .venv-vllm"
+            ) from None
 
 
 def lora_model(base: Path | str, settings: LoraSettings) -> tuple[Any, Any]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +80,20 @@ def test_the_data_hash_names_the_bytes(tmp_path: Path) -> None:
     assert data_hash(a) == data_hash(b) and len(data_hash(a)) == 64
     b.write_text("\n".join(good(4)))
     assert data_hash(a) != data_hash(b)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("peft") is not None, reason="this environment can train"
+)
+def test_specialize_without_the_training_stack_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    train = ROOT / "examples" / "specialize" / "ticket-triage.train.jsonl"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "cadre"), "specialize", "ticket-triage",
+         "--data", str(train)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CADRE_ADAPTERS_DIR": str(tmp_path / "adapters")},
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "training adapters needs torch, transformers, peft, ray.train" in done.stderr
+    assert "make setup-vllm" in done.stderr
+    assert not (tmp_path / "adapters").exists()
