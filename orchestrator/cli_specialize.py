@@ -178,6 +178,7 @@ def evaluate(
     from orchestrator.specialize.data import data_hash, load_examples
     from orchestrator.specialize.evaluate import evaluate as score_all
     from orchestrator.specialize.evaluate import report
+    from orchestrator.specialize.metrics import majority
     from orchestrator.specialize.registry import Registry
 
     loaded = load(catalog)
@@ -210,6 +211,13 @@ def evaluate(
             f"{s['seconds'] * 1000:.0f}",
         )
     out.print(table)
+    expected = [e.output for e in examples]
+    floor = majority(spec.evaluation, expected)
+    if floor:
+        out.print(
+            f"Always answering the most common label ({spec.evaluation.label} = {floor[0]}) "
+            f"would score {floor[1]:.3f}: a classifier has to beat that to have learned anything."
+        )
     # What serves now when no version is live: the specialist as declared (with its retrieval
     # and few-shot examples, if it has them). A first version has to beat that to go live.
     served = summaries[1] if spec.examples or spec.corpus else summaries[0]
@@ -218,7 +226,7 @@ def evaluate(
         scored = {"score": s["score"], "data": digest, "n": s["n"], "at": time.time()}
         evals = {**(version.meta.get("eval") or {}), metric: scored, "base": base_score}
         registry.update_meta(version, eval=evals)
-    plot = report(spec, rows, data, digest, Path(".cadre/evals") / spec.name)
+    plot = report(spec, rows, expected, data, digest, Path(".cadre/evals") / spec.name)
     out.print(f"plot: {plot}  (results beside it as JSON)")
 
 

@@ -29,7 +29,7 @@ from orchestrator.calls import build_request, parse_answer
 from orchestrator.engines.base import GenerationRequest
 from orchestrator.errors import OutputSchemaError
 from orchestrator.specialize.data import Labeled, as_served
-from orchestrator.specialize.metrics import mean, score
+from orchestrator.specialize.metrics import majority, mean, score
 from orchestrator.specs import SpecialistSpec
 
 
@@ -136,9 +136,15 @@ def evaluate(
 
 
 def report(
-    spec: SpecialistSpec, rows: Sequence[Condition], data: Path, data_hash: str, out: Path
+    spec: SpecialistSpec,
+    rows: Sequence[Condition],
+    expected: Sequence[dict[str, Any]],
+    data: Path,
+    data_hash: str,
+    out: Path,
 ) -> Path:
-    """Write the results (JSON) and a bar chart (PNG) under ``out``; returns the PNG's path."""
+    """Write the results (JSON) and a bar chart (PNG, with the always-the-most-common-label
+    line for a classifier) under ``out``; returns the PNG's path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,6 +153,7 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     summaries = [r.summary() for r in rows]
+    floor = majority(spec.evaluation, expected)
     (out / f"eval-{stamp}.json").write_text(
         json.dumps(
             {
@@ -156,6 +163,7 @@ def report(
                 "data_hash": data_hash,
                 "at": time.time(),
                 "conditions": summaries,
+                "majority_label": {"label": floor[0], "score": floor[1]} if floor else None,
                 "answers": {r.name: r.answers for r in rows},
             },
             indent=2,
@@ -169,6 +177,11 @@ def report(
     for bar, value in zip(bars, values, strict=True):
         axes.annotate(
             f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom"
+        )
+    if floor:
+        axes.axhline(floor[1], color="#cf222e", linestyle="--", linewidth=1)
+        axes.annotate(
+            f"always {floor[0]!r}", (-0.45, floor[1]), va="bottom", fontsize=8, color="#cf222e"
         )
     axes.set_ylim(0, 1.05)
     axes.set_ylabel(

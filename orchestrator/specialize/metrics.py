@@ -5,6 +5,7 @@ An answer that did not parse or fit the schema is ``None`` and scores 0 on every
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,3 +48,15 @@ def score(
 
 def mean(scores: Sequence[float]) -> float:
     return sum(scores) / len(scores) if scores else 0.0
+
+
+def majority(
+    evaluation: EvaluationSpec, expected: Sequence[dict[str, Any]]
+) -> tuple[str, float] | None:
+    """For exact_match: the most common expected label and the score of always answering it,
+    the floor a classifier has to clear to have learned anything (None for other metrics)."""
+    if evaluation.metric != "exact_match" or not evaluation.label or not expected:
+        return None
+    label = evaluation.label
+    top, count = Counter(str(e.get(label)) for e in expected).most_common(1)[0]
+    return top, count / len(expected)

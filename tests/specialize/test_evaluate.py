@@ -16,6 +16,7 @@ from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.engines.scripted import ScriptedEngine, ScriptedOptions, ScriptRule
 from orchestrator.specialize.data import Labeled, as_served
 from orchestrator.specialize.evaluate import conditions, run
+from orchestrator.specialize.metrics import majority
 from orchestrator.specs import EvaluationSpec
 from tests.conftest import ROOT
 
@@ -75,6 +76,13 @@ def test_retrieval_and_few_shot_make_one_condition_and_serve_every_version(
     assert [m.content for m in v1[1].messages] == [m.content for m in declared[1].messages]
     assert [r.scores for r in rows] == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     assert rows[1].input_tokens[0] > rows[0].input_tokens[0]
+
+
+def test_the_majority_label_is_the_floor_a_classifier_must_clear() -> None:
+    evaluation = EvaluationSpec(metric="exact_match", label="team")
+    expected = [{"team": "billing"}] * 3 + [{"team": "shipping"}]
+    assert majority(evaluation, expected) == ("billing", 0.75)
+    assert majority(EvaluationSpec(metric="field_f1"), expected) is None
 
 
 def test_a_specialist_without_a_corpus_is_asked_its_inputs_unchanged() -> None:

@@ -69,6 +69,11 @@ def test_specialize_eval_promote_serve_rollback(tmp_path: Path, smollm2_hf: Path
         assert row in scored.stdout, scored.stdout
     plot = Path(ROOT / scored.stdout.split("plot: ")[1].split()[0])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    teams = [json.loads(line)["output"]["team"] for line in Path(held).read_text().splitlines()[:6]]
+    top = max(set(teams), key=teams.count)
+    written = json.loads(plot.with_suffix(".json").read_text())
+    assert written["majority_label"]["score"] == teams.count(top) / 6
+    assert "Always answering the most common label (team = " in scored.stdout
     v1 = registry.version("ticket-triage", "v1")
     ours = v1.meta["eval"]["exact_match"]["score"]
     served = v1.meta["eval"]["base"]["exact_match"]["score"]
