@@ -225,6 +225,8 @@ def evaluate(
     for version, s in zip(chosen, summaries[len(summaries) - len(chosen) :], strict=True):
         scored = {"score": s["score"], "data": digest, "n": s["n"], "at": time.time()}
         evals = {**(version.meta.get("eval") or {}), metric: scored, "base": base_score}
+        if floor:
+            evals["majority"] = {"label": floor[0], "score": floor[1], "data": digest}
         registry.update_meta(version, eval=evals)
     plot = report(spec, rows, expected, data, digest, Path(".cadre/evals") / spec.name)
     out.print(f"plot: {plot}  (results beside it as JSON)")
@@ -251,6 +253,16 @@ def promote(
     )
     why = Registry().history(spec.name)[-1]["why"]
     out.print(f"{spec.name}: {made.name} is live ({why})")
+    evals = made.meta.get("eval") or {}
+    floor = evals.get("majority") or {}
+    scored = evals.get(spec.evaluation.metric) or {}
+    same_data = bool(floor and scored and scored.get("data") == floor.get("data"))
+    if same_data and scored["score"] <= floor["score"]:
+        out.print(
+            f"[yellow]note: {made.name} scores {scored['score']:.3f}, no better than always "
+            f"answering {floor['label']!r} ({floor['score']:.3f}): it has not learned the job"
+            "[/yellow]"
+        )
 
 
 def rollback(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from orchestrator.errors import ConflictError, InputError, NotFoundError
 from orchestrator.specialize.metrics import field_f1, score
 from orchestrator.specialize.registry import Registry
 from orchestrator.specs import EvaluationSpec
+from tests.conftest import ROOT
 
 METRIC = "exact_match"
 
@@ -107,3 +111,38 @@ def test_scores() -> None:
     assert field_f1(expected, half) == pytest.approx(0.5)
     assert field_f1(expected, {"amount": 3200.0}) == pytest.approx(2 * 1 * 0.25 / 1.25)
     assert score(EvaluationSpec(metric="schema_valid"), expected, {}) == 1.0
+
+
+def test_promoting_a_version_no_better_than_the_majority_label_says_so(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    for floor in (0.6, 0.4):  # both score 0.5: v1 below always-"billing", v2 above it
+        version = registry.claim("ticket-triage", {"base_model": "smollm2-135m"})
+        (version.path / "adapter_config.json").write_text("{}")
+        evals = {
+            METRIC: {"score": 0.5, "data": "h1"},
+            "base": {METRIC: {"score": 0.3, "data": "h1"}},
+            "majority": {"label": "billing", "score": floor, "data": "h1"},
+        }
+        registry.update_meta(version, trained_at=1.0, eval=evals)
+    done = [
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "cadre"),
+                "specialists",
+                "promote",
+                "ticket-triage",
+                name,
+                "--force",
+                "--catalog",
+                str(ROOT / "agents"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "CADRE_ADAPTERS_DIR": str(tmp_path), "COLUMNS": "200"},
+        )  # fmt: skip
+        for name in ("v1", "v2")
+    ]
+    assert all(d.returncode == 0 for d in done), [d.stderr for d in done]
+    assert "v1 scores 0.500, no better than always answering 'billing' (0.600)" in done[0].stdout
+    assert "v2 is live" in done[1].stdout and "no better than" not in done[1].stdout
