@@ -44,9 +44,9 @@ class SpecialistAnswer:
     """Which host replica answered."""
     attempts: int = 1
     tool_calls: tuple[dict[str, Any], ...] = field(default=())
+    """Tools the specialist called before answering: name, arguments, result or error."""
     adapter: str | None = None
     """The adapter that answered (``SPECIALIST/vN`` for a registry version), None: the base."""
-    """Tools the specialist called before answering: name, arguments, result or error."""
 
 
 class Asker(Protocol):

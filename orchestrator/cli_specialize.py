@@ -220,9 +220,10 @@ def evaluate(
         )
     # What serves now when no version is live: the specialist as declared (with its retrieval
     # and few-shot examples, if it has them). A first version has to beat that to go live.
-    served = summaries[1] if spec.examples or spec.corpus else summaries[0]
-    base_score = {metric: {"score": served["score"], "data": digest}}
-    for version, s in zip(chosen, summaries[len(summaries) - len(chosen) :], strict=True):
+    baselines = [s for r, s in zip(rows, summaries, strict=True) if r.adapter is None]
+    adapters = [s for r, s in zip(rows, summaries, strict=True) if r.adapter is not None]
+    base_score = {metric: {"score": baselines[-1]["score"], "data": digest}}
+    for version, s in zip(chosen, adapters, strict=True):
         scored = {"score": s["score"], "data": digest, "n": s["n"], "at": time.time()}
         evals = {**(version.meta.get("eval") or {}), metric: scored, "base": base_score}
         if floor:

@@ -119,7 +119,7 @@ def evaluate(
     from orchestrator.engines.vllm import VllmEngine
 
     rows = conditions(spec, versions)
-    retrieved = as_served(spec, [e.input for e in examples], corpora) if spec.corpus else []
+    retrieved = as_served(spec, [e.input for e in examples], corpora)
     options = VllmOptions(
         dtype="bfloat16", enforce_eager=True, cpu_kvcache_gb=2, max_adapters=max(1, len(versions))
     )

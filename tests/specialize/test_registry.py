@@ -19,12 +19,20 @@ from tests.conftest import ROOT
 METRIC = "exact_match"
 
 
-def trained(registry: Registry, score_: float, data: str = "h1", base: float = 0.3) -> str:
-    version = registry.claim("triage", {"base_model": "smollm2-135m", "data_hash": "abc"})
+def trained(
+    registry: Registry,
+    score_: float,
+    data: str = "h1",
+    base: float = 0.3,
+    specialist: str = "triage",
+    **more: dict[str, object],
+) -> str:
+    version = registry.claim(specialist, {"base_model": "smollm2-135m", "data_hash": "abc"})
     (version.path / "adapter_config.json").write_text("{}")
     evals = {
         METRIC: {"score": score_, "data": data},
         "base": {METRIC: {"score": base, "data": data}},
+        **more,
     }
     registry.update_meta(version, trained_at=1.0, eval=evals)
     return version.name
@@ -116,14 +124,8 @@ def test_scores() -> None:
 def test_promoting_a_version_no_better_than_the_majority_label_says_so(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     for floor in (0.6, 0.4):  # both score 0.5: v1 below always-"billing", v2 above it
-        version = registry.claim("ticket-triage", {"base_model": "smollm2-135m"})
-        (version.path / "adapter_config.json").write_text("{}")
-        evals = {
-            METRIC: {"score": 0.5, "data": "h1"},
-            "base": {METRIC: {"score": 0.3, "data": "h1"}},
-            "majority": {"label": "billing", "score": floor, "data": "h1"},
-        }
-        registry.update_meta(version, trained_at=1.0, eval=evals)
+        majority = {"label": "billing", "score": floor, "data": "h1"}
+        trained(registry, 0.5, specialist="ticket-triage", majority=majority)
     done = [
         subprocess.run(
             [
