@@ -34,9 +34,9 @@ from orchestrator.api.keys import KeyStore  # noqa: E402
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.hosting.runtime import ensure_ray  # noqa: E402
 from orchestrator.hosting.workers import RunWorkers  # noqa: E402
-from orchestrator.workflow.database import Database  # noqa: E402
-from orchestrator.workflow.runner import Runner  # noqa: E402
-from orchestrator.workflow.store import RunStore  # noqa: E402
+from orchestrator.storage.database import Database  # noqa: E402
+from orchestrator.runs.runner import Runner  # noqa: E402
+from orchestrator.runs.store import RunStore  # noqa: E402
 
 NODES = 3
 

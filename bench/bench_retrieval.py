@@ -27,7 +27,7 @@ import numpy as np
 from orchestrator.memory.corpus import Corpora
 from orchestrator.memory.embeddings import default_embedder
 from orchestrator.memory.store import SqlStore
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = [

@@ -31,7 +31,7 @@ from orchestrator import telemetry
 from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
 from orchestrator.hosting.runtime import ensure_ray, shutdown_ray
-from orchestrator.workflow.runner import Runner
+from orchestrator.runs.runner import Runner
 
 SCHEMA = {"type": "object", "properties": {"v": {"type": "string"}}, "required": ["v"]}
 

@@ -209,7 +209,7 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
         await pool.warm(specialist.model)
         if specialist.corpus:
             from orchestrator.memory.corpus import Corpora
-            from orchestrator.workflow.database import Database
+            from orchestrator.storage.database import Database
             from orchestrator.workflow.graph import retrieve_into
 
             corpora = Corpora(catalog.root / "corpora", Database())

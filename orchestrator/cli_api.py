@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def absolute_database_url(url: str | None = None) -> str:
     """The run database URL with a SQLite path made absolute (workers run elsewhere)."""
-    from orchestrator.workflow.database import database_url
+    from orchestrator.storage.database import database_url
 
     url = url or database_url()
     if url.startswith("sqlite:///"):
@@ -72,11 +72,11 @@ def serve(
 def requeue(url: str, hand: object) -> int:
     """Hand every run still queued, and every run with decisions not yet applied and no one
     driving it, to a worker (after a crash or a restart, nothing waits forever)."""
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     db = Database(url)
     try:
-        from orchestrator.workflow.store import RunStore
+        from orchestrator.runs.store import RunStore
 
         RunStore(db)  # make sure the tables exist
         queued = db.query("SELECT id FROM cadre_runs WHERE status = 'queued'")
@@ -101,7 +101,7 @@ def keys_create(
 ) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""
     from orchestrator.api.keys import KeyStore
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     key, secret = KeyStore(Database()).create(tenant, role, name)
     out.print(f"{secret}", soft_wrap=True)
@@ -114,7 +114,7 @@ def keys_list(
 ) -> None:
     """API keys (never their secrets)."""
     from orchestrator.api.keys import KeyStore
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     table = Table()
     for column in ("key", "tenant", "role", "name", "revoked"):
@@ -130,7 +130,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: requests with it get 401 from now on."""
     from orchestrator.api.keys import KeyStore
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     key = KeyStore(Database()).revoke(key_id)
     out.print(f"revoked key {key.id} ({key.name})")

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def _corpora(catalog: Any) -> Any:
     from orchestrator.memory.corpus import Corpora
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     return Corpora(load(catalog).root / "corpora", Database())
 
@@ -70,7 +70,7 @@ def memory_search(
 ) -> None:
     """Search a tenant's shared memory (facts and run summaries) by meaning."""
     from orchestrator.memory.store import SqlStore
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     found = SqlStore(Database()).search(("tenant", tenant), query=query, limit=limit)
     table = Table()

@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _store() -> Any:
-    from orchestrator.workflow.database import Database
-    from orchestrator.workflow.store import RunStore
+    from orchestrator.storage.database import Database
+    from orchestrator.runs.store import RunStore
 
     return RunStore(Database())
 
@@ -62,7 +62,7 @@ def _progress(step: Any) -> None:
 
 
 def _runner(loaded: Any) -> Any:
-    from orchestrator.workflow.runner import Runner
+    from orchestrator.runs.runner import Runner
 
     return Runner(loaded, on_progress=_progress)
 
@@ -110,7 +110,7 @@ def _parse_input(value: str) -> Any:
 def checked_input(loaded: Any, workflow: str, value: str) -> tuple[Any, Any]:
     """The workflow and its input (a JSON file or inline JSON), checked against the workflow's
     input schema before anything starts: a bad input creates nothing."""
-    from orchestrator.workflow.runner import check_input
+    from orchestrator.runs.runner import check_input
 
     spec = loaded.workflow(workflow)
     data = _parse_input(value)

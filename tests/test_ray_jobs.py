@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.workflow.database import Database
-from orchestrator.workflow.store import RunStore
+from orchestrator.storage.database import Database
+from orchestrator.runs.store import RunStore
 from tests.conftest import ROOT, _free_port
 from tests.workflow.fixtures import scripted_workflow_catalog
 

@@ -31,9 +31,9 @@ from orchestrator.api.keys import ApiKey, KeyStore
 from orchestrator.api.webhooks import Webhooks
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, ConflictError, InputError, NotFoundError
-from orchestrator.workflow.database import Database
-from orchestrator.workflow.runner import check_input, record_decision
-from orchestrator.workflow.store import ReviewRecord, RunRecord, RunStore
+from orchestrator.storage.database import Database
+from orchestrator.runs.runner import check_input, record_decision
+from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
 
 API_VERSION = "v1"
 

@@ -20,7 +20,7 @@ from typing import Literal, get_args
 
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.specs import NAME_PATTERN
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 
 Role = Literal["submitter", "reviewer", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)

@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from orchestrator.errors import InputError, NotFoundError
-from orchestrator.workflow.database import Database
-from orchestrator.workflow.store import FINISHED, RunRecord, RunStore
+from orchestrator.storage.database import Database
+from orchestrator.runs.store import FINISHED, RunRecord, RunStore
 
 ATTEMPTS = 3
 TIMEOUT_S = 5.0

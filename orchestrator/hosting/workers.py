@@ -49,7 +49,7 @@ class RunWorker:
     async def _get_runner(self) -> Any:
         if self._runner is None:
             from orchestrator.api.webhooks import Webhooks
-            from orchestrator.workflow.runner import Runner
+            from orchestrator.runs.runner import Runner
 
             self._runner = await Runner(self.catalog, database_url=self.database_url).__aenter__()
             self._webhooks = Webhooks(self._runner.db)

@@ -24,7 +24,7 @@ import numpy as np
 
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.memory.embeddings import Embedder, default_embedder, from_blob, to_blob
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 
 Mode = Literal["hybrid", "dense", "bm25"]
 SUFFIXES = (".md", ".txt")

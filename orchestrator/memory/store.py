@@ -36,7 +36,7 @@ from langgraph.store.base import (
 
 from orchestrator.errors import InputError
 from orchestrator.memory.embeddings import Embedder, default_embedder, from_blob, to_blob
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cadre_store (

@@ -113,7 +113,7 @@ def as_served(spec: SpecialistSpec, inputs: Sequence[str], corpora: Path) -> lis
     if not spec.corpus:
         return list(inputs)
     from orchestrator.memory.corpus import Corpora
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
     from orchestrator.workflow.graph import retrieve_into
 
     index = Corpora(corpora, Database())

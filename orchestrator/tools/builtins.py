@@ -61,7 +61,7 @@ class CorpusArgs(BaseModel):
 
 def corpus_search(args: CorpusArgs, context: ToolContext) -> list[dict[str, Any]]:
     from orchestrator.memory.corpus import Corpora
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     db = Database(context.database_url)
     try:
@@ -117,7 +117,7 @@ class NotifyArgs(BaseModel):
 
 def notify(args: NotifyArgs, context: ToolContext) -> dict[str, Any]:
     """Put a message in the outbox table of the run database (a delivery worker sends it)."""
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     db = Database(context.database_url)
     try:
@@ -154,7 +154,7 @@ NOTIFY = Tool(
 
 def outbox(database_url: str | None) -> list[dict[str, Any]]:
     """The outbox's messages, oldest first (for tests and operators)."""
-    from orchestrator.workflow.database import Database
+    from orchestrator.storage.database import Database
 
     db = Database(database_url)
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator.errors import RunError
 from orchestrator.tools.base import Tool, ToolContext
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 
 DEFAULT_TIMEOUT_S = 10.0
 

@@ -41,7 +41,7 @@ from orchestrator.workflow.spec import (
     ToolNode,
     WorkflowSpec,
 )
-from orchestrator.workflow.store import DEFAULT_TENANT
+from orchestrator.runs.store import DEFAULT_TENANT
 from orchestrator.workflow.templates import lookup, render
 
 INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect", "_approvals")

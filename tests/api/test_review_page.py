@@ -19,7 +19,7 @@ import uvicorn
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
 from orchestrator.catalog import load_catalog
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 from tests.catalogs import unique
 from tests.workflow.fixtures import scripted_workflow_catalog
 

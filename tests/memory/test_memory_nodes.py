@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
-from orchestrator.workflow.runner import Runner
+from orchestrator.runs.runner import Runner
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]

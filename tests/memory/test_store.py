@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.memory.embeddings import default_embedder
 from orchestrator.memory.store import SqlStore
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 
 ACME = ("tenant", "acme", "global", "semantic")
 GLOBEX = ("tenant", "globex", "global", "semantic")

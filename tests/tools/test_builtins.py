@@ -131,7 +131,7 @@ def test_a_side_effect_happens_once_per_run_and_node(tmp_path: Path) -> None:
 def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Path) -> None:
     from orchestrator.catalog import load_catalog
     from orchestrator.hosting.pool import HostPool
-    from orchestrator.workflow.runner import Runner
+    from orchestrator.runs.runner import Runner
     from tests.workflow.fixtures import CLAIM_FLOW, scripted_workflow_catalog
 
     agents = scripted_workflow_catalog(tmp_path, amount=300)

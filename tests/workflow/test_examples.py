@@ -15,7 +15,7 @@ import yaml
 from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
 from orchestrator.tools.builtins import outbox
-from orchestrator.workflow.runner import Runner
+from orchestrator.runs.runner import Runner
 from tests.catalogs import unique
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ import pytest
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import InputError, NotFoundError, OutputSchemaError
 from orchestrator.hosting.pool import HostPool
-from orchestrator.workflow.runner import Runner
+from orchestrator.runs.runner import Runner
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
@@ -319,7 +319,7 @@ def test_a_decision_made_while_another_process_drives_the_run_is_applied_when_it
 ) -> None:
     import socket
 
-    from orchestrator.workflow.store import this_process
+    from orchestrator.runs.store import this_process
 
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})

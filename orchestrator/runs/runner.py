@@ -26,7 +26,7 @@ from langgraph.types import Command
 from orchestrator import telemetry
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, ConflictError, InputError, RunError
-from orchestrator.workflow.database import Database, open_checkpointer
+from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.workflow.graph import (
     INTERNAL_KEYS,
     Asker,
@@ -34,7 +34,7 @@ from orchestrator.workflow.graph import (
     memory_namespace,
 )
 from orchestrator.workflow.spec import WorkflowSpec
-from orchestrator.workflow.store import (
+from orchestrator.runs.store import (
     DEFAULT_TENANT,
     FINISHED,
     ReviewRecord,

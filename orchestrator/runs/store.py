@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
 from orchestrator.errors import ConflictError, NotFoundError
-from orchestrator.workflow.database import Database
+from orchestrator.storage.database import Database
 
 RunId = NewType("RunId", str)
 ReviewId = NewType("ReviewId", str)
