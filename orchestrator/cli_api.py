@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from orchestrator import config
 from orchestrator.cli_common import CatalogOption, GraphsOption, load, out
+
+if TYPE_CHECKING:
+    from orchestrator.runs.runner import Runner
+    from orchestrator.runs.store import RunRecord
+    from orchestrator.runs.worker import RunDriver
 
 keys_app = typer.Typer(
     help="API keys for `cadre serve`: create, list, revoke.", no_args_is_help=True
@@ -35,62 +43,97 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Ray run workers to start or reuse.")] = 2,
+    runs_per_worker: Annotated[
+        int, typer.Option(min=1, help="Runs each worker drives at once, on one event loop.")
+    ] = config.RUNS_PER_WORKER,
+    lease: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Seconds a worker's claim on a run holds without renewal: how long a dead "
+            "worker's runs wait before another worker takes them over.",
+        ),
+    ] = config.LEASE_S,
+    max_queued: Annotated[
+        int, typer.Option(min=1, help="Runs a tenant may have queued; more get 429.")
+    ] = 10_000,
     rate: Annotated[float, typer.Option(help="Requests per second allowed per key.")] = 50.0,
     burst: Annotated[int, typer.Option(help="Requests a key may make at once.")] = 100,
     max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 1_048_576,
     catalog: CatalogOption = None,
     graphs: GraphsOption = None,
 ) -> None:
-    """Serve the REST API (and the reviewer page at /review). Runs go to Ray run workers."""
+    """Serve the REST API (and the reviewer page at /review). Runs are recorded in the run
+    database, which Ray run workers claim them from."""
     import uvicorn
 
     from orchestrator.api.app import Settings, create_app
     from orchestrator.catalog import default_graphs, default_root
     from orchestrator.hosting.workers import RunWorkers
+    from orchestrator.runs.worker import serve_in_thread
 
     loaded = load(catalog, graphs)
     root = (catalog or default_root()).resolve()
     graphs_root = (graphs or default_graphs(root)).resolve()
     url = absolute_database_url()
-    pool = RunWorkers(root, graphs_root, url, workers)
+    pool = RunWorkers(
+        run_driver(root, graphs_root, url, runs_at_once=runs_per_worker, lease_s=lease),
+        serve_in_thread,
+        workers,
+    )
     settings = Settings(
         catalog=loaded,
         database_url=url,
         max_body_bytes=max_body,
         rate_per_s=rate,
         burst=burst,
-        hand=pool.hand,
+        wake=pool.wake,
+        max_queued_per_tenant=max_queued,
     )
-    requeued = requeue(url, pool.hand)
     out.print(
         f"cadre API on http://{host}:{port} (docs at /docs, reviewer page at /review); "
-        f"{workers} run workers; {requeued} waiting runs handed to them"
+        f"{workers} run workers, {runs_per_worker} runs each at once; "
+        f"{waiting_runs(url)} runs waiting for them"
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
-def requeue(url: str, hand: object) -> int:
-    """Hand every run still queued, and every run with decisions not yet applied and no one
-    driving it, to a worker (after a crash or a restart, nothing waits forever)."""
+def run_driver(
+    catalog_root: Path, graphs_root: Path | None, url: str, **options: Any
+) -> Callable[[], RunDriver]:
+    """What each run worker builds inside its actor: a driver of this catalog and database that
+    tells the tenant's webhooks how each run went."""
+    from orchestrator.runs.worker import RunDriver
+
+    return functools.partial(
+        RunDriver.from_paths,
+        str(catalog_root),
+        str(graphs_root) if graphs_root else None,
+        url,
+        on_settled=notify_webhooks,
+        **options,
+    )
+
+
+def notify_webhooks(runner: Runner, record: RunRecord) -> None:
+    """After a worker drove a run: the event its new status calls for, to the tenant's hooks."""
+    from orchestrator.api.webhooks import Webhooks
+
+    Webhooks(runner.db).notify(record, runner.store)
+
+
+def waiting_runs(url: str) -> int:
+    """Runs with work waiting and no live lease (the workers claim them as they start)."""
+    from orchestrator.runs.queue import RunQueue
+    from orchestrator.runs.store import RunStore
     from orchestrator.storage.database import Database
 
     db = Database(url)
     try:
-        from orchestrator.runs.store import RunStore
-
         RunStore(db)  # make sure the tables exist
-        queued = db.query("SELECT id FROM cadre_runs WHERE status = 'queued'")
-        decided = db.query(
-            "SELECT DISTINCT v.run_id AS id FROM cadre_reviews v JOIN cadre_runs r "
-            "ON r.id = v.run_id WHERE v.status = 'decided' AND r.owner IS NULL"
-        )
+        return RunQueue(db).waiting()
     finally:
         db.close()
-    for row in queued:
-        hand(row["id"], "drive")  # type: ignore[operator]
-    for row in decided:
-        hand(row["id"], "apply")  # type: ignore[operator]
-    return len(queued) + len(decided)
 
 
 @keys_app.command("create")

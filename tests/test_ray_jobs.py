@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.storage.database import Database
 from orchestrator.runs.store import RunStore
+from orchestrator.storage.database import Database
 from tests.conftest import ROOT, _free_port
 from tests.workflow.fixtures import scripted_workflow_catalog
 
@@ -176,3 +176,76 @@ def test_a_run_submitted_both_ways_runs_on_the_cluster(cluster: Cluster, project
     )  # fmt: skip
     assert len(hosts) == 2  # one per job (a job's hosts end with its driver)
     assert {h["node_id"] for h in hosts} == {worker["node_id"]}
+
+
+TAKEOVER = """
+import json, sys, time
+import ray
+from orchestrator.cli_api import run_driver
+from orchestrator.hosting.workers import RunWorkers
+from orchestrator.runs.store import FINISHED, RunStore
+from orchestrator.runs.worker import serve_in_thread
+from orchestrator.storage.database import Database
+
+root, url, resource = sys.argv[1], sys.argv[2], sys.argv[3]
+ray.init(address="auto", namespace="cadre", log_to_driver=False)
+store = RunStore(Database(url))
+runs = [r.id for r in store.runs(limit=100)]
+
+def workers(prefix, resources):
+    driver = run_driver(f"{root}/agents", f"{root}/graphs", url, lease_s=3.0)
+    return RunWorkers(driver, serve_in_thread, 1, prefix=prefix,
+                      options={"resources": resources})
+
+def node_of(pool):
+    name = pool.names[0]
+    for actor in ray.util.state.list_actors(filters=[("name", "=", name)], detail=True):
+        if actor["state"] == "ALIVE":
+            return actor["node_id"]
+
+def wait(check, what):
+    deadline = time.monotonic() + 120
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+far = workers("far", {resource: 0.01})
+far.wake()
+wait(lambda: all(store.run(r).status == "running" for r in runs), "runs started on the far node")
+time.sleep(1.5)
+far_node = node_of(far)
+ray.kill(far.handles[0], no_restart=True)
+head = workers("head", {"node:__internal_head__": 0.01})
+wait(lambda: all(store.run(r).status in FINISHED for r in runs), "runs finished on the head")
+print(json.dumps({
+    "far_node": far_node,
+    "head_node": node_of(head),
+    "statuses": [store.run(r).status for r in runs],
+    "head_driven": head.stats()[0]["driven"],
+}))
+head.shutdown()
+"""
+
+
+def test_a_dead_worker_s_runs_on_the_second_node_are_taken_over_on_the_head(
+    cluster: Cluster, tmp_path: Path, database_url: str
+) -> None:
+    from tests.runs.test_workers import steps_catalog
+
+    steps_catalog(tmp_path, delay_s=1.0)
+    store = RunStore(Database(database_url))
+    for i in range(4):
+        store.create_run("steps", {"text": f"far {i}"}, queued=True)
+    script = tmp_path / "takeover.py"
+    script.write_text(TAKEOVER)
+    done = subprocess.run(
+        [str(BIN / "python"), str(script), str(tmp_path), database_url, RESOURCE],
+        cwd=ROOT, env={**cluster.env, "RAY_ADDRESS": cluster.gcs},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["far_node"] and result["head_node"]
+    assert result["far_node"] != result["head_node"]
+    assert result["statuses"] == ["succeeded"] * 4
+    assert result["head_driven"] == 4, "the head's worker took over every run"

@@ -4,7 +4,7 @@ Every request carries an API key (``Authorization: Bearer cadre_...`` or ``X-API
 fixes the tenant: every record read or written is that tenant's, and another tenant's run or
 review is answered 404, exactly as one that does not exist. The key's role decides what it may
 do (403 otherwise). Runs never execute inside a request: a submission is recorded as queued and
-handed to a Ray run worker (see :mod:`orchestrator.hosting.workers`).
+claimed by a run worker from the run database (see :mod:`orchestrator.runs.queue`).
 
 Refusals: 401 no or bad key, 403 wrong role, 404 not found (or not yours), 409 a conflict (review
 already decided, run finished, idempotency key reused), 413 body too large, 422 bad input,
@@ -31,9 +31,10 @@ from orchestrator.api.keys import ApiKey, KeyStore
 from orchestrator.api.webhooks import Webhooks
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, ConflictError, InputError, NotFoundError
-from orchestrator.storage.database import Database
-from orchestrator.runs.runner import check_input, record_decision
+from orchestrator.runs.reviews import record_decision
+from orchestrator.runs.runner import check_input
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
+from orchestrator.storage.database import Database
 
 API_VERSION = "v1"
 
@@ -49,8 +50,11 @@ class Settings:
     """Sustained requests per second allowed per key."""
     burst: int = 100
     """Requests a key may make at once before the rate applies."""
-    hand: Callable[[str, str], Any] | None = None
-    """Hands a run id to a run worker (``drive`` or ``apply``); set by `cadre serve`."""
+    wake: Callable[[], Any] | None = None
+    """Wakes the run workers after a run or a decision is recorded (they also poll the run
+    database, so a lost wake costs only latency); set by `cadre serve`."""
+    max_queued_per_tenant: int = 10_000
+    """Runs a tenant may have waiting for a worker; more are refused with 429."""
 
 
 class ApiError(Exception):
@@ -239,9 +243,9 @@ def create_app(settings: Settings) -> FastAPI:
             raise NotFoundError(f"no review {review_id!r}")
         return review
 
-    def hand(run_id: str, verb: str) -> None:
-        if settings.hand is not None:
-            settings.hand(run_id, verb)
+    def wake() -> None:
+        if settings.wake is not None:
+            settings.wake()
 
     # -- workflows --------------------------------------------------------------------------
 
@@ -274,6 +278,14 @@ def create_app(settings: Settings) -> FastAPI:
         spec = catalog.workflow(body.workflow)
         check_input(spec, body.input)
         store = stores()[0]
+        if store.queued_count(key.tenant) >= settings.max_queued_per_tenant:
+            raise ApiError(
+                429,
+                "queue_full",
+                f"tenant {key.tenant!r} already has {settings.max_queued_per_tenant} runs "
+                "waiting for a worker; retry when some have started",
+                {"Retry-After": "5"},
+            )
         run, created = store.create_run(
             spec.name,
             body.input,
@@ -282,7 +294,7 @@ def create_app(settings: Settings) -> FastAPI:
             queued=True,
         )
         if created:
-            hand(run.id, "drive")
+            wake()
         return JSONResponse(
             run_json(store, run),
             status_code=202 if created else 200,
@@ -363,7 +375,7 @@ def create_app(settings: Settings) -> FastAPI:
         review = record_decision(
             store, catalog, review_id, body.decision, key.who, body.reason, body.changes
         )
-        hand(review.run_id, "apply")
+        wake()
         return review_json(store, review)
 
     # -- webhooks ---------------------------------------------------------------------------

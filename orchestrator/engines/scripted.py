@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -45,6 +45,11 @@ class ScriptedOptions(Spec):
         default=None,
         description="Append one line per answered request (its tag) to this file: lets tests "
         "count calls across processes.",
+    )
+    call_log_format: Literal["tag", "json"] = Field(
+        default="tag",
+        description="One line per call in ``call_log``: its tag alone, or a JSON object with "
+        "the tag and the last user message (lets tests count calls per run).",
     )
     exit_process_on: str | None = Field(
         default=None,
@@ -94,6 +99,10 @@ class ScriptedEngine:
         self.options = options or ScriptedOptions()
         self.context_length = context_length
         self.calls = 0
+        self._inflight = 0
+        self.most_at_once = 0
+        """The most requests this engine answered at the same time (what a batching engine
+        would have batched)."""
         self._closed = False
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -111,15 +120,24 @@ class ScriptedEngine:
                 input_tokens,
                 self.context_length,
             )
-        if self.options.delay_s:
-            await asyncio.sleep(self.options.delay_s)
+        self._inflight += 1
+        self.most_at_once = max(self.most_at_once, self._inflight)
+        try:
+            if self.options.delay_s:
+                await asyncio.sleep(self.options.delay_s)
+        finally:
+            self._inflight -= 1
         trigger = self.options.exit_process_on
         if trigger and any(trigger in m.content for m in request.messages if m.role == "user"):
             os._exit(70)
         self.calls += 1
         if self.options.call_log:
+            line = request.tag or "-"
+            if self.options.call_log_format == "json":
+                users = [m.content for m in request.messages if m.role == "user"]
+                line = json.dumps({"tag": line, "user": users[-1] if users else ""})
             with open(self.options.call_log, "a", encoding="utf-8") as log:
-                log.write(f"{request.tag or '-'}\n")
+                log.write(f"{line}\n")
         text, finish = self._reply(request), "stop"
         for stop in request.stop:
             if stop and stop in text:
@@ -146,6 +164,10 @@ class ScriptedEngine:
         if request.json_schema is not None:
             return json.dumps(example_for_schema(request.json_schema))
         return last_user
+
+    def stats(self) -> dict[str, int]:
+        """Calls answered, and the most answered at once."""
+        return {"calls": self.calls, "most_at_once": self.most_at_once}
 
     async def close(self) -> None:
         self._closed = True

@@ -97,6 +97,8 @@ class HostPool:
     def shutdown(self) -> None:
         """End every host this pool started, after they export their buffered spans."""
         handles = [r.handle for replicas in self._replicas.values() for r in replicas]
+        if not handles:  # no model was called: there is no Ray to talk to, and none to start
+            return
         # A dead or stuck host has nothing more to say.
         with contextlib.suppress(RayActorError, ray.exceptions.GetTimeoutError):
             ray.get([h.flush.remote() for h in handles], timeout=10)

@@ -1,31 +1,50 @@
-"""Start, resume, review and cancel runs: the glue between the graph, the checkpointer and the
-run store.
+"""Start, resume, review and cancel runs: the glue between the graph, the checkpointer, the run
+store and the run queue.
 
-A run's id is its LangGraph thread id. One process at a time drives a run (it *owns* it in the
-store); a dead owner on this machine is replaced, so a run whose process was killed can be resumed
-from any other. Review decisions are recorded first (exactly one wins) and then applied by
-whichever process owns the run, all decided reviews of a run in one resume.
+A run's id is its LangGraph thread id. One driver at a time holds a run: a lease in the run
+database (:mod:`orchestrator.runs.queue`), which the driver renews every tick while it drives and
+gives up when the run ends or waits for review. A driver that dies stops renewing, and any other
+driver may then take the run and continue it from its last checkpoint; a dead owner on this
+machine is replaced at once. Review decisions are recorded first (exactly one wins) and then
+applied by whichever driver holds the run, all decided reviews of a run in one resume.
+
+One Runner drives many runs at once on one event loop (a run worker's, or ``cadre run --inputs``).
+Every database call leaves the loop (``asyncio.to_thread``): the checkpointer's connection may
+hold a SQLite write transaction that only the loop can commit, and a blocked loop would wait for
+itself. Per step, the driver only appends to an in-memory list: finished-node events are written
+in batches, and cancellation arrives with the lease renewal, one query a tick for all runs held.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import contextlib
 import functools
 import json
+import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 from langgraph.types import Command
 
 from orchestrator import telemetry
 from orchestrator.catalog import Catalog
-from orchestrator.errors import CadreError, ConflictError, InputError, RunError
+from orchestrator.errors import CadreError, InputError, RunError
+from orchestrator.runs.budget import token_budget
+from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
+from orchestrator.runs.reviews import record_decision
+from orchestrator.runs.store import (
+    DEFAULT_TENANT,
+    ReviewRecord,
+    RunRecord,
+    RunStore,
+    new_owner,
+)
 from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.workflow.graph import (
     INTERNAL_KEYS,
@@ -34,15 +53,10 @@ from orchestrator.workflow.graph import (
     memory_namespace,
 )
 from orchestrator.workflow.spec import WorkflowSpec
-from orchestrator.runs.store import (
-    DEFAULT_TENANT,
-    FINISHED,
-    ReviewRecord,
-    RunRecord,
-    RunStore,
-    not_pending,
-)
 from orchestrator.workflow.templates import lookup
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,97 +83,11 @@ def check_input(spec: WorkflowSpec, data: Any) -> dict[str, Any]:
     return data
 
 
-def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
-    """Turn ``--set path=value`` changes into the state update a review resumes with, checked
-    against the state schema (review gates) or the specialist's schema (map items)."""
-    payload = review.payload
-    values = copy.deepcopy(payload.get("values", {}))
-    if payload["kind"] == "map_item":
-        answer = values["answer"]
-        for path, value in changes.items():
-            if path.split(".")[0] not in payload["editable"]:
-                raise InputError(
-                    f"review {review.id}: {path!r} is not a field of the answer "
-                    f"(editable: {', '.join(payload['editable'])})"
-                )
-            _set_path(answer, path, value)
-        schema = catalog.specialist(payload["specialist"]).output_schema
-        _validate(review.id, "answer", answer, schema)
-        return {"answer": answer}
-    workflow = catalog.workflow(payload["workflow"])
-    schemas = workflow.state_schemas()
-    for path, value in changes.items():
-        root = path.split(".")[0]
-        if root not in {key.split(".")[0] for key in payload["editable"]}:
-            raise InputError(
-                f"review {review.id}: {path!r} may not be edited here "
-                f"(editable: {', '.join(payload['editable'])})"
-            )
-        if "." in path:
-            _set_path(values.setdefault(root, {}), path.split(".", 1)[1], value)
-        else:
-            values[root] = value
-    for root, value in values.items():
-        _validate(review.id, root, value, schemas.get(root, {}))
-    return {root: values[root] for root in {p.split(".")[0] for p in changes}}
-
-
-def _set_path(target: Any, path: str, value: Any) -> None:
-    parts = path.split(".")
-    for part in parts[:-1]:
-        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
-    if isinstance(target, list):
-        target[int(parts[-1])] = value
-    else:
-        target[parts[-1]] = value
-
-
-def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> None:
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(value)
-    )
-    if error is not None:
-        where = "/".join([key, *(str(p) for p in error.absolute_path)])
-        raise InputError(
-            f"review {review_id}: the edit does not fit the state schema at {where}: "
-            f"{error.message}"
-        )
-
-
-def record_decision(
-    store: RunStore,
-    catalog: Catalog,
-    review_id: str,
-    decision: str,
-    by: str,
-    reason: str | None = None,
-    changes: dict[str, Any] | None = None,
-) -> ReviewRecord:
-    """Check and record a reviewer's decision (applying it is the run driver's job). Of two
-    racing decisions exactly one is recorded; the other gets ConflictError."""
-    review = store.review(review_id)
-    if review.status != "pending":
-        raise not_pending(review)
-    run = store.run(review.run_id)
-    if run.status in FINISHED:
-        raise ConflictError(f"review {review_id}: its run {run.id} is already {run.status}")
-    if decision not in ("approve", "reject", "edit"):
-        raise InputError(f"decision {decision!r}: choose approve, reject or edit")
-    if decision == "reject" and not (reason or "").strip():
-        raise InputError("a rejection needs a reason (--reason): it is sent back for rework")
-    if decision == "edit" and not changes:
-        raise InputError("an edit needs at least one --set key=value")
-    update = edit_update(review, changes or {}, catalog) if decision == "edit" else None
-    return store.decide(
-        review_id, decision, by, reason, {"set": changes, "update": update} if update else None
-    )
-
-
 class Runner:
     """Drives runs of the catalog's workflows against the run database.
 
-    Use as an async context manager: it opens the database and the checkpointer, and (unless
-    given one) a host pool that it shuts down on exit.
+    Use as an async context manager: it opens the database and the checkpointer, keeps the
+    leases of the runs it drives, and (unless given one) a host pool that it shuts down on exit.
     """
 
     def __init__(
@@ -171,6 +99,8 @@ class Runner:
         tenant: str = DEFAULT_TENANT,
         store: Any = None,
         on_progress: Callable[[Progress], None] | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        tick_s: float = 0.25,
     ) -> None:
         self.catalog = catalog
         self.database_url = database_url
@@ -180,11 +110,22 @@ class Runner:
         self._graphs: dict[str, Any] = {}
         self.tenant = tenant
         self._memory = store
+        self.owner = new_owner()
+        """This driver's name on the leases it holds."""
+        self.lease_s = lease_s
+        self.tick_s = tick_s
+        """How often the driver writes its events and looks for cancelled runs (one read)."""
+        self._stops: dict[str, asyncio.Event] = {}
+        """The runs this driver holds, each with the signal to stop driving it (cancelled, or
+        its lease lost)."""
+        self._events: list[tuple[str, float, str, dict[str, Any]]] = []
 
     async def __aenter__(self) -> Runner:
         telemetry.setup()
         self.db = Database(self.database_url)
         self.store = RunStore(self.db)
+        self.budget = token_budget(self.db)  # workflow and tenant token budgets, per call
+        self.queue = RunQueue(self.db, self.lease_s)
         self._checkpointer_cm = open_checkpointer(self.db.url)
         self.checkpointer = await self._checkpointer_cm.__aenter__()
         instrument_checkpointer(self.checkpointer)
@@ -192,11 +133,18 @@ class Runner:
             from orchestrator.memory.store import SqlStore
 
             self._memory = SqlStore(self.db)  # the embedding model loads on first use only
+        self._keeper = asyncio.create_task(self._keep_leases())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._keeper
+        await self._io(self._flush_events)
+        for run_id in list(self._stops):  # interrupted mid-run: let any other driver take it
+            await self._io(self.queue.release, run_id, self.owner)
         await self._checkpointer_cm.__aexit__(kind, err, tb)
         self.db.close()
         if self._owns_pool and self._asker is not None:
@@ -217,26 +165,84 @@ class Runner:
 
             corpora = Corpora(self.catalog.root / "corpora", self.db)
             self._graphs[workflow] = compile_workflow(
-                spec, self.catalog, self.asker, self.checkpointer, self._memory, corpora
+                spec,
+                self.catalog,
+                self.asker,
+                self.checkpointer,
+                self._memory,
+                corpora,
+                budget=self.budget,
             )
         return self._graphs[workflow]
 
-    # -- the four verbs --------------------------------------------------------------------
+    @staticmethod
+    async def _io(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A database call, off the event loop (see the module docstring)."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def _hold(self, run_id: str) -> None:
+        self._stops.setdefault(run_id, asyncio.Event())
+
+    async def _let_go(self, run_id: str) -> None:
+        self._stops.pop(run_id, None)
+        await self._io(self._flush_events)
+        await self._io(self.queue.release, run_id, self.owner)
+
+    async def _acquire(self, run_id: str) -> bool:
+        if await self._io(self.queue.acquire, run_id, self.owner):
+            self._hold(run_id)
+            return True
+        return False
+
+    async def claim(self, limit: int) -> list[str]:
+        """Lease up to ``limit`` runs that have work waiting (see :mod:`.queue`)."""
+        claimed = await self._io(self.queue.claim, self.owner, limit)
+        for run_id in claimed:
+            self._hold(run_id)
+        return claimed
+
+    async def _keep_leases(self) -> None:
+        """Every tick: write the finished-node events and signal the runs that were cancelled
+        or whose lease another driver took; every third of a lease, renew all leases held."""
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self._io(self._flush_events)
+                if not self._stops:
+                    continue
+                due = time.monotonic() - renewed >= self.lease_s / 3
+                renewal = await self._io(self.queue.renew, self.owner, extend=due)
+                renewed = time.monotonic() if due else renewed
+            except Exception as err:  # a database hiccup: the next tick tries again
+                log.warning("lease renewal failed (retrying next tick): %s", err)
+                continue
+            for run_id, stop in list(self._stops.items()):
+                if run_id in renewal.cancelled or run_id not in renewal.held:
+                    stop.set()
+
+    def _flush_events(self) -> None:
+        events, self._events = self._events, []
+        self.store.add_events(events)
+
+    # -- the verbs -------------------------------------------------------------------------
 
     async def start(self, workflow: str, data: Any) -> RunRecord:
         """Validate the input, create the run and drive it until it ends or waits for review."""
         spec = self.catalog.workflow(workflow)
         check_input(spec, data)
-        record, _ = self.store.create_run(spec.name, data, tenant=self.tenant)
-        try:
-            with self._segment(record):
-                self.store.set_trace_context(record.id, telemetry.inject())
-                await self._drive(record.id, spec.name, data)
-        except BaseException:
-            self.store.release(record.id)
-            raise
-        await self._hand_back(record.id)
-        return self.store.run(record.id)
+        record, _ = await self._io(
+            self.store.create_run,
+            spec.name,
+            data,
+            tenant=self.tenant,
+            driver=self.owner,
+            lease_s=self.lease_s,
+        )
+        self._hold(record.id)
+        return await self._continue(record.id)
 
     def submit(
         self,
@@ -246,7 +252,7 @@ class Runner:
         tenant: str = DEFAULT_TENANT,
         idempotency_key: str | None = None,
     ) -> tuple[RunRecord, bool]:
-        """Validate the input and queue a run for a worker to :meth:`drive`; with an
+        """Validate the input and queue a run for a worker to claim; with an
         ``idempotency_key`` the tenant used before, the first run comes back (and False)."""
         spec = self.catalog.workflow(workflow)
         check_input(spec, data)
@@ -255,61 +261,61 @@ class Runner:
         )
 
     async def drive(self, run_id: str) -> RunRecord:
-        """Drive a queued run from its start until it ends or waits for review. A run someone
-        else already took is left to them; one that is no longer queued is resumed."""
-        record = self.store.run(run_id)
-        if record.status != "queued":
-            if record.status in FINISHED or record.status == "awaiting_review":
-                return record
-            return await self.resume(run_id)
-        if not self.store.acquire(run_id):
-            return self.store.run(run_id)
+        """Take one run and drive it as far as it goes: from its start, from its last
+        checkpoint, or on with its recorded decisions. A run another driver holds is left to
+        it; a finished one, or one waiting for a person, comes back as it is."""
+        if not await self._acquire(run_id):
+            return await self._io(self.store.run, run_id)
+        return await self._continue(run_id)
+
+    async def _continue(self, run_id: str) -> RunRecord:
+        """Drive a run this driver holds, whatever it was doing, then let it go."""
         try:
-            self.store.set_status(run_id, "running")
-            with self._segment(record):
-                self.store.set_trace_context(run_id, telemetry.inject())
-                await self._drive(run_id, record.workflow, record.input)
-        except BaseException:
-            self.store.release(run_id)
-            raise
-        await self._hand_back(run_id)
-        return self.store.run(run_id)
+            record = await self._io(self.store.run, run_id)
+            if record.status == "queued":
+                await self._io(self.store.set_status, run_id, "running")
+                async with self._segment(record):
+                    await self._io(self.store.set_trace_context, run_id, telemetry.inject())
+                    await self._drive(run_id, record.workflow, record.input)
+            elif record.status == "running":  # its driver died: on from the last checkpoint
+                config = {"configurable": {"thread_id": run_id}}
+                started = (await self.graph(record.workflow).aget_state(config)).values
+                async with self._segment(record, resumed=bool(started)):
+                    if not started:
+                        await self._io(self.store.set_trace_context, run_id, telemetry.inject())
+                    await self._drive(run_id, record.workflow, None if started else record.input)
+            await self._hand_back(run_id)
+        finally:
+            if run_id in self._stops:
+                await self._let_go(run_id)
+        return await self._io(self.store.run, run_id)
 
     async def apply(self, run_id: str) -> RunRecord:
         """Apply the review decisions recorded for a run (by a reviewer elsewhere) and drive it
-        on, unless another process is driving it: that one applies them when it is done."""
-        if self.store.acquire(run_id):
-            await self._hand_back(run_id)
-        return self.store.run(run_id)
+        on, unless another driver holds it: that one applies them when it is done."""
+        return await self.drive(run_id)
 
     async def resume(self, run_id: str) -> RunRecord:
         """Continue a run whose process died or that failed, from its last checkpoint; apply
         any review decisions waiting to be applied."""
-        record = self.store.run(run_id)
-        if record.status == "queued":  # no worker took it: drive it from its start
-            return await self.drive(run_id)
+        record = await self._io(self.store.run, run_id)
         if record.status in ("succeeded", "cancelled"):
             raise InputError(f"run {run_id} is {record.status}; there is nothing to resume")
-        if not self.store.acquire(run_id):
+        if not await self._acquire(run_id):
             raise InputError(
                 f"run {run_id} is being driven by {record.owner}; wait for it or cancel it"
             )
-        try:
-            if record.status == "awaiting_review" and not self.store.reviews("decided", run_id):
-                pending = self.store.reviews("pending", run_id)
-                ids = ", ".join(r.id for r in pending)
-                raise InputError(
-                    f"run {run_id} is waiting for review {ids}; decide it with `cadre review`"
-                )
-            if not self.store.reviews("decided", run_id):
-                self.store.set_status(run_id, "running")
-                with self._segment(record, resumed=True):
-                    await self._drive(run_id, record.workflow, None)
-        except BaseException:
-            self.store.release(run_id)
-            raise
-        await self._hand_back(run_id)
-        return self.store.run(run_id)
+        decided = await self._io(self.store.reviews, "decided", run_id)
+        if record.status == "awaiting_review" and not decided:
+            await self._let_go(run_id)
+            pending = await self._io(self.store.reviews, "pending", run_id)
+            ids = ", ".join(r.id for r in pending)
+            raise InputError(
+                f"run {run_id} is waiting for review {ids}; decide it with `cadre review`"
+            )
+        if record.status == "failed" and not decided:
+            await self._io(self.store.set_status, run_id, "running")
+        return await self._continue(run_id)
 
     async def decide(
         self,
@@ -319,14 +325,19 @@ class Runner:
         reason: str | None = None,
         changes: dict[str, Any] | None = None,
     ) -> tuple[ReviewRecord, RunRecord]:
-        """Record a reviewer's decision, then resume the run if no other process is driving it."""
-        recorded = record_decision(
-            self.store, self.catalog, review_id, decision, by, reason, changes
+        """Record a reviewer's decision, then drive the run on unless another driver holds
+        it (that one applies the decision when it is done)."""
+        recorded = await self._io(
+            record_decision, self.store, self.catalog, review_id, decision, by, reason, changes
         )
-        if not self.store.acquire(recorded.run_id):
-            return recorded, self.store.run(recorded.run_id)  # the owner applies it when done
-        await self._hand_back(recorded.run_id)
-        return self.store.review(review_id), self.store.run(recorded.run_id)
+        run = await self.drive(recorded.run_id)
+        return await self._io(self.store.review, review_id), run
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run; a driver holding it stops after its current step (within a tick)."""
+        return self.store.cancel(run_id)
+
+    # -- spans -----------------------------------------------------------------------------
 
     def _review_span(self, review: ReviewRecord, run: RunRecord) -> None:
         """``cadre.review``: from the interrupt to the decision, in the run's trace."""
@@ -349,9 +360,9 @@ class Runner:
         )
         span.end(end_time=int((review.decided_at or time.time()) * 1e9))
 
-    @contextmanager
-    def _segment(self, record: RunRecord, resumed: bool = False) -> Iterator[None]:
-        """One stretch of a run in this process, an ``invoke_workflow`` span; a resumed
+    @asynccontextmanager
+    async def _segment(self, record: RunRecord, resumed: bool = False) -> AsyncIterator[None]:
+        """One stretch of a run in this driver, an ``invoke_workflow`` span; a resumed
         stretch joins the trace of the run's first one."""
         attributes = {
             "gen_ai.operation.name": "invoke_workflow",
@@ -366,47 +377,49 @@ class Runner:
             try:
                 yield
             finally:
-                span.set_attribute("cadre.run.status", self.store.run(record.id).status)
-
-    def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run; a process driving it stops after its current step."""
-        return self.store.cancel(run_id)
+                status = (await self._io(self.store.run, record.id)).status
+                span.set_attribute("cadre.run.status", status)
 
     # -- driving ---------------------------------------------------------------------------
 
     async def _hand_back(self, run_id: str) -> None:
-        """Apply every decision recorded while this process owned the run, then let go. A
-        decision that arrives just as we let go is applied by whichever process then takes the
-        run: its decider, or us again."""
+        """Apply every decision recorded while this driver held the run, then let go. A
+        decision that arrives just as we let go makes the run claimable again: whichever driver
+        then takes it (its decider, a worker, or us again) applies it."""
         while True:
             try:
                 await self._apply_decisions(run_id)
             finally:
-                self.store.release(run_id)
-            if not self.store.reviews("decided", run_id) or not self.store.acquire(run_id):
+                await self._let_go(run_id)
+            if not await self._io(self.store.reviews, "decided", run_id):
+                return
+            if not await self._acquire(run_id):
                 return
 
-    async def _apply_decisions(self, run_id: str) -> RunRecord:
-        while decided := self.store.reviews("decided", run_id):
+    async def _apply_decisions(self, run_id: str) -> None:
+        while decided := await self._io(self.store.reviews, "decided", run_id):
+            if self._stops[run_id].is_set():
+                return
             resume = {r.interrupt_id: _resume_value(r) for r in decided}
-            self.store.mark_applied([r.id for r in decided])
-            self.store.set_status(run_id, "running")
-            record = self.store.run(run_id)
+            await self._io(self.store.mark_applied, [r.id for r in decided])
+            await self._io(self.store.set_status, run_id, "running")
+            record = await self._io(self.store.run, run_id)
             for review in decided:
                 self._review_span(review, record)
-            with self._segment(record, resumed=True):
+            async with self._segment(record, resumed=True):
                 await self._drive(run_id, record.workflow, Command(resume=resume))
-        return self.store.run(run_id)
 
     async def _drive(self, run_id: str, workflow: str, data: Any) -> None:
         graph = self.graph(workflow)
+        record = await self._io(self.store.run, run_id)
         config = {
             "configurable": {
                 "thread_id": run_id,
-                "tenant": (await asyncio.to_thread(self.store.run, run_id)).tenant,
+                "tenant": record.tenant,
                 "database_url": self.db.url,
             }
         }
+        stop = self._stops[run_id]
         started = time.perf_counter()
         try:
             # durability="sync": each step's checkpoint is written before the next step starts,
@@ -430,27 +443,23 @@ class Runner:
                         ),
                         update.get("_usage") or {},
                     )
-                    # Off the event loop: the checkpointer's aiosqlite connection may be holding
-                    # a write transaction that only the loop can commit.
                     detail = {"keys": list(step.keys), "usage": step.usage}
-                    await asyncio.to_thread(self.store.add_event, run_id, node, detail)
+                    self._events.append((run_id, time.time(), node, detail))
                     self.on_progress(step)
-                if (await asyncio.to_thread(self.store.run, run_id)).status == "cancelled":
+                if stop.is_set():  # cancelled, or the lease went to another driver
                     await stream.aclose()
                     await self._settle()
                     return
         except CadreError as err:
             await self._settle()
-            self.store.set_status(
-                run_id, "failed", error=err.message, usage=await self._usage(graph, config)
-            )
+            usage = await self._usage(graph, config)
+            await self._io(self.store.set_status, run_id, "failed", error=err.message, usage=usage)
             raise
         except Exception as err:
             await self._settle()
             message = f"{type(err).__name__}: {err}"
-            self.store.set_status(
-                run_id, "failed", error=message, usage=await self._usage(graph, config)
-            )
+            usage = await self._usage(graph, config)
+            await self._io(self.store.set_status, run_id, "failed", error=message, usage=usage)
             raise RunError(f"run {run_id} failed: {message}") from err
         snapshot = await graph.aget_state(config)
         usage = snapshot.values.get("_usage", {})
@@ -458,33 +467,48 @@ class Runner:
         if snapshot.interrupts:
             for intr in snapshot.interrupts:
                 payload = {**intr.value, "workflow": workflow}
-                self.store.add_review(run_id, intr.id, intr.value["node"], payload)
-            self.store.set_status(run_id, "awaiting_review", usage=usage, tools=tools)
+                await self._io(self.store.add_review, run_id, intr.id, intr.value["node"], payload)
+            await self._io(
+                self.store.set_status, run_id, "awaiting_review", usage=usage, tools=tools
+            )
         elif not snapshot.next:
             output = self._output(workflow, snapshot.values)
-            self.store.set_status(run_id, "succeeded", output=output, usage=usage, tools=tools)
+            await self._io(
+                self.store.set_status,
+                run_id,
+                "succeeded",
+                output=output,
+                usage=usage,
+                tools=tools,
+            )
             if self.catalog.workflow(workflow).remember_runs:
-                await self._remember_run(run_id, workflow, output)
+                await self._remember_run(record, output)
 
-    async def _remember_run(self, run_id: str, workflow: str, output: dict[str, Any]) -> None:
+    async def _remember_run(self, record: RunRecord, output: dict[str, Any]) -> None:
         """Episodic memory: a summary of the finished run, searchable by later runs."""
-        record = self.store.run(run_id)
         summary = (
-            f"{workflow} run {run_id}: input {json.dumps(record.input)[:600]}; "
+            f"{record.workflow} run {record.id}: input {json.dumps(record.input)[:600]}; "
             f"output {json.dumps(output)[:900]}"
         )
-        namespace = memory_namespace(record.tenant, "workflow", workflow, run_id, "episodic")
-        value = {"text": summary, "provenance": {"run": run_id, "workflow": workflow}}
-        await self._memory.aput(namespace, run_id, value)
+        namespace = memory_namespace(
+            record.tenant, "workflow", record.workflow, record.id, "episodic"
+        )
+        value = {"text": summary, "provenance": {"run": record.id, "workflow": record.workflow}}
+        await self._memory.aput(namespace, record.id, value)
 
     async def _settle(self) -> None:
         """After a run stopped mid-step (cancelled, failed), roll back any checkpoint write the
-        stop cut short: an open SQLite transaction would lock the database for everyone."""
+        stop cut short: an open SQLite transaction would lock the database for everyone. Under
+        the saver's lock, so no other run's write is in the middle of its transaction."""
         conn = getattr(self.checkpointer, "conn", None)
-        if conn is not None and getattr(conn, "in_transaction", False):
-            rollback = conn.rollback()
-            if asyncio.iscoroutine(rollback):
-                await rollback
+        if conn is None or not getattr(conn, "in_transaction", False):
+            return
+        lock = getattr(self.checkpointer, "lock", None) or contextlib.nullcontext()
+        async with lock:  # type: ignore[attr-defined]
+            if getattr(conn, "in_transaction", False):
+                rollback = conn.rollback()
+                if asyncio.iscoroutine(rollback):
+                    await rollback
 
     async def _usage(self, graph: Any, config: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -29,6 +29,7 @@ ADDED_COLUMNS = {
     "cadre_runs": (
         ("tenant", "TEXT NOT NULL DEFAULT 'default'"),
         ("idempotency_key", "TEXT"),
+        ("lease_until", "DOUBLE PRECISION"),
     )
 }
 """Columns added after the first release: databases made before them get them on open."""
@@ -41,7 +42,8 @@ SCHEMA = (
         tools TEXT, trace_context TEXT,
         owner TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION,
-        tenant TEXT NOT NULL DEFAULT 'default', idempotency_key TEXT)""",
+        tenant TEXT NOT NULL DEFAULT 'default', idempotency_key TEXT,
+        lease_until DOUBLE PRECISION)""",
     """CREATE TABLE IF NOT EXISTS cadre_reviews (
         id TEXT PRIMARY KEY, run_id TEXT NOT NULL, interrupt_id TEXT NOT NULL, node TEXT NOT NULL,
         payload TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, reason TEXT, changes TEXT,
@@ -55,6 +57,11 @@ SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS cadre_runs_idempotency "
     "ON cadre_runs (tenant, idempotency_key)",
     "CREATE INDEX IF NOT EXISTS cadre_events_run ON cadre_run_events (run_id)",
+    # The queue: what is claimable is found by status (and by decided reviews), then by owner.
+    "CREATE INDEX IF NOT EXISTS cadre_runs_status ON cadre_runs (status, created_at)",
+    "CREATE INDEX IF NOT EXISTS cadre_runs_owner ON cadre_runs (owner)",
+    "CREATE INDEX IF NOT EXISTS cadre_runs_tenant_status ON cadre_runs (tenant, status)",
+    "CREATE INDEX IF NOT EXISTS cadre_reviews_status ON cadre_reviews (status)",
 )
 
 
@@ -78,6 +85,9 @@ class RunRecord:
     input_tokens: int
     output_tokens: int
     owner: str | None
+    """The driver holding the run's lease (``host:pid:tag``), or None."""
+    lease_until: float | None
+    """When the owner's lease runs out unless renewed; then any worker may claim the run."""
     created_at: float
     updated_at: float
     finished_at: float | None
@@ -106,10 +116,18 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
+def new_owner() -> str:
+    """An owner tag for one driver (``host:pid:tag``): two drivers in one process differ."""
+    return f"{this_process()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only for an owner that certainly died: a process of this machine that is gone.
+    Another machine's owner is alive until its lease runs out."""
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":")[0]
     if host != socket.gethostname():
-        return True  # another machine's process: assume alive
+        return True
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -159,18 +177,32 @@ class RunStore:
         tenant: str = DEFAULT_TENANT,
         idempotency_key: str | None = None,
         queued: bool = False,
+        driver: str | None = None,
+        lease_s: float = 0.0,
     ) -> tuple[RunRecord, bool]:
-        """A new run, driven by this process (or ``queued`` for a worker to take). With an
+        """A new run, leased to ``driver`` (or ``queued`` for a worker to claim). With an
         ``idempotency_key`` already used by the tenant, the first run comes back instead (and
         False); the same key with a different request is an InputError."""
         run_id = RunId(f"run-{uuid.uuid4().hex[:12]}")
         now = time.time()
-        status, owner = ("queued", None) if queued else ("running", this_process())
+        status = "queued" if queued else "running"
+        owner, lease_until = (None, None) if queued else (driver, now + lease_s)
         made = self.db.execute(
             "INSERT INTO cadre_runs (id, workflow, status, tenant, idempotency_key, input, usage, "
-            "owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (run_id, workflow, status, tenant, idempotency_key, json.dumps(input), owner, now, now),
+            "owner, lease_until, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                run_id,
+                workflow,
+                status,
+                tenant,
+                idempotency_key,
+                json.dumps(input),
+                owner,
+                lease_until,
+                now,
+                now,
+            ),
         )
         if made:
             return self.run(run_id), True
@@ -205,6 +237,7 @@ class RunStore:
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             owner=row["owner"],
+            lease_until=row["lease_until"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             finished_at=row["finished_at"],
@@ -233,30 +266,13 @@ class RunStore:
         rows = self.db.query(sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit))
         return [self.run(r["id"]) for r in rows]
 
-    def acquire(self, run_id: str) -> bool:
-        """Become the one process driving this run. A dead owner on this machine is replaced."""
-        me = this_process()
-        if self.db.execute(
-            "UPDATE cadre_runs SET owner = ?, updated_at = ? "
-            "WHERE id = ? AND (owner IS NULL OR owner = ?)",
-            (me, time.time(), run_id, me),
-        ):
-            return True
-        current = self.run(run_id).owner
-        if current is not None and not _owner_alive(current):
-            return bool(
-                self.db.execute(
-                    "UPDATE cadre_runs SET owner = ?, updated_at = ? WHERE id = ? AND owner = ?",
-                    (me, time.time(), run_id, current),
-                )
-            )
-        return False
-
-    def release(self, run_id: str) -> None:
-        self.db.execute(
-            "UPDATE cadre_runs SET owner = NULL WHERE id = ? AND owner = ?",
-            (run_id, this_process()),
+    def queued_count(self, tenant: str) -> int:
+        """How many of the tenant's runs wait for a worker to start them."""
+        rows = self.db.query(
+            "SELECT COUNT(*) AS n FROM cadre_runs WHERE status = 'queued' AND tenant = ?",
+            (tenant,),
         )
+        return int(rows[0]["n"])
 
     def set_status(
         self,
@@ -318,11 +334,13 @@ class RunStore:
 
     # -- events ----------------------------------------------------------------------------
 
-    def add_event(self, run_id: str, node: str, detail: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT INTO cadre_run_events (run_id, at, node, detail) VALUES (?, ?, ?, ?)",
-            (run_id, time.time(), node, json.dumps(detail)),
-        )
+    def add_events(self, events: list[tuple[str, float, str, dict[str, Any]]]) -> None:
+        """Record finished nodes, ``(run_id, at, node, detail)`` each, in one statement."""
+        if events:
+            self.db.execute_many(
+                "INSERT INTO cadre_run_events (run_id, at, node, detail) VALUES (?, ?, ?, ?)",
+                [(run_id, at, node, json.dumps(detail)) for run_id, at, node, detail in events],
+            )
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.query(

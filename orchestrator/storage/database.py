@@ -21,6 +21,8 @@ from orchestrator.errors import UserError
 
 DATABASE_ENV = "CADRE_DATABASE_URL"
 DEFAULT_SQLITE = ".cadre/cadre.db"
+POSTGRES_POOL = 8
+"""Checkpointer connections one driver may open on Postgres."""
 
 
 def database_url() -> str:
@@ -77,6 +79,21 @@ class Database:
             cursor = self._conn.execute(self._sql(sql), tuple(params))
             return int(cursor.rowcount)
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of parameters, in one transaction."""
+        with self._lock:
+            if self.postgres:
+                with self._conn.transaction(), self._conn.cursor() as cursor:
+                    cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+                return
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(sql, [tuple(r) for r in rows])
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a query, as dicts."""
         with self._lock:
@@ -90,7 +107,8 @@ class Database:
             return {column[0] for column in cursor.description}
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:  # never close under a query another thread is running
+            self._conn.close()
 
 
 @asynccontextmanager
@@ -99,8 +117,15 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
     url = url or database_url()
     if _is_postgres(url):
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
 
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+        # A pool: the many runs one worker drives at once write their checkpoints side by side.
+        kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+        async with AsyncConnectionPool(
+            url, min_size=1, max_size=POSTGRES_POOL, kwargs=kwargs, open=False
+        ) as pool:
+            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
             await saver.setup()
             yield saver
         return

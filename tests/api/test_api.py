@@ -38,7 +38,7 @@ class Api:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
 
-def make_api(tmp_path: Path, hand: Any = None, root: Path | None = None, **settings: Any) -> Api:
+def make_api(tmp_path: Path, wake: Any = None, root: Path | None = None, **settings: Any) -> Api:
     root = root or scripted_workflow_catalog(tmp_path)
     db_url = f"sqlite:///{tmp_path / 'cadre.db'}"
     store = KeyStore(Database(db_url))
@@ -48,7 +48,7 @@ def make_api(tmp_path: Path, hand: Any = None, root: Path | None = None, **setti
         for role in ("submitter", "reviewer", "admin")
     }
     app = create_app(
-        Settings(catalog=load_catalog(root), database_url=db_url, hand=hand, **settings)
+        Settings(catalog=load_catalog(root), database_url=db_url, wake=wake, **settings)
     )
     return Api(TestClient(app), keys, db_url)
 
@@ -269,13 +269,17 @@ def wait_for(api: Api, run_id: str, status: str, timeout_s: float = 90) -> dict[
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_session")
 def test_runs_go_to_ray_workers_and_a_reviewer_decides(tmp_path: Path, receiver: Receiver) -> None:
+    from orchestrator.cli_api import run_driver
     from orchestrator.hosting.workers import RunWorkers
+    from orchestrator.runs.worker import serve_in_thread
 
     root = scripted_workflow_catalog(tmp_path)
     db_url = f"sqlite:///{tmp_path / 'cadre.db'}"
-    workers = RunWorkers(root, tmp_path / "graphs", db_url, count=2, prefix=unique("w"))
+    workers = RunWorkers(
+        run_driver(root, tmp_path / "graphs", db_url), serve_in_thread, 2, prefix=unique("w")
+    )
     try:
-        api = make_api(tmp_path, hand=workers.hand, root=root)
+        api = make_api(tmp_path, wake=workers.wake, root=root)
         hook = api.client.post(
             "/v1/webhooks", json={"url": receiver.url}, headers=api.as_("acme-admin")
         )

@@ -38,16 +38,20 @@ class Served:
     """The API with its run workers, served by uvicorn on a loopback port."""
 
     def __init__(self, tmp_path: Path) -> None:
+        from orchestrator.cli_api import run_driver
         from orchestrator.hosting.workers import RunWorkers
+        from orchestrator.runs.worker import serve_in_thread
 
         root = scripted_workflow_catalog(tmp_path)
         url = f"sqlite:///{tmp_path / 'cadre.db'}"
-        self.workers = RunWorkers(root, tmp_path / "graphs", url, count=1, prefix=unique("w"))
+        self.workers = RunWorkers(
+            run_driver(root, tmp_path / "graphs", url), serve_in_thread, 1, prefix=unique("w")
+        )
         keys = KeyStore(Database(url))
         self.reviewer = keys.create("acme", "reviewer", "Rita Reviewer")[1]
         self.submitter = keys.create("acme", "submitter")[1]
         app = create_app(
-            Settings(catalog=load_catalog(root), database_url=url, hand=self.workers.hand)
+            Settings(catalog=load_catalog(root), database_url=url, wake=self.workers.wake)
         )
         self.base = f"http://127.0.0.1:{_free_port()}"
         port = int(self.base.rsplit(":", 1)[1])

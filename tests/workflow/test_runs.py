@@ -319,8 +319,6 @@ def test_a_decision_made_while_another_process_drives_the_run_is_applied_when_it
 ) -> None:
     import socket
 
-    from orchestrator.runs.store import this_process
-
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
         (review,) = runner.store.reviews("pending", record.id)
@@ -330,8 +328,9 @@ def test_a_decision_made_while_another_process_drives_the_run_is_applied_when_it
         assert (decided.status, waiting.status) == ("decided", "awaiting_review")
         # The owner finishes its step and hands the run back: it applies what was decided.
         runner.store.db.execute(
-            "UPDATE cadre_runs SET owner = ? WHERE id = ?", (this_process(), record.id)
+            "UPDATE cadre_runs SET owner = ? WHERE id = ?", (runner.owner, record.id)
         )
+        runner._hold(record.id)
         await runner._hand_back(record.id)
         return runner.store.run(record.id), runner.store.review(review.id)
 

@@ -1,0 +1,16 @@
+"""Settings read in one place: defaults of the run queue and its workers.
+
+(More of the ``CADRE_*`` settings move here as their rooms are reached; see DESIGN.md.)
+"""
+
+from __future__ import annotations
+
+LEASE_S = 15.0
+"""How long a driver's claim on a run holds without renewal: the longest a dead driver's runs
+wait before another driver takes them over. Drivers renew every ``LEASE_S / 3`` at most."""
+
+RUNS_PER_WORKER = 64
+"""Runs one run worker drives at once on its event loop."""
+
+POLL_S = 1.0
+"""How often an idle worker looks for claimable runs when no wake-up reaches it."""
