@@ -198,7 +198,11 @@ class Runner:
 
     async def claim(self, limit: int) -> list[str]:
         """Lease up to ``limit`` runs that have work waiting (see :mod:`.queue`)."""
-        claimed = await self._io(self.queue.claim, self.owner, limit)
+        # A run of ours whose lease lapsed (the loop was blocked past it) comes back renewed;
+        # it is being driven already.
+        claimed = [
+            r for r in await self._io(self.queue.claim, self.owner, limit) if r not in self._stops
+        ]
         for run_id in claimed:
             self._hold(run_id)
         return claimed

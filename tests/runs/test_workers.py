@@ -64,7 +64,7 @@ def steps_catalog(root: Path, delay_s: float) -> Path:
                 "specialist": "labeller",
                 "input": f"step {n} of {{text}}",
                 "output": f"out_{n}",
-                **({"next": NODES[i + 1]} if i + 1 < len(NODES) else {}),
+                "next": NODES[i + 1] if i + 1 < len(NODES) else "end",
             }
             for i, n in enumerate(NODES)
         ],
@@ -147,7 +147,7 @@ def test_a_killed_worker_s_runs_finish_on_another_with_no_node_done_twice(
     for run_id, text in zip(run_ids, texts, strict=True):
         record = store.run(run_id)
         assert record.status == "succeeded", record.error
-        assert record.output == {f"out_{n}": {"label": "billing"} for n in NODES}
+        assert record.output == {"text": text, **{f"out_{n}": {"label": "billing"} for n in NODES}}
         for n in NODES:
             asked = calls[f"step {n} of {text}"]
             if n in done_before[run_id]:
