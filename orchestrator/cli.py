@@ -231,12 +231,14 @@ from orchestrator import (  # noqa: E402  (register their commands)
     cli_memory,
     cli_runs,
     cli_specialize,
+    cli_tenants,
 )
 
 cli_runs.register(app)
 cli_memory.register(app)
 cli_api.register(app)
 cli_specialize.register(app, specialists_app)
+cli_tenants.register(app)
 
 
 def _flush_telemetry() -> None:

@@ -11,7 +11,8 @@ Every error Cadre raises on purpose is a :class:`CadreError`. They split by whos
     └── RunError                  a run failed while doing its work; exit code 1
         ├── EngineError           the model engine failed or answered badly
         │   └── OutputSchemaError     the answer does not fit the specialist's output schema
-        └── HostUnavailableError  a model host died and did not come back within the retry bound
+        ├── HostUnavailableError  a model host died and did not come back within the retry bound
+        └── BudgetExceeded        a call or a fan-out would go over a token budget; not made
 
 Errors cross Ray actor boundaries, so each one pickles with its fields (``__reduce__``).
 """
@@ -112,3 +113,24 @@ class OutputSchemaError(EngineError):
 
 class HostUnavailableError(RunError):
     """A model host died and the call could not be served within the retry bound."""
+
+
+class BudgetExceeded(RunError):
+    """A specialist call, or a map's or plan's fan-out, would take a run over a token budget
+    (the workflow's per run, or the tenant's per UTC day); it stopped before the call.
+
+    ``scope`` is ``workflow`` or ``tenant``; ``limit`` the budget; ``used`` the tokens already
+    used or reserved by calls in flight; ``needed`` the estimate of what was refused.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, scope: str, limit: int, used: int, needed: int) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.limit = limit
+        self.used = used
+        self.needed = needed
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (self.__class__, (self.message, self.scope, self.limit, self.used, self.needed))

@@ -25,10 +25,19 @@ from langgraph.types import Command, Send, interrupt
 
 from orchestrator import telemetry
 from orchestrator.calls import Asker, SpecialistAnswer, model_label
-from orchestrator.errors import CadreError, InputError, RunError
+from orchestrator.errors import BudgetExceeded, CadreError, InputError, RunError
+from orchestrator.runs.store import DEFAULT_TENANT
 from orchestrator.specs import SpecialistSpec
 from orchestrator.tools.base import ToolContext
 from orchestrator.tools.runner import call_tool
+from orchestrator.workflow.budget import (
+    Hold,
+    RunRef,
+    TokenBudget,
+    budget_attributes,
+    call_estimate,
+    tokens_used,
+)
 from orchestrator.workflow.spec import (
     END_NODE,
     BranchNode,
@@ -41,7 +50,6 @@ from orchestrator.workflow.spec import (
     ToolNode,
     WorkflowSpec,
 )
-from orchestrator.runs.store import DEFAULT_TENANT
 from orchestrator.workflow.templates import lookup, render
 
 INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect", "_approvals")
@@ -174,16 +182,29 @@ class GraphBuilder:
     """Builds the LangGraph StateGraph for one workflow spec."""
 
     def __init__(
-        self, spec: WorkflowSpec, catalog: Any, asker: Asker | None, corpora: Any = None
+        self,
+        spec: WorkflowSpec,
+        catalog: Any,
+        asker: Asker | None,
+        corpora: Any = None,
+        budget: TokenBudget | None = None,
     ) -> None:
         self.spec = spec
         self.catalog = catalog
         self.asker = asker
         self.corpora = corpora
+        self.budget = budget or TokenBudget()
         self.graph: StateGraph[Any] = StateGraph(state_type(spec))
 
-    async def _ask(self, specialist: SpecialistSpec, text: str, node_id: str) -> SpecialistAnswer:
-        """One specialist call inside an ``invoke_agent {specialist}`` span."""
+    async def _ask(
+        self,
+        specialist: SpecialistSpec,
+        text: str,
+        node_id: str,
+        state: dict[str, Any] | None = None,
+    ) -> SpecialistAnswer:
+        """One specialist call inside an ``invoke_agent {specialist}`` span, within the run's
+        token budgets (``state``, where the node has it, tells what the run already used)."""
         if self.asker is None:
             raise RunError("this graph was compiled for drawing only; it cannot call specialists")
         attributes = {
@@ -196,19 +217,25 @@ class GraphBuilder:
         with telemetry.span(f"invoke_agent {specialist.name}", attributes) as span:
             if specialist.corpus and self.corpora is not None:
                 text = await retrieve_into(self.corpora, specialist.corpus, text, node_id)
-            if specialist.tools:
-                from orchestrator.agent import ask_with_tools
+            hold = await self._reserve(state, specialist, text, span)
+            try:
+                if specialist.tools:
+                    from orchestrator.agent import ask_with_tools
 
-                configurable = get_config().get("configurable", {})
-                context = ToolContext(
-                    catalog_root=self.catalog.root,
-                    database_url=configurable.get("database_url"),
-                    run_id=configurable.get("thread_id", ""),
-                    node_id=node_id,
-                )
-                answer = await ask_with_tools(self.asker, specialist, text, context)
-            else:
-                answer = await self.asker.ask_spec(specialist, text)
+                    configurable = get_config().get("configurable", {})
+                    context = ToolContext(
+                        catalog_root=self.catalog.root,
+                        database_url=configurable.get("database_url"),
+                        run_id=configurable.get("thread_id", ""),
+                        node_id=node_id,
+                    )
+                    answer = await ask_with_tools(self.asker, specialist, text, context)
+                else:
+                    answer = await self.asker.ask_spec(specialist, text)
+            except BaseException:
+                self.budget.settle(hold, None)
+                raise
+            self.budget.settle(hold, answer.input_tokens + answer.output_tokens)
             span.set_attributes(
                 {
                     "gen_ai.usage.input_tokens": answer.input_tokens,
@@ -217,6 +244,49 @@ class GraphBuilder:
                 }
             )
             return answer
+
+    def _budget_run(self, state: dict[str, Any] | None) -> RunRef:
+        configurable = get_config().get("configurable", {})
+        return RunRef(
+            run_id=configurable.get("thread_id", ""),
+            tenant=configurable.get("tenant", DEFAULT_TENANT),
+            workflow=self.spec.name,
+            limit=self.spec.budget.tokens if self.spec.budget else None,
+            used=tokens_used(state.get("_usage")) if state else 0,
+        )
+
+    async def _reserve(
+        self, state: dict[str, Any] | None, specialist: SpecialistSpec, text: str, span: Any
+    ) -> Hold | None:
+        """Reserve a call's estimate in the run's budget; a refusal is recorded on ``span``."""
+        run = self._budget_run(state)
+        if not self.budget.applies(run):
+            return None
+        try:
+            estimate = call_estimate(specialist, text)
+            return await self.budget.reserve(run, estimate, f"a call of {specialist.name!r}")
+        except BudgetExceeded as err:
+            span.set_attributes(budget_attributes(err))
+            raise
+
+    async def _check_fan_out(
+        self,
+        state: dict[str, Any],
+        node_id: str,
+        what: str,
+        estimates: Callable[[], list[int]],
+    ) -> None:
+        """Refuse a map's or plan's whole fan-out before any branch is sent if its calls, all
+        together, would go over a budget; the refusal is a ``cadre.budget`` span."""
+        run = self._budget_run(state)
+        if not self.budget.applies(run):
+            return
+        try:
+            await self.budget.check(run, estimates(), what)
+        except BudgetExceeded as err:
+            attributes = {**self._run_attributes(node_id), **budget_attributes(err)}
+            with telemetry.span("cadre.budget", attributes):
+                raise
 
     def _run_attributes(self, node_id: str) -> dict[str, Any]:
         run_id = get_config().get("configurable", {}).get("thread_id", "")
@@ -241,7 +311,7 @@ class GraphBuilder:
         spec = self.catalog.specialist(node.specialist)
 
         async def run(state: dict[str, Any]) -> dict[str, Any]:
-            answer = await self._ask(spec, render(node.input, state), node.id)
+            answer = await self._ask(spec, render(node.input, state), node.id, state)
             return {node.output: answer.output, "_usage": usage_of(answer)}
 
         self._add(node.id, run)
@@ -319,7 +389,7 @@ class GraphBuilder:
         async def run(state: dict[str, Any]) -> dict[str, Any]:
             if router is None:
                 return {}
-            answer = await self._ask(router, render(node.input or "", state), node.id)
+            answer = await self._ask(router, render(node.input or "", state), node.id, state)
             choice = answer.output.get(node.route_on or "")
             update: dict[str, Any] = {"_routes": {node.id: choice}, "_usage": usage_of(answer)}
             if node.output:
@@ -343,10 +413,19 @@ class GraphBuilder:
         spec = self.catalog.specialist(node.specialist)
         item, review, join = f"{node.id}__item", f"{node.id}__review", f"{node.id}__join"
 
-        def start(state: dict[str, Any]) -> dict[str, Any]:
+        async def start(state: dict[str, Any]) -> dict[str, Any]:
             items = lookup(state, node.over, None)
             if not isinstance(items, list):
                 raise InputError(f"{node.over!r} must be a list to map over, not {items!r}")
+            await self._check_fan_out(
+                state,
+                node.id,
+                f"the {len(items)} calls of map {node.id!r}",
+                lambda: [
+                    call_estimate(spec, render(node.input, {**state, "item": x, "index": i}))
+                    for i, x in enumerate(items)
+                ],
+            )
             return {"_parts": {node.id: None}, "_expect": {node.id: len(items)}}
 
         def fan_out(state: dict[str, Any]) -> list[Send] | str:
@@ -410,12 +489,21 @@ class GraphBuilder:
         task, join = f"{node.id}__task", f"{node.id}__join"
 
         async def plan(state: dict[str, Any]) -> dict[str, Any]:
-            answer = await self._ask(narrowed, render(node.input, state), node.id)
+            answer = await self._ask(narrowed, render(node.input, state), node.id, state)
             steps = answer.output.get("tasks", [])
             # The narrowed schema already held every task to the allowed specialists.
             for i, step in enumerate(steps):
                 if not str(step.get("input", "")).strip():
                     raise InputError(f"the plan's task {i} has no input")
+            await self._check_fan_out(
+                state,
+                node.id,
+                f"the {len(steps)} tasks of plan {node.id!r}",
+                lambda: [
+                    call_estimate(self.catalog.specialist(s["specialist"]), s["input"])
+                    for s in steps
+                ],
+            )
             return {
                 "_plans": {node.id: steps},
                 "_parts": {node.id: None},
@@ -541,9 +629,11 @@ def compile_workflow(
     checkpointer: Any = None,
     store: Any = None,
     corpora: Any = None,
+    budget: TokenBudget | None = None,
 ) -> Any:
-    """The runnable LangGraph graph for a checked workflow spec."""
-    graph = GraphBuilder(spec, catalog, asker, corpora).build()
+    """The runnable LangGraph graph for a checked workflow spec; ``budget`` holds its calls to
+    the workflow's token budget and, with a ledger, to tenants' daily budgets."""
+    graph = GraphBuilder(spec, catalog, asker, corpora, budget).build()
     return graph.compile(checkpointer=checkpointer, store=store)
 
 

@@ -177,6 +177,18 @@ NodeSpec = Annotated[
 ]
 
 
+class Budget(Spec):
+    """What one run of a workflow may spend."""
+
+    tokens: int = Field(
+        gt=0,
+        description="Most tokens (input + output, every specialist call) one run may use. A call, "
+        "or a map's or plan's fan-out, that would go over stops before it is made "
+        "(BudgetExceeded); a call counts its prompt (estimated) plus its max_tokens until it "
+        "answers, then what it used.",
+    )
+
+
 class WorkflowSpec(Spec):
     """A workflow: input, state, and a graph of nodes starting at ``start``."""
 
@@ -196,6 +208,9 @@ class WorkflowSpec(Spec):
         default=False,
         description="Write a summary of each finished run to episodic memory (workflow scope), "
         "for later runs to search.",
+    )
+    budget: Budget | None = Field(
+        default=None, description="Token budget of one run, e.g. `budget: {tokens: 20000}`."
     )
     nodes: tuple[NodeSpec, ...] = Field(min_length=1, description="The nodes.")
 
