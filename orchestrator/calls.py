@@ -18,6 +18,7 @@ import jsonschema
 
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import InputError, OutputSchemaError
+from orchestrator.messages import schema_message
 from orchestrator.specs import SpecialistSpec
 
 JSON_RULE = "Answer with one JSON object that fits this schema, and nothing else:"
@@ -125,7 +126,7 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
         where = "/".join(str(p) for p in error.absolute_path) or "the answer"
         raise OutputSchemaError(
             f"specialist {specialist.name!r}: {where} does not fit the output schema: "
-            f"{error.message}{cut}",
+            f"{schema_message(error)}{cut}",
             result.text,
         )
     return output

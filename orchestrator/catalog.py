@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import CatalogError, NotFoundError, Problem
+from orchestrator.messages import clip, schema_message
 from orchestrator.models import models_dir, prepared_path
 from orchestrator.specs import (
     ModelSpec,
@@ -40,6 +40,7 @@ from orchestrator.specs import (
 )
 from orchestrator.workflow.checks import check_workflow
 from orchestrator.workflow.spec import WorkflowSpec
+from orchestrator.yaml_files import load_yaml
 
 CATALOG_ENV = "CADRE_CATALOG"
 GRAPHS_ENV = "CADRE_GRAPHS"
@@ -167,15 +168,9 @@ def _load_folder(
 
 def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(err, "problem", None) or str(err)
-        problems.append(Problem(_rel(path), where, f"malformed YAML: {reason}"))
-        return None
-    except (OSError, UnicodeDecodeError) as err:
-        problems.append(Problem(_rel(path), "", f"cannot read file: {err}"))
+        data = load_yaml(path, _rel(path))
+    except CatalogError as err:
+        problems.extend(err.problems)
         return None
     if not isinstance(data, dict):
         problems.append(Problem(_rel(path), "", "expected a mapping of fields at the top level"))
@@ -189,7 +184,7 @@ def validation_problems(file: str, err: ValidationError, prefix: str = "") -> li
     for item in err.errors():
         loc = ".".join(str(part) for part in item["loc"])
         loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-        message = item["msg"]
+        message = clip(item["msg"])
         if item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; see `cadre specialists show` for fields)"
         elif item["type"] == "missing":
@@ -273,14 +268,16 @@ def _check_specialist(spec: SpecialistSpec, catalog: Catalog) -> Iterator[Proble
         schema_ok = False
         path = ".".join(str(p) for p in err.absolute_path)
         field_path = "output_schema" + (f".{path}" if path else "")
-        yield Problem(file, field_path, f"not a valid JSON Schema: {err.message}")
+        yield Problem(file, field_path, f"not a valid JSON Schema: {schema_message(err)}")
     if schema_ok:
         validator = jsonschema.Draft202012Validator(spec.output_schema)
         for i, example in enumerate(spec.examples):
             error = jsonschema.exceptions.best_match(validator.iter_errors(example.output))
             if error is not None:
                 yield Problem(
-                    file, f"examples.{i}.output", f"does not fit output_schema: {error.message}"
+                    file,
+                    f"examples.{i}.output",
+                    f"does not fit output_schema: {schema_message(error)}",
                 )
     if spec.adapter is not None:
         adapter = resolve_relative(source, spec.adapter)

@@ -17,7 +17,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli_batch import DEFAULT_CONCURRENCY
 from orchestrator.cli_common import CatalogOption, GraphsOption, load, out
+from orchestrator.cli_inputs import checked_input
 from orchestrator.errors import InputError
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
@@ -40,8 +42,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _store() -> Any:
-    from orchestrator.storage.database import Database
     from orchestrator.runs.store import RunStore
+    from orchestrator.storage.database import Database
 
     return RunStore(Database())
 
@@ -93,41 +95,60 @@ def _report(record: Any, store: Any) -> None:
         )
 
 
-def _parse_input(value: str) -> Any:
-    path = Path(value)
-    if not value.lstrip().startswith(("{", "[")) and path.exists():
-        text, source = path.read_text(encoding="utf-8"), str(path)
-    else:
-        text, source = value, "--input"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"{source} is not JSON (line {err.lineno}, column {err.colno}): {err.msg}"
-        ) from None
-
-
-def checked_input(loaded: Any, workflow: str, value: str) -> tuple[Any, Any]:
-    """The workflow and its input (a JSON file or inline JSON), checked against the workflow's
-    input schema before anything starts: a bad input creates nothing."""
-    from orchestrator.runs.runner import check_input
-
-    spec = loaded.workflow(workflow)
-    data = _parse_input(value)
-    check_input(spec, data)
-    return spec, data
-
-
 def run(
     workflow: Annotated[str, typer.Argument(help="Workflow to run.")],
     input: Annotated[
-        str, typer.Option("--input", "-i", help="Run input: a JSON file or inline JSON.")
-    ],
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--input", "-i", help="Run input: a JSON file or inline JSON.", show_default=False
+        ),
+    ] = None,
+    inputs: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--inputs",
+            help="A JSON Lines file, one run input per line: run them all, --concurrency at a "
+            "time, and write one JSON result line per input (line, run_id, status, then output, "
+            "reviews or error), in the order runs stop. Each line is checked against the input "
+            "schema as it is read (not all before the first starts): a bad line gets an "
+            "`invalid` result and the others go on. Blank lines are skipped; a line may hold "
+            "10 MB. Exit code 1 if any input failed or was invalid.",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", "-n", min=1, max=4096, help="With --inputs: runs driven at once."
+        ),
+    ] = DEFAULT_CONCURRENCY,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--output",
+            "-o",
+            help="With --inputs: write the result lines to this file (default: standard output).",
+            show_default=False,
+        ),
+    ] = None,
     catalog: CatalogOption = None,
     graphs: GraphsOption = None,
 ) -> None:
-    """Run a workflow: progress per node as it happens, then the output or the pending review."""
+    """Run a workflow: progress per node as it happens, then the output or the pending review.
+    With --inputs, one run per line of a JSON Lines file, many at once."""
+    if (input is None) == (inputs is None):
+        raise InputError("give the run input with --input, or a file of inputs with --inputs")
+    if inputs is None and output is not None:
+        raise InputError("--output goes with --inputs (one result line per input)")
     loaded = load(catalog, graphs)
+    if inputs is not None:
+        from orchestrator.cli_batch import run_many
+
+        counts = run_many(loaded, workflow, inputs, concurrency, output)
+        if counts["failed"] or counts["invalid"]:
+            raise typer.Exit(1)
+        return
+    assert input is not None
     spec, data = checked_input(loaded, workflow, input)
     out.print(f"run [bold]{spec.name}[/bold]: {escape(spec.description)}")
 

@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 
 from orchestrator.errors import InputError
+from orchestrator.messages import schema_message
 from orchestrator.specs import SpecialistSpec
 
 
@@ -90,7 +91,7 @@ def load_examples(path: Path, spec: SpecialistSpec, minimum: int | None = None) 
             at = ".".join(str(p) for p in error.absolute_path)
             problems.append(
                 f"{where}: output{'.' + at if at else ''} does not fit {spec.name}'s schema: "
-                f"{error.message}"
+                f"{schema_message(error)}"
             )
             continue
         if text in seen:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import jsonschema
 
 from orchestrator.errors import Problem
+from orchestrator.messages import schema_message
 from orchestrator.workflow.spec import (
     END_NODE,
     BranchNode,
@@ -61,7 +62,7 @@ def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Probl
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as err:
-            yield Problem(file, where, f"not a valid JSON Schema: {err.message}")
+            yield Problem(file, where, f"not a valid JSON Schema: {schema_message(err)}")
 
     state = spec.state_schemas()
     ids: dict[str, int] = {}
