@@ -2,8 +2,20 @@
 
 A tenant registers a URL (admin key) and gets a signing secret back once. Each event is a JSON
 POST with ``X-Cadre-Event`` and ``X-Cadre-Signature: sha256=HMAC(secret, body)``, so the receiver
-can check it came from us. Every delivery is recorded first (``cadre_webhook_deliveries``), then
-tried up to ``ATTEMPTS`` times with a growing pause; what happened stays in the record.
+can check it came from us. Targets inside the network are refused, at registration and again at
+every delivery (:mod:`.webhook_targets`).
+
+Deliveries are durable. Each is a row of ``cadre_webhook_deliveries`` first (``pending``, with
+``next_attempt_at``), then tried by a deliverer: a background thread in any process that records
+or opens deliveries, which claims due rows with a lease (one conditional UPDATE, so two processes
+never send the same attempt) and records each attempt. A failed attempt is retried after a
+pause that grows (``BACKOFF_S``), up to ``ATTEMPTS`` attempts in all; then the delivery is
+``failed``. A process that dies mid-delivery leaves its row pending: the lease runs out and the
+next deliverer (that process restarted, or any other) sends it.
+
+What a tenant reads about a delivery is the HTTP status the receiver answered, or that there was
+no answer; never why a connection failed (refused, timed out, reset), which would turn the
+deliveries into a scanner of the network the API runs in.
 
 Events: ``run.awaiting_review`` and ``run.finished`` (succeeded, failed or cancelled). The same
 event for the same run and status is delivered once, however many processes notice it.
@@ -14,20 +26,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
+from orchestrator.api import webhook_targets
 from orchestrator.errors import InputError, NotFoundError
-from orchestrator.storage.database import Database
 from orchestrator.runs.store import FINISHED, RunRecord, RunStore
+from orchestrator.storage.database import Database
 
-ATTEMPTS = 3
+log = logging.getLogger(__name__)
+
+BACKOFF_S = (2.0, 15.0, 60.0)
+"""The pause before each retry: a delivery is tried once, then retried ``len(BACKOFF_S)`` times."""
+ATTEMPTS = len(BACKOFF_S) + 1
 TIMEOUT_S = 5.0
+"""How long one attempt waits for the receiver."""
+LEASE_S = 60.0
+"""How long a deliverer's claim on an attempt holds (longer than any attempt takes)."""
+POLL_S = 30.0
+"""The longest a deliverer sleeps while deliveries are pending (it is woken for new ones)."""
+NO_ANSWER = "no answer (the receiver could not be reached or did not answer in time)"
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cadre_webhooks (
@@ -38,8 +61,16 @@ SCHEMA = (
         event TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL,
         state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
         response_code INTEGER, created_at DOUBLE PRECISION NOT NULL,
+        next_attempt_at DOUBLE PRECISION, claimed_until DOUBLE PRECISION,
         UNIQUE (webhook_id, run_id, event, status))""",
 )
+ADDED_COLUMNS = {"next_attempt_at": "DOUBLE PRECISION", "claimed_until": "DOUBLE PRECISION"}
+"""Columns a deliveries table from before durable deliveries lacks."""
+SHOWN = (
+    "d.id, d.webhook_id, d.run_id, d.event, d.status, d.state, d.attempts, d.last_error, "
+    "d.response_code, d.created_at, d.next_attempt_at"
+)
+"""What a tenant sees of a delivery."""
 
 
 @dataclass(frozen=True)
@@ -53,16 +84,31 @@ class Webhook:
 class Webhooks:
     """Registered webhooks and their deliveries, in the run database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, background: bool = True) -> None:
+        """With ``background`` (the default), this process's deliverer thread sends what
+        :meth:`notify` records, and deliveries left pending (by this process before a restart,
+        or by one that died) start going out at once. Without, only :meth:`deliver_due` sends."""
         self.db = db
+        self.background = background
         for statement in SCHEMA:
             self.db.execute(statement)
+        present = db.columns("cadre_webhook_deliveries")
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in present:
+                try:
+                    db.execute(f"ALTER TABLE cadre_webhook_deliveries ADD COLUMN {column} {kind}")
+                except Exception:  # another process added it first
+                    if column not in db.columns("cadre_webhook_deliveries"):
+                        raise
+        if background and self.next_due() is not None:
+            _wake(db.url)
 
     def register(self, tenant: str, url: str) -> tuple[Webhook, str]:
-        """A new webhook for the tenant; returns it and its signing secret (shown once)."""
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InputError(f"webhook url {url!r}: give an absolute http:// or https:// URL")
+        """A new webhook for the tenant; returns it and its signing secret (shown once).
+        A URL inside the network is refused (:func:`webhook_targets.check`)."""
+        if not isinstance(url, str) or len(url) > 2000:
+            raise InputError("webhook url: give an absolute http:// or https:// URL (2000 chars)")
+        webhook_targets.check(url)
         hook_id, secret = f"wh-{uuid.uuid4().hex[:10]}", secrets.token_urlsafe(24)
         self.db.execute(
             "INSERT INTO cadre_webhooks (id, tenant, url, secret, created_at) "
@@ -91,7 +137,7 @@ class Webhooks:
 
     def deliveries(self, tenant: str, run_id: str | None = None) -> list[dict[str, Any]]:
         sql = (
-            "SELECT d.* FROM cadre_webhook_deliveries d JOIN cadre_webhooks w "
+            f"SELECT {SHOWN} FROM cadre_webhook_deliveries d JOIN cadre_webhooks w "
             "ON w.id = d.webhook_id WHERE w.tenant = ?"
         )
         params: list[Any] = [tenant]
@@ -101,9 +147,9 @@ class Webhooks:
 
     # -- delivering ------------------------------------------------------------------------
 
-    def notify(self, run: RunRecord, store: RunStore, *, wait: bool = False) -> list[str]:
-        """Record and send the event this run's status calls for (if any) to each of its
-        tenant's webhooks. Sends on a background thread unless ``wait``; returns delivery ids."""
+    def notify(self, run: RunRecord, store: RunStore) -> list[str]:
+        """Record the event this run's status calls for (if any) for each of its tenant's
+        webhooks, and wake this process's deliverer; returns the new delivery ids."""
         if run.status == "awaiting_review":
             event = "run.awaiting_review"
         elif run.status in FINISHED:
@@ -125,66 +171,169 @@ class Webhooks:
             }
         )
         made = []
+        now = time.time()
         for hook in self.all(run.tenant):
             delivery_id = f"dl-{uuid.uuid4().hex[:10]}"
             if self.db.execute(
                 "INSERT INTO cadre_webhook_deliveries (id, webhook_id, run_id, event, status, "
-                "body, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) "
-                "ON CONFLICT DO NOTHING",
-                (delivery_id, hook.id, run.id, event, run.status, body, time.time()),
+                "body, state, created_at, next_attempt_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
+                (delivery_id, hook.id, run.id, event, run.status, body, now, now),
             ):
                 made.append(delivery_id)
-        for delivery_id in made:
-            if wait:
-                self.deliver(delivery_id)
-            else:
-                threading.Thread(target=self.deliver, args=(delivery_id,), daemon=True).start()
+        if made and self.background:
+            _wake(self.db.url)
         return made
 
-    def deliver(self, delivery_id: str) -> str:
-        """POST one delivery, retrying; returns its final state (delivered or failed)."""
+    def next_due(self) -> float | None:
+        """When the next pending delivery may be tried (None: nothing is pending)."""
+        rows = self.db.query(
+            "SELECT MIN(CASE WHEN COALESCE(claimed_until, 0) > COALESCE(next_attempt_at, 0) "
+            "THEN claimed_until ELSE COALESCE(next_attempt_at, 0) END) AS due "
+            "FROM cadre_webhook_deliveries WHERE state = 'pending'"
+        )
+        due = rows[0]["due"] if rows else None
+        return None if due is None else float(due)
+
+    def deliver_due(self, now: float | None = None, limit: int = 20) -> int:
+        """Claim the pending deliveries due at ``now`` (another deliverer's live claim is left
+        alone) and make one attempt at each; returns how many were attempted."""
+        now = time.time() if now is None else now
+        due = self.db.query(
+            "SELECT id FROM cadre_webhook_deliveries WHERE state = 'pending' "
+            "AND COALESCE(next_attempt_at, 0) <= ? AND COALESCE(claimed_until, 0) < ? "
+            "ORDER BY next_attempt_at LIMIT ?",
+            (now, now, limit),
+        )
+        attempted = 0
+        for row in due:
+            if self.db.execute(
+                "UPDATE cadre_webhook_deliveries SET claimed_until = ? WHERE id = ? "
+                "AND state = 'pending' AND COALESCE(claimed_until, 0) < ?",
+                (now + LEASE_S, row["id"], now),
+            ):
+                self._attempt(row["id"], now)
+                attempted += 1
+        return attempted
+
+    def _attempt(self, delivery_id: str, now: float) -> str:
+        """POST one claimed delivery once and record how it went; returns its new state."""
         import httpx
 
-        row = self.db.query(
+        rows = self.db.query(
             "SELECT d.*, w.url, w.secret FROM cadre_webhook_deliveries d "
             "JOIN cadre_webhooks w ON w.id = d.webhook_id WHERE d.id = ?",
             (delivery_id,),
-        )[0]
+        )
+        if not rows:  # its webhook was deleted
+            self._record(delivery_id, "failed", None, "the webhook was deleted", None, None)
+            return "failed"
+        row = rows[0]
+        attempts = int(row["attempts"]) + 1
+        try:
+            target = webhook_targets.check(row["url"])
+        except InputError:
+            error = "refused: the target is not a public address (see the webhook's URL)"
+            self._record(delivery_id, "failed", attempts, error, None, None)
+            return "failed"
         body = row["body"].encode()
         signature = hmac.new(row["secret"].encode(), body, hashlib.sha256).hexdigest()
         headers = {
+            **target.headers,
             "content-type": "application/json",
             "x-cadre-event": row["event"],
             "x-cadre-delivery": delivery_id,
             "x-cadre-signature": f"sha256={signature}",
         }
-        for attempt in range(1, ATTEMPTS + 1):
-            error, code = None, None
-            try:
-                response = httpx.post(row["url"], content=body, headers=headers, timeout=TIMEOUT_S)
-                code = response.status_code
-                if response.is_success:
-                    self._record(delivery_id, "delivered", attempt, None, code)
-                    return "delivered"
-                error = f"HTTP {code}"
-            except httpx.HTTPError as err:
-                error = f"{type(err).__name__}: {err}"
-            self._record(delivery_id, "pending", attempt, error, code)
-            if attempt < ATTEMPTS:
-                time.sleep(0.5 * 2 ** (attempt - 1))
-        self.db.execute(
-            "UPDATE cadre_webhook_deliveries SET state = 'failed' WHERE id = ?", (delivery_id,)
-        )
-        return "failed"
+        code: int | None = None
+        try:
+            request = httpx.Request(
+                "POST", target.url, content=body, headers=headers, extensions=target.extensions
+            )
+            with httpx.Client(timeout=TIMEOUT_S) as client:  # redirects are not followed
+                response = client.send(request)
+            code = response.status_code
+            if response.is_success:
+                self._record(delivery_id, "delivered", attempts, None, code, None)
+                return "delivered"
+            error = f"HTTP {code}"
+        except httpx.HTTPError as err:
+            # The operator's log says why; the tenant's record does not (see the docstring).
+            log.info("webhook delivery %s: attempt %d: %r", delivery_id, attempts, err)
+            error = NO_ANSWER
+        if attempts >= ATTEMPTS:
+            self._record(delivery_id, "failed", attempts, error, code, None)
+            return "failed"
+        retry_at = now + BACKOFF_S[attempts - 1]
+        self._record(delivery_id, "pending", attempts, error, code, retry_at)
+        return "pending"
 
     def _record(
-        self, delivery_id: str, state: str, attempts: int, error: str | None, code: int | None
+        self,
+        delivery_id: str,
+        state: str,
+        attempts: int | None,
+        error: str | None,
+        code: int | None,
+        retry_at: float | None,
     ) -> None:
         self.db.execute(
-            "UPDATE cadre_webhook_deliveries SET state = ?, attempts = ?, last_error = ?, "
-            "response_code = ? WHERE id = ?",
-            (state, attempts, error, code, delivery_id),
+            "UPDATE cadre_webhook_deliveries SET state = ?, attempts = COALESCE(?, attempts), "
+            "last_error = ?, response_code = ?, next_attempt_at = ?, claimed_until = NULL "
+            "WHERE id = ?",
+            (state, attempts, error, code, retry_at, delivery_id),
         )
+
+
+# -- the deliverer -------------------------------------------------------------------------------
+
+_deliverers: dict[str, _Deliverer] = {}
+_deliverers_lock = threading.Lock()
+
+
+def _wake(database_url: str) -> None:
+    """Make sure this process has a deliverer for the database, and that it looks now."""
+    with _deliverers_lock:
+        deliverer = _deliverers.get(database_url)
+        if deliverer is None or not deliverer.is_alive():
+            deliverer = _deliverers[database_url] = _Deliverer(database_url)
+            deliverer.start()
+        deliverer.wake.set()
+
+
+class _Deliverer(threading.Thread):
+    """Sends a database's due deliveries while any are pending, then ends (the next recorded
+    delivery starts another). A daemon: what it has not sent stays pending in the database."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(name="cadre-webhooks", daemon=True)
+        self.database_url = database_url
+        self.wake = threading.Event()
+
+    def run(self) -> None:
+        db = Database(self.database_url)
+        try:
+            hooks = Webhooks(db, background=False)
+            while True:
+                self.wake.clear()
+                try:
+                    hooks.deliver_due()
+                    due = hooks.next_due()
+                except Exception as err:  # a database hiccup: look again after a pause
+                    log.warning("webhook deliveries: %s (trying again)", err)
+                    due = time.time() + 1.0
+                if due is None:
+                    with _deliverers_lock:
+                        if not self.wake.is_set():
+                            del _deliverers[self.database_url]
+                            return
+                    continue
+                self.wake.wait(timeout=min(max(0.0, due - time.time()), POLL_S))
+        finally:
+            with _deliverers_lock:
+                if _deliverers.get(self.database_url) is self:
+                    del _deliverers[self.database_url]
+            db.close()
 
 
 def _hook(row: dict[str, Any]) -> Webhook:

@@ -107,7 +107,15 @@ class Corpora:
         self._checked: set[str] = set()
 
     def folder(self, name: str) -> Path:
-        folder = self.root / name
+        """The corpus's folder: a folder inside ``root``, after symlinks are followed. A name
+        that leads anywhere else (``../..``, ``/etc``, a symlink out) is refused."""
+        root = self.root.resolve()
+        folder = (root / name).resolve()
+        if root not in folder.parents:
+            raise InputError(
+                f"corpus {name!r}: a corpus is a folder inside {self.root}; "
+                "this name leads outside it"
+            )
         if not folder.is_dir():
             known = (
                 sorted(p.name for p in self.root.glob("*") if p.is_dir())
@@ -115,7 +123,8 @@ class Corpora:
                 else []
             )
             raise NotFoundError(
-                f"unknown corpus {name!r}: no folder {folder} (known: {', '.join(known) or 'none'})"
+                f"unknown corpus {name!r}: no folder {self.root / name} "
+                f"(known: {', '.join(known) or 'none'})"
             )
         return folder
 
@@ -123,10 +132,12 @@ class Corpora:
         """Bring the corpus index up to date with its folder (only changed files are embedded)."""
         started = time.perf_counter()
         folder = self.folder(name)
+        root = self.root.resolve()
         files = {
             str(p.relative_to(folder)): p
             for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix.lower() in SUFFIXES
+            # a file linked from outside the corpora is not part of any corpus
+            if p.is_file() and p.suffix.lower() in SUFFIXES and root in p.resolve().parents
         }
         known = {
             r["path"]: r["sha"]

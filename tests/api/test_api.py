@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,11 @@ from orchestrator.catalog import load_catalog
 from orchestrator.storage.database import Database
 from tests.catalogs import unique
 from tests.workflow.fixtures import scripted_workflow_catalog
+
+# The webhook receiver below listens on 127.0.0.1, which Cadre refuses as a target unless an
+# operator allows it. Set at import, before any test starts Ray: the run workers that deliver
+# the webhooks inherit their environment from the Ray instance this process starts.
+os.environ.setdefault("CADRE_WEBHOOK_ALLOW", "127.0.0.1")
 
 BIG_CLAIM = {"claim": "Storm damage to the roof, policy P-1"}  # 2500: needs the adjuster
 SMALL_CLAIM = {"claim": "rework: a broken window"}  # 500: straight to the decision
