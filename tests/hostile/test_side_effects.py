@@ -60,10 +60,10 @@ def kill_after_the_effect(
 
 
 def test_notify_killed_between_effect_and_checkpoint_sends_once_on_resume(
-    tmp_path: Path, forkserver: multiprocessing.context.ForkServerContext
+    tmp_path: Path, forkserver: multiprocessing.context.ForkServerContext, database_url: str
 ) -> None:
     write_tool_catalog(tmp_path)
-    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    url = database_url
     started = time.monotonic()
     for n in range(KILLS):
         run_id = kill_after_the_effect(forkserver, tmp_path, url, n)
@@ -90,8 +90,9 @@ def external_tool(effect: Any) -> Tool:
 
 
 @pytest.fixture
-def context(tmp_path: Path) -> ToolContext:
-    return ToolContext(database_url=f"sqlite:///{tmp_path / 'r.db'}", run_id="run-1", node_id="n")
+def context(database_url: str) -> ToolContext:
+    """A node's context, on SQLite and on Postgres."""
+    return ToolContext(database_url=database_url, run_id="run-1", node_id="n")
 
 
 def test_an_external_effect_that_succeeded_is_not_repeated(context: ToolContext) -> None:

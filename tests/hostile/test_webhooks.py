@@ -240,9 +240,10 @@ def test_what_a_tenant_reads_is_the_status_or_no_answer(
 
 
 def test_a_delivery_is_tried_once_and_retried_len_backoff_times(
-    hooks: Webhooks, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")
+    hooks = Webhooks(Database(database_url), background=False)
     failing = Receiver((500,))
     try:
         hooks.register("acme", f"http://127.0.0.1:{failing.port}/hook")
@@ -263,10 +264,10 @@ def test_a_delivery_is_tried_once_and_retried_len_backoff_times(
 
 
 def test_two_deliverers_never_send_one_attempt_twice(
-    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    database_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")
-    url = f"sqlite:///{tmp_path / 'hooks.db'}"
+    url = database_url
     first = Webhooks(Database(url), background=False)
     first.register("acme", f"http://127.0.0.1:{receiver.port}/hook")
     for _ in range(10):
@@ -301,10 +302,10 @@ os._exit(0)  # gone before the retry, as if killed
 
 
 def test_a_pending_delivery_is_sent_after_a_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")
-    url, port = f"sqlite:///{tmp_path / 'hooks.db'}", free_port()
+    url, port = database_url, free_port()
     subprocess.run(
         [sys.executable, "-c", RECORD_AND_DIE, url, f"http://127.0.0.1:{port}/hook"],
         cwd=ROOT,
