@@ -286,7 +286,13 @@ def capture_content() -> bool:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("cadre")
+    """Cadre's tracer (looked up once the provider is installed: spans are on the hot path)."""
+    cached = _state.get("tracer")
+    if cached is None:
+        cached = trace.get_tracer("cadre")
+        if "config" in _state:
+            _state["tracer"] = cached
+    return cached  # type: ignore[no-any-return]
 
 
 def meter() -> metrics.Meter:

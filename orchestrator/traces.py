@@ -98,12 +98,15 @@ def render(roots: list[SpanNode], show_checkpoints: bool = False) -> list[str]:
     def walk(node: SpanNode, prefix: str, last: bool, top: bool) -> None:
         children = node.children
         folded = ""
+        # Checkpoint writes are events on a span (spans of their own with
+        # CADRE_TRACE_CHECKPOINTS=spans): folded into a count either way unless asked for.
+        events = [e for e in node.record.get("events", []) if e["name"] == CHECKPOINT]
+        writes_ms = [e["attributes"].get("cadre.checkpoint.ms", 0.0) for e in events]
         if not show_checkpoints:
-            writes = [c for c in children if c.name == CHECKPOINT]
+            writes_ms += [c.seconds * 1000 for c in children if c.name == CHECKPOINT]
             children = [c for c in children if c.name != CHECKPOINT]
-            if writes:
-                total = sum(c.seconds for c in writes) * 1000
-                folded = f"  [{len(writes)} checkpoint writes, {total:.1f} ms]"
+        if writes_ms and not show_checkpoints:
+            folded = f"  [{len(writes_ms)} checkpoint writes, {sum(writes_ms):.1f} ms]"
         branch = "" if top else ("└─ " if last else "├─ ")
         label = f"{prefix}{branch}{node.name}"
         lines.append(f"{label:<52} {_duration(node.seconds):>9}  {describe(node)}{folded}".rstrip())

@@ -29,8 +29,8 @@ from orchestrator import telemetry
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import OutputSchemaError
 from orchestrator.hosting.pool import HostPool
-from orchestrator.traces import load_tree, trace_id_of
 from orchestrator.runs.runner import Runner
+from orchestrator.traces import load_tree, trace_id_of
 from tests.conftest import ROOT, TelemetryHarness
 from tests.workflow.fixtures import scripted_workflow_catalog
 
@@ -90,7 +90,10 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
         "cadre.review",
         "invoke_workflow claim",
     ]
-    assert named(root.children, "cadre.checkpoint.write"), "checkpoint writes are traced"
+    writes = [e for s in spans for e in s.record["events"] if e["name"] == "cadre.checkpoint.write"]
+    assert writes, "checkpoint writes are traced, as events on the run's spans"
+    assert not named(root.children, "cadre.checkpoint.write"), "and not as spans of their own"
+    assert all(e["attributes"]["cadre.checkpoint.ms"] >= 0 for e in writes)
 
     agent = named(root.children, "invoke_agent extractor")[0]
     assert agent.record["attributes"]["gen_ai.agent.name"] == "extractor"

@@ -16,21 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from orchestrator import telemetry
-from orchestrator.calls import SpecialistAnswer, build_request, model_label, parse_answer
+from orchestrator.calls import SpecialistAnswer
 from orchestrator.catalog import Catalog
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
-from orchestrator.errors import CadreError, ContextLengthError, EngineError, HostUnavailableError
-from orchestrator.hosting.host import PROVIDERS, RemoteModelHost, request_model
+from orchestrator.errors import CadreError, EngineError, HostUnavailableError
+from orchestrator.hosting.host import RemoteModelHost
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
+from orchestrator.specialists.asking import ask_through
 from orchestrator.specs import ModelSpec, SpecialistSpec
 
 
@@ -160,60 +159,7 @@ class HostPool:
         self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
     ) -> SpecialistAnswer:
         """Ask with a specialist spec in hand (a workflow may narrow its output schema)."""
-        adapter = self.catalog.adapter_path(specialist)
-        request = build_request(specialist, text, adapter, history)
-        started = time.perf_counter()
-        try:
-            result, attempts = await self.generate(specialist.model, request)
-        except ContextLengthError as err:
-            raise ContextLengthError(
-                f"specialist {specialist.name!r} (model {specialist.model!r}): {err.message}",
-                err.prompt_tokens,
-                err.context_length,
-            ) from None
-        latency = time.perf_counter() - started
-        _record_metrics(self.catalog.model(specialist.model), request, result, latency)
-        output = parse_answer(specialist, result)
-        return SpecialistAnswer(
-            specialist=specialist.name,
-            model=specialist.model,
-            output=output,
-            text=result.text,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            finish_reason=result.finish_reason,
-            latency_s=latency,
-            model_time_s=result.model_time_s,
-            queue_time_s=float(result.extra.get("queue_time_s", 0.0)),
-            host=str(result.extra.get("host", "")),
-            attempts=attempts,
-            adapter=model_label(specialist.model, adapter) if adapter else None,
-        )
-
-
-_instruments: dict[str, Any] = {}
-
-
-def _record_metrics(
-    model: ModelSpec, request: GenerationRequest, result: GenerationResult, seconds: float
-) -> None:
-    """The GenAI client metrics: token usage and operation duration, per call."""
-    if not _instruments:
-        meter = telemetry.meter()
-        _instruments["tokens"] = meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per call."
-        )
-        _instruments["duration"] = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="Duration of a call."
-        )
-    attributes = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": PROVIDERS[model.engine],
-        "gen_ai.request.model": request_model(model, request),
-    }
-    _instruments["duration"].record(seconds, attributes)
-    for kind, count in (("input", result.input_tokens), ("output", result.output_tokens)):
-        _instruments["tokens"].record(count, {**attributes, "gen_ai.token.type": kind})
+        return await ask_through(self.generate, self.catalog, specialist, text, history)
 
 
 def _check_placement(model: ModelSpec) -> None:

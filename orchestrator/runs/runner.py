@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 
 import jsonschema
 from langgraph.types import Command
+from opentelemetry import trace
 
-from orchestrator import telemetry
+from orchestrator import config, telemetry
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, InputError, RunError
 from orchestrator.runs.budget import token_budget
@@ -56,6 +57,7 @@ from orchestrator.workflow.spec import WorkflowSpec
 from orchestrator.workflow.templates import lookup
 
 T = TypeVar("T")
+CHECKPOINT_WRITE = "cadre.checkpoint.write"
 log = logging.getLogger(__name__)
 
 
@@ -452,15 +454,12 @@ class Runner:
                     self.on_progress(step)
                 if stop.is_set():  # cancelled, or the lease went to another driver
                     await stream.aclose()
-                    await self._settle()
                     return
         except CadreError as err:
-            await self._settle()
             usage = await self._usage(graph, config)
             await self._io(self.store.set_status, run_id, "failed", error=err.message, usage=usage)
             raise
         except Exception as err:
-            await self._settle()
             message = f"{type(err).__name__}: {err}"
             usage = await self._usage(graph, config)
             await self._io(self.store.set_status, run_id, "failed", error=message, usage=usage)
@@ -500,20 +499,6 @@ class Runner:
         value = {"text": summary, "provenance": {"run": record.id, "workflow": record.workflow}}
         await self._memory.aput(namespace, record.id, value)
 
-    async def _settle(self) -> None:
-        """After a run stopped mid-step (cancelled, failed), roll back any checkpoint write the
-        stop cut short: an open SQLite transaction would lock the database for everyone. Under
-        the saver's lock, so no other run's write is in the middle of its transaction."""
-        conn = getattr(self.checkpointer, "conn", None)
-        if conn is None or not getattr(conn, "in_transaction", False):
-            return
-        lock = getattr(self.checkpointer, "lock", None) or contextlib.nullcontext()
-        async with lock:  # type: ignore[attr-defined]
-            if getattr(conn, "in_transaction", False):
-                rollback = conn.rollback()
-                if asyncio.iscoroutine(rollback):
-                    await rollback
-
     async def _usage(self, graph: Any, config: dict[str, Any]) -> dict[str, Any]:
         try:
             return dict((await graph.aget_state(config)).values.get("_usage", {}))
@@ -527,15 +512,31 @@ class Runner:
 
 
 def instrument_checkpointer(saver: Any) -> None:
-    """Wrap the saver's writes in ``cadre.checkpoint.write`` spans (reads stay untraced)."""
+    """Trace the saver's writes (reads stay untraced): by default each write is a
+    ``cadre.checkpoint.write`` event, with its duration, on the span current at the time (a
+    step's span, or the run's), so checkpoints do not crowd a trace; with
+    ``CADRE_TRACE_CHECKPOINTS=spans`` each write is a span of its own."""
+    as_spans = config.trace_checkpoints() == "spans"
 
     def traced(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
-        async def write(config: Any, *args: Any, **kwargs: Any) -> Any:
-            thread = config.get("configurable", {}).get("thread_id", "")
+        async def write(run_config: Any, *args: Any, **kwargs: Any) -> Any:
+            thread = run_config.get("configurable", {}).get("thread_id", "")
             attributes = {"cadre.checkpoint.op": name, "gen_ai.conversation.id": thread}
-            with telemetry.span("cadre.checkpoint.write", attributes):
-                return await method(config, *args, **kwargs)
+            if as_spans:
+                with telemetry.span(CHECKPOINT_WRITE, attributes):
+                    return await method(run_config, *args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return await method(run_config, *args, **kwargs)
+            finally:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                current = trace.get_current_span()
+                if current.is_recording():
+                    current.add_event(
+                        CHECKPOINT_WRITE,
+                        {"cadre.checkpoint.op": name, "cadre.checkpoint.ms": elapsed_ms},
+                    )
 
         return write
 

@@ -1,0 +1,87 @@
+"""The one way to ask a specialist: build the request, generate, record metrics, check the answer.
+
+Where the engine runs is the caller's ``generate`` (a Ray host through the pool, or an engine in
+this process); everything else about a call happens here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from orchestrator import telemetry
+from orchestrator.calls import SpecialistAnswer, build_request, model_label, parse_answer
+from orchestrator.catalog import Catalog
+from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
+from orchestrator.errors import ContextLengthError
+from orchestrator.specialists.traced import PROVIDERS, request_model
+from orchestrator.specs import ModelSpec, SpecialistSpec
+
+Generate = Callable[[str, GenerationRequest], Awaitable[tuple[GenerationResult, int]]]
+"""Generate one request on a model (by name); returns the result and the attempts it took."""
+
+
+async def ask_through(
+    generate: Generate,
+    catalog: Catalog,
+    specialist: SpecialistSpec,
+    text: str,
+    history: Sequence[Message] = (),
+) -> SpecialistAnswer:
+    """Ask ``specialist`` about ``text`` through ``generate``; the answer is checked against
+    the specialist's output schema. The registry's live adapter version, if any, answers."""
+    adapter = catalog.adapter_path(specialist)
+    request = build_request(specialist, text, adapter, history)
+    started = time.perf_counter()
+    try:
+        result, attempts = await generate(specialist.model, request)
+    except ContextLengthError as err:
+        raise ContextLengthError(
+            f"specialist {specialist.name!r} (model {specialist.model!r}): {err.message}",
+            err.prompt_tokens,
+            err.context_length,
+        ) from None
+    latency = time.perf_counter() - started
+    _record_metrics(catalog.model(specialist.model), request, result, latency)
+    output = parse_answer(specialist, result)
+    return SpecialistAnswer(
+        specialist=specialist.name,
+        model=specialist.model,
+        output=output,
+        text=result.text,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        finish_reason=result.finish_reason,
+        latency_s=latency,
+        model_time_s=result.model_time_s,
+        queue_time_s=float(result.extra.get("queue_time_s", 0.0)),
+        host=str(result.extra.get("host", "")),
+        attempts=attempts,
+        adapter=model_label(specialist.model, adapter) if adapter else None,
+    )
+
+
+_instruments: dict[str, Any] = {}
+
+
+def _record_metrics(
+    model: ModelSpec, request: GenerationRequest, result: GenerationResult, seconds: float
+) -> None:
+    """The GenAI client metrics: token usage and operation duration, per call."""
+    if not _instruments:
+        meter = telemetry.meter()
+        _instruments["tokens"] = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per call."
+        )
+        _instruments["duration"] = meter.create_histogram(
+            "gen_ai.client.operation.duration", unit="s", description="Duration of a call."
+        )
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": PROVIDERS[model.engine],
+        "gen_ai.request.model": request_model(model, request),
+    }
+    _instruments["duration"].record(seconds, attributes)
+    for kind, count in (("input", result.input_tokens), ("output", result.output_tokens)):
+        _instruments["tokens"].record(count, {**attributes, "gen_ai.token.type": kind})

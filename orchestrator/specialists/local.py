@@ -1,0 +1,49 @@
+"""LocalAsker: specialists answered by engines in this process, no Ray.
+
+For the layers above the engine to be tested without actors, and for measuring Cadre's own cost
+per step without the Ray hop (``bench/bench_workflow.py``). A user's runs go through the host pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from orchestrator.calls import SpecialistAnswer
+from orchestrator.catalog import Catalog
+from orchestrator.engines import create_engine
+from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
+from orchestrator.specialists.asking import ask_through
+from orchestrator.specialists.traced import TracedEngine
+from orchestrator.specs import SpecialistSpec
+
+
+class LocalAsker:
+    """Asks specialists through engines it starts in this process, one per model, on first use."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.engines: dict[str, TracedEngine] = {}
+
+    def engine(self, model_name: str) -> TracedEngine:
+        if model_name not in self.engines:
+            model = self.catalog.model(model_name)
+            engine = create_engine(model, self.catalog.weights_path(model))
+            self.engines[model_name] = TracedEngine(model, engine, f"{model.name}-local")
+        return self.engines[model_name]
+
+    async def generate(
+        self, model_name: str, request: GenerationRequest
+    ) -> tuple[GenerationResult, int]:
+        (result,) = await self.engine(model_name).generate([request])
+        return result, 1
+
+    async def ask_spec(
+        self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
+    ) -> SpecialistAnswer:
+        return await ask_through(self.generate, self.catalog, specialist, text, history)
+
+    async def aclose(self) -> None:
+        """Close every engine started."""
+        await asyncio.gather(*(e.engine.close() for e in self.engines.values()))
+        self.engines.clear()

@@ -1,0 +1,120 @@
+"""An engine wrapped with tracing: one ``chat {model}`` span per request (GenAI conventions).
+
+Used by Ray model hosts and by the in-process asker alike, so a call is traced the same wherever
+its engine runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from orchestrator import telemetry
+from orchestrator.calls import model_label
+from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult
+from orchestrator.specs import ModelSpec
+
+PROVIDERS = {"llamacpp": "llama.cpp", "vllm": "vllm", "scripted": "cadre.scripted"}
+"""``gen_ai.provider.name`` per engine (none of them has a registered well-known value)."""
+
+
+def request_model(model: ModelSpec, request: GenerationRequest) -> str:
+    """``gen_ai.request.model`` of a request on this model."""
+    return model_label(model.name, request.adapter)
+
+
+class TracedEngine:
+    """One engine of one model, named (``MODEL-N``), with a span per request."""
+
+    def __init__(self, model: ModelSpec, engine: Engine, name: str) -> None:
+        self.model = model
+        self.engine = engine
+        self.name = name
+        self.inflight = 0
+        self.served = 0
+
+    async def generate(
+        self, requests: Sequence[GenerationRequest], carrier: dict[str, str] | None = None
+    ) -> list[GenerationResult]:
+        """Generate, one ``chat {model}`` span per request, children of the caller's span
+        (``carrier`` holds its W3C traceparent; None: the current span). Each result's ``extra``
+        carries ``queue_time_s`` (time here not spent generating) and ``host`` (this name)."""
+        arrived = time.perf_counter()
+        parent = telemetry.extract(carrier)
+        spans = [
+            telemetry.tracer().start_span(
+                f"chat {request_model(self.model, r)}",
+                context=parent,
+                kind=SpanKind.CLIENT,
+                attributes=self._request_attributes(r),
+            )
+            for r in requests
+        ]
+        self.inflight += 1
+        try:
+            results = await self.engine.generate(requests)
+        except Exception as err:
+            for span in spans:
+                span.set_attribute("error.type", type(err).__name__)
+                span.set_status(Status(StatusCode.ERROR, str(err)[:500]))
+                span.end()
+            raise
+        finally:
+            self.inflight -= 1
+        self.served += len(requests)
+        in_host = time.perf_counter() - arrived
+        model_total = sum(r.model_time_s for r in results)
+        queue = max(0.0, in_host - model_total) / max(1, len(results))
+        for span, result in zip(spans, results, strict=True):
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": result.input_tokens,
+                    "gen_ai.usage.output_tokens": result.output_tokens,
+                    "gen_ai.response.finish_reasons": [result.finish_reason],
+                    "cadre.host.queue_time_s": queue,
+                    "cadre.engine.model_time_s": result.model_time_s,
+                }
+            )
+            if telemetry.capture_content():
+                span.set_attribute(
+                    "gen_ai.output.messages",
+                    json.dumps([{"role": "assistant", "content": result.text}]),
+                )
+            span.end()
+        return [
+            dataclasses.replace(r, extra={**r.extra, "queue_time_s": queue, "host": self.name})
+            for r in results
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        """Calls in flight and served, and the engine's own figures where it keeps some."""
+        engine_stats = getattr(self.engine, "stats", None)
+        return {
+            "inflight": self.inflight,
+            "served": self.served,
+            **(engine_stats() if engine_stats else {}),
+        }
+
+    def _request_attributes(self, request: GenerationRequest) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": PROVIDERS[self.model.engine],
+            "gen_ai.request.model": request_model(self.model, request),
+            "gen_ai.request.max_tokens": request.max_tokens,
+            "gen_ai.request.temperature": request.temperature,
+            "gen_ai.request.top_p": request.top_p,
+            "gen_ai.agent.name": request.tag,
+            "cadre.model": self.model.name,
+            "cadre.host": self.name,
+        }
+        if request.seed is not None:
+            attributes["gen_ai.request.seed"] = request.seed
+        if telemetry.capture_content():
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            attributes["gen_ai.input.messages"] = json.dumps(messages)
+        return attributes
