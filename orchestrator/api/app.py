@@ -14,6 +14,7 @@ already decided, run finished, idempotency key reused), 413 body too large, 422 
 definition time, and the dependency aliases are local to :func:`create_app`.)
 """
 
+import asyncio
 import base64
 import threading
 import time
@@ -37,6 +38,10 @@ from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
 from orchestrator.storage.database import Database
 
 API_VERSION = "v1"
+MAX_WAIT_S = 60.0
+"""The longest a long poll (``GET /v1/runs/{id}?wait_s=``) is held."""
+WAIT_POLL_S = 0.05
+"""How often a held long poll looks at the run again (one indexed read)."""
 
 
 @dataclass
@@ -319,9 +324,26 @@ def create_app(settings: Settings) -> FastAPI:
         return {"runs": [run_json(store, r, brief=True) for r in runs], "next_cursor": next_cursor}
 
     @app.get("/v1/runs/{run_id}", tags=["runs"])
-    def get_run(run_id: str, key: Anyone) -> dict[str, Any]:
+    async def get_run(
+        run_id: str,
+        key: Anyone,
+        wait_s: Annotated[
+            float,
+            Query(
+                ge=0,
+                le=MAX_WAIT_S,
+                description="Hold the answer until the run ends or waits for review, for at "
+                "most this many seconds (a long poll: one request instead of many).",
+            ),
+        ] = 0.0,
+    ) -> dict[str, Any]:
         """A run: status, output, usage, and the reviews it waits for."""
-        return run_json(stores()[0], own_run(key, run_id))
+        run = await asyncio.to_thread(own_run, key, run_id)
+        deadline = time.monotonic() + wait_s
+        while run.status in ("queued", "running") and time.monotonic() < deadline:
+            await asyncio.sleep(WAIT_POLL_S)  # on the event loop: a waiting client holds no thread
+            run = await asyncio.to_thread(lambda: stores()[0].run(run_id))
+        return await asyncio.to_thread(lambda: run_json(stores()[0], run))
 
     @app.post("/v1/runs/{run_id}/cancel", tags=["runs"])
     def cancel_run(run_id: str, key: Submitter) -> dict[str, Any]:

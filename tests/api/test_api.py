@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
 from orchestrator.catalog import load_catalog
+from orchestrator.runs.store import RunStore
 from orchestrator.storage.database import Database
 from tests.catalogs import unique
 from tests.workflow.fixtures import scripted_workflow_catalog
@@ -225,6 +226,43 @@ def test_too_many_requests_from_one_key_is_429(tmp_path: Path) -> None:
     assert int(limited.headers["retry-after"]) >= 1
     # Another key has its own bucket.
     assert api.client.get("/v1/workflows", headers=api.as_("acme-admin")).status_code == 200
+
+
+def test_a_tenant_over_its_queued_limit_is_429_and_others_are_not(tmp_path: Path) -> None:
+    api = make_api(tmp_path, max_queued_per_tenant=2)
+    codes = [submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    refused = submit(api, {"workflow": "claim", "input": SMALL_CLAIM})
+    assert refused.json()["error"]["type"] == "queue_full"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert (
+        submit(api, {"workflow": "claim", "input": SMALL_CLAIM}, "globex-submitter").status_code
+        == 202
+    )
+    RunStore(Database(api.db_url)).db.execute("UPDATE cadre_runs SET status = 'running'")
+    assert submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).status_code == 202
+
+
+def test_a_long_poll_answers_when_the_run_ends_or_when_it_times_out(api: Api) -> None:
+    run_id = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).json()["id"]
+    url, who = f"/v1/runs/{run_id}", api.as_("acme-submitter")
+    started = time.monotonic()
+    held = api.client.get(url, params={"wait_s": 0.4}, headers=who)
+    assert held.json()["status"] == "queued"
+    assert 0.4 <= time.monotonic() - started < 3
+    store = RunStore(Database(api.db_url))
+
+    def finish() -> None:
+        time.sleep(0.3)
+        store.set_status(run_id, "succeeded", output={"done": True})
+
+    threading.Thread(target=finish).start()
+    started = time.monotonic()
+    ended = api.client.get(url, params={"wait_s": 30}, headers=who).json()
+    assert ended["status"] == "succeeded" and ended["output"] == {"done": True}
+    assert time.monotonic() - started < 5, "answered when the run ended, not at the timeout"
+    too_long = api.client.get(url, params={"wait_s": 3600}, headers=who)
+    assert too_long.status_code == 422 and "wait_s" in too_long.json()["error"]["message"]
 
 
 # -- the whole flow on Ray ------------------------------------------------------------------

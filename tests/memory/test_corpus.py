@@ -18,8 +18,8 @@ from orchestrator.errors import InputError, NotFoundError
 from orchestrator.hosting.pool import HostPool
 from orchestrator.memory.corpus import Corpora, chunk_text
 from orchestrator.memory.embeddings import default_embedder
-from orchestrator.storage.database import Database
 from orchestrator.runs.runner import Runner
+from orchestrator.storage.database import Database
 from tests.conftest import ROOT, TelemetryHarness
 from tests.workflow.fixtures import scripted_workflow_catalog
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.storage.database import Database
 from orchestrator.runs.store import RunStore
+from orchestrator.storage.database import Database
 from tests.conftest import ROOT
 from tests.workflow.fixtures import scripted_workflow_catalog
 

@@ -14,8 +14,8 @@ import yaml
 
 from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
-from orchestrator.tools.builtins import outbox
 from orchestrator.runs.runner import Runner
+from orchestrator.tools.builtins import outbox
 from tests.catalogs import unique
 from tests.conftest import ROOT
 
