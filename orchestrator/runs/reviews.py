@@ -8,58 +8,163 @@ decided review of it in one resume (:mod:`orchestrator.runs.runner`).
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import jsonschema
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import ConflictError, InputError
+from orchestrator.messages import kind_of, schema_message
 from orchestrator.runs.store import FINISHED, ReviewRecord, RunStore, not_pending
+
+PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|0|[1-9][0-9]{0,5}")
+"""One step of an edit path: a field name, or a list index."""
 
 
 def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
-    """Turn ``--set path=value`` changes into the state update a review resumes with, checked
-    against the state schema (review gates) or the specialist's schema (map items)."""
+    """Turn ``--set path=value`` changes into the state update a review resumes with. Each path
+    is walked against the schema of what it edits (the state key's declared schema, and the
+    output schema of the specialist that writes the key), so a path into a number, a field the
+    schema lacks, or a value of the wrong type is refused (InputError) and nothing is changed."""
     payload = review.payload
     values = copy.deepcopy(payload.get("values", {}))
+    editable = [str(key) for key in payload.get("editable", [])]
     if payload["kind"] == "map_item":
+        schema = catalog.specialist(payload["specialist"]).output_schema
         answer = values["answer"]
         for path, value in changes.items():
-            if path.split(".")[0] not in payload["editable"]:
+            parts = _parts(review.id, path)
+            if parts[0] not in editable:
                 raise InputError(
                     f"review {review.id}: {path!r} is not a field of the answer "
-                    f"(editable: {', '.join(payload['editable'])})"
+                    f"(editable: {', '.join(editable)})"
                 )
-            _set_path(answer, path, value)
-        schema = catalog.specialist(payload["specialist"]).output_schema
+            _set_path(review.id, path, answer, schema, parts, value)
         _validate(review.id, "answer", answer, schema)
         return {"answer": answer}
-    workflow = catalog.workflow(payload["workflow"])
-    schemas = workflow.state_schemas()
+    schemas = state_schemas(catalog, payload["workflow"])
+    roots = {key.split(".")[0] for key in editable}
     for path, value in changes.items():
-        root = path.split(".")[0]
-        if root not in {key.split(".")[0] for key in payload["editable"]}:
+        parts = _parts(review.id, path)
+        root = parts[0]
+        if root not in roots:
             raise InputError(
                 f"review {review.id}: {path!r} may not be edited here "
-                f"(editable: {', '.join(payload['editable'])})"
+                f"(editable: {', '.join(editable)})"
             )
-        if "." in path:
-            _set_path(values.setdefault(root, {}), path.split(".", 1)[1], value)
-        else:
+        if len(parts) == 1:
             values[root] = value
-    for root, value in values.items():
-        _validate(review.id, root, value, schemas.get(root, {}))
-    return {root: values[root] for root in {p.split(".")[0] for p in changes}}
+            continue
+        if values.get(root) is None:
+            values[root] = {}
+        _set_path(review.id, path, values[root], schemas.get(root, {}), parts[1:], value)
+    edited = {path.split(".")[0] for path in changes}
+    for root in edited:
+        _validate(review.id, root, values[root], schemas.get(root, {}))
+    return {root: values[root] for root in edited}
 
 
-def _set_path(target: Any, path: str, value: Any) -> None:
+def state_schemas(catalog: Catalog, workflow_name: str) -> dict[str, dict[str, Any]]:
+    """Each state key's schema: as declared, and (allOf) the output schema of every specialist
+    node that writes the key, so a key declared as a bare ``{type: object}`` still has its
+    real shape."""
+    workflow = catalog.workflow(workflow_name)
+    schemas = dict(workflow.state_schemas())
+    for node in workflow.nodes:
+        if getattr(node, "kind", None) == "specialist":
+            produced = catalog.specialist(node.specialist).output_schema  # type: ignore[attr-defined]
+            key = node.output  # type: ignore[attr-defined]
+            declared = schemas.get(key)
+            schemas[key] = {"allOf": [declared, produced]} if declared else produced
+    return schemas
+
+
+def _parts(review_id: str, path: str) -> list[str]:
     parts = path.split(".")
-    for part in parts[:-1]:
-        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
-    if isinstance(target, list):
-        target[int(parts[-1])] = value
-    else:
-        target[parts[-1]] = value
+    bad = next((p for p in parts if not PATH_PART.fullmatch(p)), None)
+    if bad is not None or len(path) > 500:
+        shown = "an empty step" if bad == "" else f"{(bad or path)[:40]!r}"
+        raise InputError(
+            f"review {review_id}: the edit path {path[:200]!r} has {shown}; a path is field "
+            "names and list indexes joined by dots, e.g. fields.amount or items.0.label"
+        )
+    return parts
+
+
+def _set_path(
+    review_id: str,
+    path: str,
+    target: Any,
+    schema: dict[str, Any],
+    parts: list[str],
+    value: Any,
+) -> None:
+    """Set ``value`` at ``parts`` inside ``target``, walking ``schema`` alongside."""
+    walked = path.split(".")[: len(path.split(".")) - len(parts)]
+    for i, part in enumerate(parts):
+        here = ".".join(walked + parts[:i]) or "the answer"
+        last = i == len(parts) - 1
+        if isinstance(target, list):
+            if not part.isdigit() or int(part) >= len(target):
+                raise InputError(
+                    f"review {review_id}: {here} is a list of {len(target)} items; "
+                    f"{part!r} is not one of its indexes"
+                )
+            schema = _sub_schema(schema, "items")
+            if last:
+                target[int(part)] = value
+            else:
+                target = target[int(part)]
+            continue
+        if not isinstance(target, dict):
+            raise InputError(
+                f"review {review_id}: {here} is {kind_of(target)}; it has no field {part!r}"
+            )
+        fields = _fields(schema)
+        if fields is not None and part not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise InputError(
+                f"review {review_id}: {here} has no field {part!r} (its fields: {known})"
+            )
+        schema = _sub_schema(schema, "properties", part)
+        if last:
+            target[part] = value
+        else:
+            if target.get(part) is None:
+                target[part] = {}
+            target = target[part]
+
+
+def _fields(schema: dict[str, Any]) -> set[str] | None:
+    """The field names an object schema declares (an edit may set only those), or None when
+    it declares none."""
+    if not isinstance(schema, dict):
+        return None
+    if isinstance(schema.get("properties"), dict) and schema["properties"]:
+        return set(schema["properties"])
+    for part in schema.get("allOf", []):
+        named = _fields(part)
+        if named is not None:
+            return named
+    return None
+
+
+def _sub_schema(schema: dict[str, Any], keyword: str, name: str | None = None) -> dict[str, Any]:
+    """The schema one step down (an object's property, or a list's items), looking through
+    allOf; {} when the schema does not say."""
+    if not isinstance(schema, dict):
+        return {}
+    found = schema.get(keyword, {})
+    if name is not None:
+        found = found.get(name, {}) if isinstance(found, dict) else {}
+    if found:
+        return found if isinstance(found, dict) else {}
+    for part in schema.get("allOf", []):
+        inner = _sub_schema(part, keyword, name)
+        if inner:
+            return inner
+    return {}
 
 
 def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> None:
@@ -70,7 +175,7 @@ def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> N
         where = "/".join([key, *(str(p) for p in error.absolute_path)])
         raise InputError(
             f"review {review_id}: the edit does not fit the state schema at {where}: "
-            f"{error.message}"
+            f"{schema_message(error)}"
         )
 
 

@@ -36,6 +36,7 @@ from opentelemetry import trace
 from orchestrator import config, telemetry
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, InputError, RunError
+from orchestrator.messages import schema_message
 from orchestrator.runs.budget import token_budget
 from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
 from orchestrator.runs.reviews import record_decision
@@ -81,7 +82,7 @@ def check_input(spec: WorkflowSpec, data: Any) -> dict[str, Any]:
     )
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "input"
-        raise InputError(f"workflow {spec.name!r}: {where}: {error.message}")
+        raise InputError(f"workflow {spec.name!r}: {where}: {schema_message(error)}")
     return data
 
 
