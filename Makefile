@@ -35,6 +35,7 @@ demo: setup
 	bash scripts/demo.sh
 
 test: setup
+	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest
 
 test-vllm: setup-vllm
