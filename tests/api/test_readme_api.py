@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,9 +32,9 @@ KEYS = next(b for b in blocks("bash") if any("cadre keys create" in line for lin
 (SESSION,) = [b for b in blocks("shell") if any("cadre serve &" in line for line in b)]
 
 
-def sh(command: str, timeout: float = 300) -> str:
+def sh(command: str, env: dict[str, str], timeout: float = 300) -> str:
     done = subprocess.run(
-        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        ["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
     assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -41,14 +42,17 @@ def sh(command: str, timeout: float = 300) -> str:
 
 @pytest.mark.model
 @pytest.mark.ray
-def test_the_readme_api_session_runs_as_written() -> None:
+def test_the_readme_api_session_runs_as_written(tmp_path: Path) -> None:
+    # A database of its own: the session's Idempotency-Key would otherwise find the run an
+    # earlier session left in .cadre/ and answer with it.
+    env = {**os.environ, "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'cadre.db'}"}
     for command in KEYS:
-        sh(command)
+        sh(command, env)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", 8000)) != 0, "port 8000 is taken; the README uses it"
     serve = SESSION[0].removesuffix("&").strip()
     server = subprocess.Popen(
-        ["bash", "-c", f"exec {serve}"], cwd=ROOT, start_new_session=True,
+        ["bash", "-c", f"exec {serve}"], cwd=ROOT, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -60,7 +64,7 @@ def test_the_readme_api_session_runs_as_written() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        outputs = [sh(f"timeout 240 bash -c {_quote(line)}") for line in SESSION[1:]]
+        outputs = [sh(f"timeout 240 bash -c {_quote(line)}", env) for line in SESSION[1:]]
         assert '"proposed"' in outputs[2]  # the review, as the reviewer sees it
         assert '"decision":"approve"' in outputs[3]
         assert '"decided_by":"Rita Reviewer' in outputs[3]
