@@ -32,10 +32,12 @@ from orchestrator.api.keys import ApiKey, KeyStore
 from orchestrator.api.webhooks import Webhooks
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, ConflictError, InputError, NotFoundError
+from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.runner import check_input
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
 from orchestrator.storage.database import Database
+from orchestrator.workflow.budget import day_start
 
 API_VERSION = "v1"
 MAX_WAIT_S = 60.0
@@ -113,6 +115,7 @@ class _Local(threading.local):
     """Each handler thread's own connection and stores (their tables are set up once)."""
 
     stores: tuple[RunStore, KeyStore, Webhooks] | None = None
+    budgets: TenantBudgets | None = None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -133,6 +136,11 @@ def create_app(settings: Settings) -> FastAPI:
         return local.stores
 
     stores()  # create the tables once, up front
+
+    def budgets() -> TenantBudgets:
+        if local.budgets is None:
+            local.budgets = TenantBudgets(stores()[0].db)
+        return local.budgets
 
     # -- refusals ---------------------------------------------------------------------------
 
@@ -290,6 +298,16 @@ def create_app(settings: Settings) -> FastAPI:
                 f"tenant {key.tenant!r} already has {settings.max_queued_per_tenant} runs "
                 "waiting for a worker; retry when some have started",
                 {"Retry-After": "5"},
+            )
+        limit = budgets().get(key.tenant)
+        if limit is not None and budgets().used_today(key.tenant) >= limit:
+            retry = int(day_start() + 86_400 - time.time()) + 1
+            raise ApiError(
+                429,
+                "budget_exhausted",
+                f"tenant {key.tenant!r} has used its {limit} tokens for today (UTC); new runs "
+                "are admitted again tomorrow, or raise the budget with `cadre tenants budget`",
+                {"Retry-After": str(retry)},
             )
         run, created = store.create_run(
             spec.name,

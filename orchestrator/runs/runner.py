@@ -341,8 +341,12 @@ class Runner:
         return await self._io(self.store.review, review_id), run
 
     def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run; a driver holding it stops after its current step (within a tick)."""
-        return self.store.cancel(run_id)
+        """Cancel a run; a driver holding it stops after its current step (this one at once,
+        another within a tick)."""
+        record = self.store.cancel(run_id)
+        if run_id in self._stops:
+            self._stops[run_id].set()
+        return record
 
     # -- spans -----------------------------------------------------------------------------
 

@@ -243,6 +243,26 @@ def test_a_tenant_over_its_queued_limit_is_429_and_others_are_not(tmp_path: Path
     assert submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).status_code == 202
 
 
+def test_a_tenant_that_spent_its_daily_budget_gets_429_at_submission(api: Api) -> None:
+    from orchestrator.runs.budget import TenantBudgets
+
+    store = RunStore(Database(api.db_url))
+    TenantBudgets(store.db).set("acme", 100)
+    first = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).json()
+    assert store.run(first["id"]).status == "queued"
+    store.db.execute(
+        "UPDATE cadre_runs SET input_tokens = 80, output_tokens = 20 WHERE id = ?", (first["id"],)
+    )
+    refused = submit(api, {"workflow": "claim", "input": SMALL_CLAIM})
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "budget_exhausted"
+    assert "100 tokens" in refused.json()["error"]["message"]
+    assert 0 < int(refused.headers["retry-after"]) <= 86_400
+    assert (
+        submit(api, {"workflow": "claim", "input": SMALL_CLAIM}, "globex-submitter").status_code
+        == 202
+    )
+
+
 def test_a_long_poll_answers_when_the_run_ends_or_when_it_times_out(api: Api) -> None:
     run_id = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).json()["id"]
     url, who = f"/v1/runs/{run_id}", api.as_("acme-submitter")
