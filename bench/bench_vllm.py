@@ -2,10 +2,13 @@
 
 Aggregate output tokens per second for
   1. 8 calls one after another, then the same 8 calls at once (continuous batching);
-  2. 8 calls at once on the bare base, on one LoRA adapter, and spread over 3 LoRA adapters.
-Each figure is the median of 3 rounds after a warm-up; the ratios are against the baseline
-measured in the same run. Run it in .venv-vllm (`make bench-vllm`); it prepares SmolLM2 and trains
-three tiny adapters (a few PEFT steps, cached under .cadre/bench/) the first time.
+  2. 8 calls at once on the bare base, on one LoRA adapter, and spread over 3 LoRA adapters;
+  3. 16 runs of a one-node workflow submitted at once over the REST API (run workers drive them
+     concurrently, so the engine batches them), against 16 concurrent calls of the same
+     specialist straight to the same engine's Ray host.
+Each figure of 1 and 2 is the median of 3 rounds after a warm-up; the ratios are against the
+baseline measured in the same run. Run it in .venv-vllm (`make bench-vllm`); it prepares SmolLM2
+and trains three tiny adapters (a few PEFT steps, cached under .cadre/bench/) the first time.
 """
 
 from __future__ import annotations
@@ -117,6 +120,125 @@ async def main() -> None:
     print(f"ratio concurrent/sequential: x{concurrent / sequential:.2f}")
     print(f"ratio 3 adapters mixed/base only: x{mixed_rate / concurrent:.2f}")
     print(f"ratio 3 adapters mixed/1 adapter: x{mixed_rate / one_adapter:.2f}")
+    direct, over_api, at_once = api_against_direct(16)
+    print(f"{'16 calls at once to the Ray host':<42}{direct:>10.1f}")
+    print(f"{'16 runs at once over the API':<42}{over_api:>10.1f}")
+    print(f"  the engine decoded up to {at_once} calls together")
+    print(f"ratio API/direct: x{over_api / direct:.2f}")
+
+
+ONE_NODE = {
+    "name": "restate",
+    "description": "One specialist call.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"text": {"type": "string"}},
+        "required": ["text"],
+    },
+    "state": {"line": {"type": "object"}},
+    "start": "say",
+    "nodes": [
+        {
+            "kind": "specialist",
+            "id": "say",
+            "specialist": "one-liner",
+            "input": "{text}",
+            "output": "line",
+            "next": "end",
+        }
+    ],
+}
+
+
+def api_against_direct(runs: int) -> tuple[float, float, int]:
+    """Output tokens/s of ``runs`` concurrent calls straight to the host, then of ``runs`` runs
+    submitted at once over the API; and the most calls the engine decoded together."""
+    import tempfile
+    import threading
+    import uuid
+
+    import httpx
+    import ray
+    import uvicorn
+    import yaml
+
+    from orchestrator.api.app import Settings, create_app
+    from orchestrator.api.keys import KeyStore
+    from orchestrator.cli_api import run_driver
+    from orchestrator.hosting.pool import HostPool
+    from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
+    from orchestrator.hosting.workers import RunWorkers
+    from orchestrator.runs.worker import serve_in_thread
+    from orchestrator.storage.database import Database
+
+    tmp = Path(tempfile.mkdtemp(prefix="cadre-bench-vllm-api-"))
+    (tmp / "graphs").mkdir()
+    (tmp / "graphs" / "restate.yaml").write_text(yaml.safe_dump(ONE_NODE, sort_keys=False))
+    agents = ROOT / "examples" / "vllm" / "agents"
+    catalog = load_catalog(agents, tmp / "graphs")
+    texts = [TICKETS[i % len(TICKETS)] + f" (case {i})" for i in range(runs)]
+    ensure_ray()
+    pool = HostPool(catalog)
+    spec = catalog.specialist("one-liner")
+
+    async def direct() -> float:
+        await pool.ask_spec(spec, "warm-up")
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(pool.ask_spec(spec, t) for t in texts))
+        return sum(a.output_tokens for a in answers) / (time.perf_counter() - started)
+
+    direct_rate = asyncio.run(direct())
+    url = f"sqlite:///{tmp / 'cadre.db'}"
+    workers = RunWorkers(
+        run_driver(agents, tmp / "graphs", url),
+        serve_in_thread,
+        2,
+        prefix=f"vb-{uuid.uuid4().hex[:6]}",
+    )
+    token = KeyStore(Database(url)).create("bench", "submitter")[1]
+    app = create_app(Settings(catalog=catalog, database_url=url, wake=workers.wake))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+
+    async def submit_all(batch: list[str]) -> float:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=300,
+        ) as http:
+            started = time.perf_counter()
+            sent = await asyncio.gather(
+                *(
+                    http.post("/v1/runs", json={"workflow": "restate", "input": {"text": t}})
+                    for t in batch
+                )
+            )
+            done = await asyncio.gather(
+                *(http.get(f"/v1/runs/{r.json()['id']}", params={"wait_s": 60}) for r in sent)
+            )
+            elapsed = time.perf_counter() - started
+            assert all(d.json()["status"] == "succeeded" for d in done), [d.json() for d in done]
+            return sum(d.json()["output_tokens"] for d in done) / elapsed
+
+    asyncio.run(submit_all(["warm-up"]))  # the workers load the catalog and find the host
+    api_rate = asyncio.run(submit_all(texts))
+    host = ray.get_actor("smollm2-135m-vllm-0", namespace=NAMESPACE)
+    at_once = int(ray.get(host.stats.remote()).get("peak_running", 0))
+    server.should_exit = True
+    workers.shutdown()
+    pool.shutdown()
+    return direct_rate, api_rate, at_once
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _version() -> str:

@@ -198,10 +198,7 @@ def workers(prefix, resources):
                       options={"resources": resources})
 
 def node_of(pool):
-    name = pool.names[0]
-    for actor in ray.util.state.list_actors(filters=[("name", "=", name)], detail=True):
-        if actor["state"] == "ALIVE":
-            return actor["node_id"]
+    return pool.stats()[0]["node_id"]
 
 def wait(check, what):
     deadline = time.monotonic() + 120

@@ -44,7 +44,11 @@ class RunWorker:
     def stats(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {**asdict(self.driver.stats), "serving": self.thread.is_alive()}
+        return {
+            **asdict(self.driver.stats),
+            "serving": self.thread.is_alive(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+        }
 
 
 RemoteRunWorker = ray.remote(max_restarts=-1, max_task_retries=0)(RunWorker)

@@ -17,6 +17,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.errors import ConflictError, InputError
 from orchestrator.messages import kind_of, schema_message
 from orchestrator.runs.store import FINISHED, ReviewRecord, RunStore, not_pending
+from orchestrator.workflow.spec import SpecialistNode
 
 PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|0|[1-9][0-9]{0,5}")
 """One step of an edit path: a field name, or a list index."""
@@ -72,11 +73,10 @@ def state_schemas(catalog: Catalog, workflow_name: str) -> dict[str, dict[str, A
     workflow = catalog.workflow(workflow_name)
     schemas = dict(workflow.state_schemas())
     for node in workflow.nodes:
-        if getattr(node, "kind", None) == "specialist":
-            produced = catalog.specialist(node.specialist).output_schema  # type: ignore[attr-defined]
-            key = node.output  # type: ignore[attr-defined]
-            declared = schemas.get(key)
-            schemas[key] = {"allOf": [declared, produced]} if declared else produced
+        if isinstance(node, SpecialistNode):
+            produced = catalog.specialist(node.specialist).output_schema
+            declared = schemas.get(node.output)
+            schemas[node.output] = {"allOf": [declared, produced]} if declared else produced
     return schemas
 
 

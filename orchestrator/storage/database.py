@@ -7,6 +7,7 @@ two drivers' differences (placeholders, rows as dicts) behind ``execute`` and ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from orchestrator.errors import UserError
 
@@ -45,6 +47,23 @@ def _sqlite_path(url: str) -> Path:
     return path
 
 
+_WRITERS: dict[Path, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def sqlite_writer(url: str) -> threading.RLock:
+    """The one lock this process's writers of a SQLite file take: they queue on it and are
+    woken at once, instead of meeting in SQLite's busy handler, which sleeps 1 to 100 ms
+    between tries (on a run worker's event loop, that sleep would stop every run)."""
+    path = _sqlite_path(url).resolve()
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(path, threading.RLock())
+
+
+def _writes(sql: str) -> bool:
+    return not sql.lstrip()[:6].upper().startswith(("SELECT", "PRAGMA"))
+
+
 class Database:
     """A connection to the run database, with ``?`` placeholders on both backends."""
 
@@ -69,19 +88,24 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._conn = conn
+        self._writer = contextlib.nullcontext() if self.postgres else sqlite_writer(self.url)
+
+    def _guard(self, sql: str) -> Any:
+        """What a statement holds besides the connection: SQLite writes, the file's writer."""
+        return self._writer if _writes(sql) else contextlib.nullcontext()
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
-        with self._lock:
+        with self._lock, self._guard(sql):
             cursor = self._conn.execute(self._sql(sql), tuple(params))
             return int(cursor.rowcount)
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each row of parameters, in one transaction."""
-        with self._lock:
+        with self._lock, self._guard(sql):
             if self.postgres:
                 with self._conn.transaction(), self._conn.cursor() as cursor:
                     cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
@@ -95,8 +119,8 @@ class Database:
             self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a query, as dicts."""
-        with self._lock:
+        """Rows of a query, as dicts (an ``UPDATE ... RETURNING`` too)."""
+        with self._lock, self._guard(sql):
             cursor = self._conn.execute(self._sql(sql), tuple(params))
             return [dict(row) for row in cursor.fetchall()]
 
@@ -133,49 +157,58 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        sqlite_saver = _inline_saver()(conn)
+        sqlite_saver = InlineSqliteSaver(conn, sqlite_writer(url))
         sqlite_saver.setup()
         yield sqlite_saver
     finally:
         conn.close()
 
 
-def _inline_saver() -> type[BaseCheckpointSaver[Any]]:
-    from langgraph.checkpoint.sqlite import SqliteSaver
+class InlineSqliteSaver(SqliteSaver):
+    """LangGraph's SQLite saver, its async methods run inline on the event loop.
 
-    class InlineSqliteSaver(SqliteSaver):
-        """LangGraph's SQLite saver, its async methods run inline on the event loop.
+    A checkpoint write in WAL mode with synchronous=NORMAL takes tens of microseconds;
+    handing it to a thread (aiosqlite) and back costs more than the write, on every step
+    (about 0.9 ms a node measured here). Inline, a write is never cut short by a cancelled
+    task either, so no transaction is left open. What it can wait for is SQLite's write
+    lock, held by another process only for the length of one short transaction; this
+    process's other writers it waits for on ``writer`` (see :func:`sqlite_writer`).
+    """
 
-        A checkpoint write in WAL mode with synchronous=NORMAL takes tens of microseconds;
-        handing it to a thread (aiosqlite) and back costs more than the write, on every step
-        (about 0.9 ms a node measured here). Inline, a write is never cut short by a cancelled
-        task either, so no transaction is left open. What it can wait for is SQLite's write
-        lock, held by another process only for the length of one short transaction.
-        """
+    def __init__(self, conn: sqlite3.Connection, writer: threading.RLock) -> None:
+        super().__init__(conn)
+        self.writer = writer
 
-        async def aget_tuple(self, config: Any) -> Any:
-            return self.get_tuple(config)
+    def setup(self) -> None:
+        if self.is_setup:  # the saver calls this before every statement
+            return
+        with self.writer:
+            super().setup()
 
-        async def alist(  # type: ignore[override]
-            self,
-            config: Any,
-            *,
-            filter: dict[str, Any] | None = None,
-            before: Any = None,
-            limit: int | None = None,
-        ) -> AsyncIterator[Any]:
-            for item in self.list(config, filter=filter, before=before, limit=limit):
-                yield item
+    async def aget_tuple(self, config: Any) -> Any:
+        return self.get_tuple(config)
 
-        async def aput(self, config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+    async def alist(  # type: ignore[override]
+        self,
+        config: Any,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: Any = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[Any]:
+        for item in self.list(config, filter=filter, before=before, limit=limit):
+            yield item
+
+    async def aput(self, config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        with self.writer:
             return self.put(config, checkpoint, metadata, versions)
 
-        async def aput_writes(
-            self, config: Any, writes: Any, task_id: str, task_path: str = ""
-        ) -> None:
+    async def aput_writes(
+        self, config: Any, writes: Any, task_id: str, task_path: str = ""
+    ) -> None:
+        with self.writer:
             self.put_writes(config, writes, task_id, task_path)
 
-        async def adelete_thread(self, thread_id: str) -> None:
+    async def adelete_thread(self, thread_id: str) -> None:
+        with self.writer:
             self.delete_thread(thread_id)
-
-    return InlineSqliteSaver
