@@ -179,7 +179,7 @@ def test_a_run_submitted_both_ways_runs_on_the_cluster(cluster: Cluster, project
 
 
 TAKEOVER = """
-import json, sys, time
+import json, sys, time, uuid
 import ray
 from orchestrator.cli_api import run_driver
 from orchestrator.hosting.workers import RunWorkers
@@ -206,21 +206,27 @@ def wait(check, what):
         assert time.monotonic() < deadline, what
         time.sleep(0.2)
 
-far = workers("far", {resource: 0.01})
-far.wake()
-wait(lambda: all(store.run(r).status == "running" for r in runs), "runs started on the far node")
-time.sleep(1.5)
-far_node = node_of(far)
-ray.kill(far.handles[0], no_restart=True)
-head = workers("head", {"node:__internal_head__": 0.01})
-wait(lambda: all(store.run(r).status in FINISHED for r in runs), "runs finished on the head")
-print(json.dumps({
-    "far_node": far_node,
-    "head_node": node_of(head),
-    "statuses": [store.run(r).status for r in runs],
-    "head_driven": head.stats()[0]["driven"],
-}))
-head.shutdown()
+tag = uuid.uuid4().hex[:6]  # detached actors outlive this script: names of their own
+far = workers(f"far-{tag}", {resource: 0.01})
+head = None
+try:
+    far.wake()
+    wait(lambda: all(store.run(r).status == "running" for r in runs), "runs started far")
+    time.sleep(1.5)
+    far_node = node_of(far)
+    ray.kill(far.handles[0], no_restart=True)
+    head = workers(f"head-{tag}", {"node:__internal_head__": 0.01})
+    wait(lambda: all(store.run(r).status in FINISHED for r in runs), "runs finished on the head")
+    print(json.dumps({
+        "far_node": far_node,
+        "head_node": node_of(head),
+        "statuses": [store.run(r).status for r in runs],
+        "head_driven": head.stats()[0]["driven"],
+    }))
+finally:
+    for pool in (far, head):
+        if pool is not None:
+            pool.shutdown()
 """
 
 
