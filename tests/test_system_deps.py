@@ -30,11 +30,15 @@ def test_another_user_is_told_the_one_command_to_run() -> None:
     import shutil
     import tempfile
 
-    tmp_path = Path(tempfile.mkdtemp(prefix="cadre-deps-"))  # pytest's tmp dir is root's only
+    # A folder the other user can read: pytest's tmp dir, and maybe the checkout, are root's only.
+    tmp_path = Path(tempfile.mkdtemp(prefix="cadre-deps-"))
     tmp_path.chmod(0o755)
+    script = tmp_path / SCRIPT.name
+    shutil.copy(SCRIPT, script)
+    script.chmod(0o755)
     done = subprocess.run(
         ["runuser", "-u", "nobody", "--", "/usr/bin/env", f"PATH={bare_path(tmp_path)}",
-         "bash", str(SCRIPT)],
+         "bash", str(script)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     shutil.rmtree(tmp_path)
