@@ -53,6 +53,7 @@ def cadre(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.CompletedPr
     return done
 
 
+@pytest.mark.timeout(900)  # trains, evaluates and serves on vLLM: past 300 s on a slow machine
 def test_specialize_eval_promote_serve_rollback(tmp_path: Path, smollm2_hf: Path) -> None:
     train = tmp_path / "train.jsonl"
     train.write_text(
