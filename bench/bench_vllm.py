@@ -87,7 +87,7 @@ async def median(engine: object, requests: Sequence[GenerationRequest], together
 
 async def main() -> None:
     from orchestrator.engines.options import VllmOptions
-    from orchestrator.engines.vllm import VllmEngine
+    from orchestrator.engines.vllm import VllmEngine, cpu_dtype
 
     catalog = load_catalog(ROOT / "agents")
     model = catalog.model("smollm2-135m")
@@ -95,7 +95,9 @@ async def main() -> None:
         model, catalog.weights_path(model), ROOT / ".cadre" / "models" / model.name
     ).path
     loras = adapters(base)
-    options = VllmOptions(dtype="bfloat16", enforce_eager=True, cpu_kvcache_gb=1, max_adapters=4)
+    options = VllmOptions(
+        dtype=cpu_dtype(), enforce_eager=True, cpu_kvcache_gb=1, max_adapters=4
+    )
     started = time.perf_counter()
     engine = VllmEngine(base, 2048, options)
     load_s = time.perf_counter() - started
@@ -110,7 +112,7 @@ async def main() -> None:
     await engine.close()
 
     cpus = os.cpu_count()
-    print(f"vLLM {_version()} on CPU ({cpus} cores), SmolLM2-135M bf16, 64 tokens max per call")
+    print(f"vLLM {_version()} on CPU ({cpus} cores), SmolLM2-135M {options.dtype}, 64 tokens max per call")
     print(f"engine start-up: {load_s:.1f} s; median of {ROUNDS} rounds after a warm-up")
     print(f"{'calls':<42}{'tokens/s':>10}")
     print(f"{'8 calls one after another (base)':<42}{sequential:>10.1f}")
@@ -153,6 +155,7 @@ ONE_NODE = {
 def api_against_direct(runs: int) -> tuple[float, float, int]:
     """Output tokens/s of ``runs`` concurrent calls straight to the host, then of ``runs`` runs
     submitted at once over the API; and the most calls the engine decoded together."""
+    import shutil
     import tempfile
     import threading
     import uuid
@@ -174,7 +177,12 @@ def api_against_direct(runs: int) -> tuple[float, float, int]:
     tmp = Path(tempfile.mkdtemp(prefix="cadre-bench-vllm-api-"))
     (tmp / "graphs").mkdir()
     (tmp / "graphs" / "restate.yaml").write_text(yaml.safe_dump(ONE_NODE, sort_keys=False))
-    agents = ROOT / "examples" / "vllm" / "agents"
+    agents = tmp / "agents"  # the example's model and its one specialist without an adapter
+    example = ROOT / "examples" / "vllm" / "agents"
+    for folder, pattern in (("models", "*.yaml"), ("specialists", "one-liner.yaml")):
+        (agents / folder).mkdir(parents=True)
+        for path in (example / folder).glob(pattern):
+            shutil.copy(path, agents / folder)
     catalog = load_catalog(agents, tmp / "graphs")
     texts = [TICKETS[i % len(TICKETS)] + f" (case {i})" for i in range(runs)]
     ensure_ray()

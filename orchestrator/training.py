@@ -94,8 +94,7 @@ def train_lora(
             len(rows), (min(settings.batch_size, len(rows)),), generator=generator
         )
         batch = [rows[int(i)] for i in picks]
-        input_ids, labels, mask = _pad(torch, batch, pad)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss = answer_loss(torch, model, _pad(torch, batch, pad))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -169,6 +168,21 @@ def _ids(encoded: Any) -> list[int]:
     if hasattr(encoded, "keys"):  # transformers returns a BatchEncoding from some calls
         encoded = encoded["input_ids"]
     return [int(i) for i in encoded]
+
+
+def answer_loss(torch: Any, model: Any, padded: tuple[Any, Any, Any]) -> Any:
+    """The mean cross-entropy over the answer tokens, with logits computed only at the positions
+    that predict one: the vocabulary projection over a whole prompt (most of each row) was about
+    a quarter of a step's time on CPU. Equal to the model's own loss with ``labels``."""
+    input_ids, labels, mask = padded
+    targets = labels[:, 1:]  # the logits at position t predict token t + 1
+    keep = (targets != -100).any(dim=0).nonzero().flatten()
+    logits = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),
+        targets[:, keep].reshape(-1),
+        ignore_index=-100,
+    )
 
 
 def _pad(torch: Any, batch: list[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any, Any]:

@@ -24,11 +24,22 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator.engines.base import FinishReason, GenerationRequest, GenerationResult
 from orchestrator.engines.options import VllmOptions
 from orchestrator.errors import ContextLengthError, EngineError, UserError
+
+
+def cpu_dtype() -> Literal["bfloat16", "float32"]:
+    """The fast dtype for vLLM on this machine's CPU: bfloat16 where the CPU computes it natively
+    (AVX-512 BF16 or AMX), float32 elsewhere, where vLLM emulates bfloat16 (4.6x slower measured
+    on a 2-core AVX2 CPU, with the same answers)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "bfloat16" if "avx512_bf16" in flags or "amx_bf16" in flags else "float32"
 
 
 @dataclass

@@ -111,7 +111,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     from ray.train import Checkpoint
 
     from orchestrator.engines.base import Message
-    from orchestrator.training import _pad, _tokenize, lora_model
+    from orchestrator.training import _pad, _tokenize, answer_loss, lora_model
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -148,8 +148,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         picks = torch.randint(
             len(rows), (min(settings.batch_size, len(rows)),), generator=generator
         )
-        input_ids, labels, mask = _pad(torch, [rows[int(i)] for i in picks], pad)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss = answer_loss(torch, model, _pad(torch, [rows[int(i)] for i in picks], pad))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

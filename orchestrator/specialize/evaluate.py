@@ -113,15 +113,18 @@ def evaluate(
     versions: Sequence[tuple[str, str]],
     corpora: Path,
 ) -> list[Condition]:
-    """Score every condition on one vLLM engine (bfloat16, eager: the CPU settings);
+    """Score every condition on one vLLM engine (eager, in this CPU's fast dtype);
     ``corpora``: the catalog's corpora folder, for a specialist that retrieves."""
     from orchestrator.engines.options import VllmOptions
-    from orchestrator.engines.vllm import VllmEngine
+    from orchestrator.engines.vllm import VllmEngine, cpu_dtype
 
     rows = conditions(spec, versions)
     retrieved = as_served(spec, [e.input for e in examples], corpora)
     options = VllmOptions(
-        dtype="bfloat16", enforce_eager=True, cpu_kvcache_gb=2, max_adapters=max(1, len(versions))
+        dtype=cpu_dtype(),
+        enforce_eager=True,
+        cpu_kvcache_gb=2,
+        max_adapters=max(1, len(versions)),
     )
 
     async def go() -> None:

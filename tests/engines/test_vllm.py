@@ -31,7 +31,7 @@ class Driver:
 
         self.runner = asyncio.Runner()
         options = VllmOptions(
-            dtype="bfloat16", enforce_eager=True, cpu_kvcache_gb=1, max_adapters=2, max_loras=2
+            dtype="float32", enforce_eager=True, cpu_kvcache_gb=1, max_adapters=2, max_loras=2
         )
 
         async def build() -> VllmEngine:

@@ -23,7 +23,7 @@ def vllm_model(name: str, weights: Path) -> dict[str, object]:
         "engine": "vllm",
         "weights": {"kind": "path", "path": str(weights)},
         "context_length": 1024,
-        "engine_options": {"dtype": "bfloat16", "enforce_eager": True, "cpu_kvcache_gb": 1},
+        "engine_options": {"dtype": "float32", "enforce_eager": True, "cpu_kvcache_gb": 1},
         "hosting": {"replicas": 1, "num_cpus": 0},
     }
 
