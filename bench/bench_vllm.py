@@ -95,9 +95,7 @@ async def main() -> None:
         model, catalog.weights_path(model), ROOT / ".cadre" / "models" / model.name
     ).path
     loras = adapters(base)
-    options = VllmOptions(
-        dtype=cpu_dtype(), enforce_eager=True, cpu_kvcache_gb=1, max_adapters=4
-    )
+    options = VllmOptions(dtype=cpu_dtype(), enforce_eager=True, cpu_kvcache_gb=1, max_adapters=4)
     started = time.perf_counter()
     engine = VllmEngine(base, 2048, options)
     load_s = time.perf_counter() - started
@@ -112,7 +110,10 @@ async def main() -> None:
     await engine.close()
 
     cpus = os.cpu_count()
-    print(f"vLLM {_version()} on CPU ({cpus} cores), SmolLM2-135M {options.dtype}, 64 tokens max per call")
+    print(
+        f"vLLM {_version()} on CPU ({cpus} cores), SmolLM2-135M {options.dtype}, "
+        "64 tokens max per call"
+    )
     print(f"engine start-up: {load_s:.1f} s; median of {ROUNDS} rounds after a warm-up")
     print(f"{'calls':<42}{'tokens/s':>10}")
     print(f"{'8 calls one after another (base)':<42}{sequential:>10.1f}")
