@@ -38,9 +38,9 @@ def base_directory(catalog: Any, model_name: str) -> Path:
 def specialize(
     specialist: Annotated[str, typer.Argument(help="The specialist to fine-tune.")],
     data: Annotated[Path, typer.Option("--data", help="Training examples (JSONL).")],
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 60,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 30,
     rank: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 8,
-    learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 3e-3,
     batch_size: Annotated[
         int, typer.Option("--batch", min=1, help="Examples per step, per worker.")
     ] = 4,
