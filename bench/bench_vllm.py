@@ -123,11 +123,6 @@ async def main() -> None:
     print(f"ratio concurrent/sequential: x{concurrent / sequential:.2f}")
     print(f"ratio 3 adapters mixed/base only: x{mixed_rate / concurrent:.2f}")
     print(f"ratio 3 adapters mixed/1 adapter: x{mixed_rate / one_adapter:.2f}")
-    direct, over_api, at_once = api_against_direct(16)
-    print(f"{'16 calls at once to the Ray host':<42}{direct:>10.1f}")
-    print(f"{'16 runs at once over the API':<42}{over_api:>10.1f}")
-    print(f"  the engine decoded up to {at_once} calls together")
-    print(f"ratio API/direct: x{over_api / direct:.2f}")
 
 
 ONE_NODE = {
@@ -151,6 +146,14 @@ ONE_NODE = {
         }
     ],
 }
+
+
+def print_api_against_direct(runs: int) -> None:
+    direct, over_api, at_once = api_against_direct(runs)
+    print(f"{f'{runs} calls at once to the Ray host':<42}{direct:>10.1f}")
+    print(f"{f'{runs} runs at once over the API':<42}{over_api:>10.1f}")
+    print(f"  the engine decoded up to {at_once} calls together")
+    print(f"ratio API/direct: x{over_api / direct:.2f}")
 
 
 def api_against_direct(runs: int) -> tuple[float, float, int]:
@@ -258,3 +261,4 @@ def _version() -> str:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    print_api_against_direct(16)
