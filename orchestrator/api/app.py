@@ -16,10 +16,11 @@ definition time, and the dependency aliases are local to :func:`create_app`.)
 
 import asyncio
 import base64
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from orchestrator.api.keys import ApiKey, KeyStore
+from orchestrator.api.rate_limits import RateLimits
 from orchestrator.api.webhooks import Webhooks
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, ConflictError, InputError, NotFoundError
@@ -72,28 +74,6 @@ class ApiError(Exception):
         self.status, self.kind, self.message, self.headers = status, kind, message, headers or {}
 
 
-@dataclass
-class Buckets:
-    """Token buckets, one per API key: ``burst`` at once, then ``rate`` per second."""
-
-    rate: float
-    burst: int
-    _state: dict[str, tuple[float, float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take(self, key: str) -> float:
-        """0 if the request may go now, else the seconds to wait."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._state.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._state[key] = (tokens - 1, now)
-                return 0.0
-            self._state[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-
-
 class Submission(BaseModel):
     workflow: str = Field(description="Name of the workflow to run (GET /v1/workflows).")
     input: dict[str, Any] = Field(description="The run's input; must fit the workflow's schema.")
@@ -116,6 +96,7 @@ class _Local(threading.local):
 
     stores: tuple[RunStore, KeyStore, Webhooks] | None = None
     budgets: TenantBudgets | None = None
+    limits: RateLimits | None = None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -126,7 +107,6 @@ def create_app(settings: Settings) -> FastAPI:
         description="Submit workflow runs, follow them, and decide their human reviews.",
     )
     local = _Local()
-    buckets = Buckets(settings.rate_per_s, settings.burst)
     catalog = settings.catalog
 
     def stores() -> tuple[RunStore, KeyStore, Webhooks]:
@@ -136,6 +116,11 @@ def create_app(settings: Settings) -> FastAPI:
         return local.stores
 
     stores()  # create the tables once, up front
+
+    def limits() -> RateLimits:
+        if local.limits is None:
+            local.limits = RateLimits(stores()[0].db, settings.rate_per_s, settings.burst)
+        return local.limits
 
     def budgets() -> TenantBudgets:
         if local.budgets is None:
@@ -210,13 +195,14 @@ def create_app(settings: Settings) -> FastAPI:
                 "the API key is wrong or revoked",
                 {"WWW-Authenticate": "Bearer"},
             )
-        wait = buckets.take(key.id)
+        wait = limits().take(key.id)
         if wait:
+            retry = max(1, math.ceil(wait))
             raise ApiError(
                 429,
                 "rate_limited",
-                f"too many requests for this key; retry in {wait:.2f} s",
-                {"Retry-After": str(max(1, round(wait + 0.5)))},
+                f"too many requests for this key; retry in {retry} s",
+                {"Retry-After": str(retry)},
             )
         return key
 
