@@ -214,6 +214,12 @@ def submit(
         absolute_database_url(),
     )
     out.print(f"submitted job {submitted.job_id} to {address}")
+    if jobs.has_password(absolute_database_url()):
+        out.print(
+            "the run database URL has a password, so it was not sent with the job (Ray's "
+            "dashboard shows a job's environment): the job uses the cluster's own "
+            "CADRE_DATABASE_URL, set on its nodes from a secret"
+        )
     if not follow:
         out.print(f"follow it: ray job logs --follow --address {address} {submitted.job_id}")
         return

@@ -129,3 +129,34 @@ def test_the_rayjob_runs_a_shipped_workflow_on_a_shipped_input() -> None:
     assert job["spec"]["clusterSelector"]["ray.io/cluster"] == next(
         d["metadata"]["name"] for _, d in documents() if d.get("kind") == "RayCluster"
     )
+
+
+def test_no_manifest_exposes_ray_without_auth_or_puts_secrets_in_plain_values() -> None:
+    """Every Ray process (KubeRay containers, the API's Ray client, the job submitter, the
+    launcher's `ray start`s) runs with token auth and takes the token from a secret or a file;
+    no manifest turns auth off, and no plain value carries a password."""
+    secrets = {d["metadata"]["name"]: d for _, d in documents() if d.get("kind") == "Secret"}
+    for path, doc in documents():
+        if doc.get("kind") == "Secret":
+            continue
+        for value in walk(doc):
+            if isinstance(value, str):
+                assert "RAY_AUTH_MODE=disabled" not in value, path
+                assert not re.search(r"://[^/@\s:]+:[^/@\s]+@", value), f"{path}: a password"
+            # a Kubernetes container (the launcher's docker block is checked below)
+            if not (isinstance(value, dict) and "image" in value and "name" in value):
+                continue
+            env = {e["name"]: e for e in value.get("env", [])}
+            assert env.get("RAY_AUTH_MODE", {}).get("value") == "token", (path, value["name"])
+            token = env["RAY_AUTH_TOKEN"]
+            assert "value" not in token, f"{path}: the Ray token is written in the manifest"
+            ref = token["valueFrom"]["secretKeyRef"]
+            assert ref["key"] in secrets[ref["name"]]["stringData"]
+    launcher = yaml.safe_load((DEPLOY / "cluster.yaml").read_text())
+    starts = launcher["head_start_ray_commands"] + launcher["worker_start_ray_commands"]
+    for command in (c for c in starts if "ray start" in c):
+        assert command.startswith("RAY_AUTH_MODE=token "), command
+    options = " ".join(launcher["docker"]["run_options"])
+    token_path = re.search(r"RAY_AUTH_TOKEN_PATH=(\S+)", options)
+    assert token_path and token_path.group(1) in launcher["file_mounts"]
+    assert "RAY_AUTH_MODE=token" in options  # `cadre serve` on the head is a Ray client too

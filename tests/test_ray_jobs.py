@@ -252,3 +252,19 @@ def test_a_dead_worker_s_runs_on_the_second_node_are_taken_over_on_the_head(
     assert result["far_node"] != result["head_node"]
     assert result["statuses"] == ["succeeded"] * 4
     assert result["head_driven"] == 4, "the head's worker took over every run"
+
+
+def test_a_database_password_never_goes_into_a_job_s_environment() -> None:
+    """Ray's dashboard shows each job's env_vars: a URL with a password stays out (the job
+    reads the cluster's own CADRE_DATABASE_URL, set from a secret)."""
+    from orchestrator.hosting.jobs import job_env
+
+    for secret in (
+        "postgresql://cadre:s3cret@db:5432/cadre",
+        "postgresql://db/cadre?user=cadre&password=s3cret",
+    ):
+        env = job_env("agents", "graphs", secret)
+        assert "CADRE_DATABASE_URL" not in env and "s3cret" not in str(env)
+    plain = "postgresql://cadre@db:5432/cadre"
+    assert job_env("agents", "graphs", plain)["CADRE_DATABASE_URL"] == plain
+    assert job_env("a", "g", "sqlite:////srv/cadre.db")["CADRE_DATABASE_URL"].startswith("sqlite")

@@ -25,6 +25,32 @@ EXCLUDES = [".git", ".venv", ".venv-*", ".cadre", "__pycache__", "*.pyc"]
 """Never shipped with a job: environments, local state and caches."""
 
 
+def job_env(catalog: str, graphs: str, database_url: str) -> dict[str, str]:
+    """The job's environment variables, which Ray's dashboard shows to anyone who can reach it.
+
+    The database URL goes in only when it carries no password. One with a password stays out:
+    the job then reads the cluster's own ``CADRE_DATABASE_URL``, which the deployment sets on
+    every node from a secret (deploy/kuberay/secret.yaml), or a password file (``PGPASSFILE``).
+    """
+    env = {"CADRE_CATALOG": catalog, "CADRE_GRAPHS": graphs}
+    if not has_password(database_url):
+        env["CADRE_DATABASE_URL"] = database_url
+    return env
+
+
+def has_password(url: str) -> bool:
+    """Whether a database URL carries a password (``scheme://user:password@host/db``, or a
+    ``password=`` parameter)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    try:
+        inline = parts.password
+    except ValueError:  # an unparseable port: treat the URL as secret
+        return True
+    return bool(inline) or "password" in parse_qs(parts.query)
+
+
 @dataclass(frozen=True)
 class Submitted:
     job_id: str
@@ -66,11 +92,7 @@ def submit_run(
             runtime_env={
                 "working_dir": str(working_dir),
                 "excludes": EXCLUDES,
-                "env_vars": {
-                    "CADRE_CATALOG": paths["catalog"],
-                    "CADRE_GRAPHS": paths["graphs"],
-                    "CADRE_DATABASE_URL": database_url,
-                },
+                "env_vars": job_env(paths["catalog"], paths["graphs"], database_url),
             },
             metadata={"cadre.workflow": workflow},
         )
