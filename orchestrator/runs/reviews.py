@@ -17,7 +17,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.errors import ConflictError, InputError
 from orchestrator.messages import kind_of, schema_message
 from orchestrator.runs.store import FINISHED, ReviewRecord, RunStore, not_pending
-from orchestrator.workflow.spec import SpecialistNode
+from orchestrator.workflow.schemas import fields, produced_schemas, sub_schema
 
 PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|0|[1-9][0-9]{0,5}")
 """One step of an edit path: a field name, or a list index."""
@@ -67,17 +67,8 @@ def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog)
 
 
 def state_schemas(catalog: Catalog, workflow_name: str) -> dict[str, dict[str, Any]]:
-    """Each state key's schema: as declared, and (allOf) the output schema of every specialist
-    node that writes the key, so a key declared as a bare ``{type: object}`` still has its
-    real shape."""
-    workflow = catalog.workflow(workflow_name)
-    schemas = dict(workflow.state_schemas())
-    for node in workflow.nodes:
-        if isinstance(node, SpecialistNode):
-            produced = catalog.specialist(node.specialist).output_schema
-            declared = schemas.get(node.output)
-            schemas[node.output] = {"allOf": [declared, produced]} if declared else produced
-    return schemas
+    """Each state key's schema, as declared and as its specialists produce it."""
+    return produced_schemas(catalog.workflow(workflow_name), catalog)
 
 
 def _parts(review_id: str, path: str) -> list[str]:
@@ -111,7 +102,7 @@ def _set_path(
                     f"review {review_id}: {here} is a list of {len(target)} items; "
                     f"{part!r} is not one of its indexes"
                 )
-            schema = _sub_schema(schema, "items")
+            schema = sub_schema(schema, "items")
             if last:
                 target[int(part)] = value
             else:
@@ -121,50 +112,19 @@ def _set_path(
             raise InputError(
                 f"review {review_id}: {here} is {kind_of(target)}; it has no field {part!r}"
             )
-        fields = _fields(schema)
-        if fields is not None and part not in fields:
-            known = ", ".join(sorted(fields)) or "none"
+        known = fields(schema)
+        if known is not None and part not in known:
+            listed = ", ".join(sorted(known)) or "none"
             raise InputError(
-                f"review {review_id}: {here} has no field {part!r} (its fields: {known})"
+                f"review {review_id}: {here} has no field {part!r} (its fields: {listed})"
             )
-        schema = _sub_schema(schema, "properties", part)
+        schema = sub_schema(schema, "properties", part)
         if last:
             target[part] = value
         else:
             if target.get(part) is None:
                 target[part] = {}
             target = target[part]
-
-
-def _fields(schema: dict[str, Any]) -> set[str] | None:
-    """The field names an object schema declares (an edit may set only those), or None when
-    it declares none."""
-    if not isinstance(schema, dict):
-        return None
-    if isinstance(schema.get("properties"), dict) and schema["properties"]:
-        return set(schema["properties"])
-    for part in schema.get("allOf", []):
-        named = _fields(part)
-        if named is not None:
-            return named
-    return None
-
-
-def _sub_schema(schema: dict[str, Any], keyword: str, name: str | None = None) -> dict[str, Any]:
-    """The schema one step down (an object's property, or a list's items), looking through
-    allOf; {} when the schema does not say."""
-    if not isinstance(schema, dict):
-        return {}
-    found = schema.get(keyword, {})
-    if name is not None:
-        found = found.get(name, {}) if isinstance(found, dict) else {}
-    if found:
-        return found if isinstance(found, dict) else {}
-    for part in schema.get("allOf", []):
-        inner = _sub_schema(part, keyword, name)
-        if inner:
-            return inner
-    return {}
 
 
 def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> None:

@@ -2,12 +2,15 @@
 
 Every problem is reported at once, with the workflow file and the node field it is in: unknown
 specialists and tools, edges to nodes that do not exist, nodes nobody reaches, nodes with no way
-out, branches without a default, map and plan nodes without a join, and templates or keys that
-name state the workflow does not have.
+out, branches without a default, map and plan nodes without a join, templates or keys that name
+state the workflow does not have or a field its schema lacks (``{vendor.nmae}``), and branch values
+that the state's enum never holds. A misspelled edge is reported once, with the node it probably
+meant, not again as every node after it being unreachable.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -15,6 +18,7 @@ import jsonschema
 
 from orchestrator.errors import Problem
 from orchestrator.messages import schema_message
+from orchestrator.workflow.schemas import allowed_values, produced_schemas, walk
 from orchestrator.workflow.spec import (
     END_NODE,
     BranchNode,
@@ -64,7 +68,7 @@ def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Probl
         except jsonschema.SchemaError as err:
             yield Problem(file, where, f"not a valid JSON Schema: {schema_message(err)}")
 
-    state = spec.state_schemas()
+    state = produced_schemas(spec, catalog)
     ids: dict[str, int] = {}
     for i, node in enumerate(spec.nodes):
         if node.id in ids or node.id == END_NODE:
@@ -82,7 +86,11 @@ def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Probl
         yield from _node_problems(node, at, file, state, catalog, set(tools))
         for target in successors(node):
             if target is not None and target != END_NODE and target not in ids:
-                yield Problem(file, at, f"node {node.id!r} goes to {target!r}, which is not a node")
+                close = difflib.get_close_matches(target, [*ids, END_NODE], n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                yield Problem(
+                    file, at, f"node {node.id!r} goes to {target!r}, which is not a node{hint}"
+                )
 
     yield from _graph_problems(spec, ids, file)
 
@@ -96,12 +104,29 @@ def _node_problems(
 
     def state_key(path: str, field: str, local: tuple[str, ...] = ()) -> Iterator[Problem]:
         root = path.split(".", 1)[0]
-        if root not in state and root not in local:
+        if root in local:
+            return
+        if root not in state:
             yield Problem(file, f"{at}.{field}", f"{path!r} is not in the workflow's state")
+            return
+        wrong = walk(state[root], path)[1]
+        if wrong is not None:
+            yield Problem(file, f"{at}.{field}", f"{path!r}: {wrong}")
 
     def template(text: str | None, field: str, local: tuple[str, ...] = ()) -> Iterator[Problem]:
         for path in placeholders(text or ""):
             yield from state_key(path, field, local)
+
+    def values_allowed(schema: dict, values: list, where: str, what: str) -> Iterator[Problem]:
+        allowed = allowed_values(schema)
+        if allowed is None:
+            return
+        for value in values:
+            if value not in allowed:
+                choices = ", ".join(repr(a) for a in allowed)
+                yield Problem(
+                    file, f"{at}.{where}", f"{value!r} is never {what} (it is one of {choices})"
+                )
 
     output = getattr(node, "output", None)
     if output is not None and output not in state:
@@ -123,18 +148,35 @@ def _node_problems(
     elif isinstance(node, BranchNode):
         if node.default is None:
             yield Problem(file, f"{at}.default", f"branch {node.id!r} has no default")
+        router = catalog.specialists.get(node.router) if node.router else None
+        route_schema: dict = {}
         if node.router is not None:
             yield from known_specialist(node.router, "router")
             if node.input is None or node.route_on is None:
                 yield Problem(file, at, f"router branch {node.id!r} needs input and route_on")
             yield from template(node.input, "input")
+            if router is not None and node.route_on is not None:
+                route_schema, wrong = walk(router.output_schema, f"{router.name}.{node.route_on}")
+                if wrong is not None:
+                    yield Problem(file, f"{at}.route_on", wrong)
         for j, case in enumerate(node.cases):
             if node.router is None and case.when is None:
                 yield Problem(file, f"{at}.cases.{j}", "a condition branch's case needs `when`")
             if node.router is not None and case.equals is None:
                 yield Problem(file, f"{at}.cases.{j}", "a router branch's case needs `equals`")
+            if case.equals is not None:
+                what = f"{node.router}'s {node.route_on}"
+                yield from values_allowed(route_schema, [case.equals], f"cases.{j}.equals", what)
             if case.when is not None:
-                yield from state_key(case.when.key, f"cases.{j}.when.key")
+                key = case.when.key
+                yield from state_key(key, f"cases.{j}.when.key")
+                root = key.split(".", 1)[0]
+                if root in state and case.when.op in ("eq", "ne", "in", "not_in"):
+                    value = case.when.value
+                    values = value if isinstance(value, list) else [value]
+                    yield from values_allowed(
+                        walk(state[root], key)[0], values, f"cases.{j}.when.value", key
+                    )
     elif isinstance(node, MapNode):
         yield from known_specialist(node.specialist, "specialist")
         yield from state_key(node.over, "over")
@@ -168,7 +210,16 @@ def _node_problems(
 
 
 def _graph_problems(spec: WorkflowSpec, ids: dict[str, int], file: str) -> Iterator[Problem]:
-    edges = {n.id: [t for t in successors(n) if t is not None] for n in spec.nodes}
+    def resolved(target: str) -> str:
+        """A misspelled edge read as the node it probably meant (already reported, with that
+        hint), or as a way out: its typo is not reported again as the nodes after it being
+        unreachable or stuck."""
+        if target == END_NODE or target in ids:
+            return target
+        close = difflib.get_close_matches(target, [*ids, END_NODE], n=1)
+        return close[0] if close else END_NODE
+
+    edges = {n.id: [resolved(t) for t in successors(n) if t is not None] for n in spec.nodes}
     reached: set[str] = set()
     frontier = [spec.start] if spec.start in ids else []
     while frontier:

@@ -141,3 +141,50 @@ def test_output_and_state_keys_must_be_declared(tmp_path: Path) -> None:
     assert any("nodes.3.show: 'notes' is not in the workflow's state" in p for p in problems), (
         problems
     )
+
+
+def test_a_template_naming_a_field_the_specialist_never_answers_is_a_problem(
+    tmp_path: Path,
+) -> None:
+    """The key is declared as a bare object: its fields come from the extractor's output schema."""
+    flow = broken(CLAIM_FLOW)
+    flow["state"]["fields"] = {"type": "object"}
+    flow["nodes"][4]["input"] = "Claim {fields.amonut} payout {payout}"
+    flow["nodes"][2]["cases"][0]["when"]["key"] = "fields.amount.cents"
+    problems = problems_with(tmp_path, flow)
+    assert len(problems) == 2, problems
+    when, template = problems
+    assert "nodes.2.cases.0.when.key: 'fields.amount.cents': fields.amount is a number" in when
+    assert "nodes.4.input: 'fields.amonut': fields has no field 'amonut'" in template
+    assert "(its fields: amount, policy_number)" in template
+
+
+def test_branch_values_outside_the_enum_are_problems(tmp_path: Path) -> None:
+    tickets = broken(TICKETS_FLOW)
+    tickets["nodes"][1]["cases"] = [{"equals": "shipping", "next": "end"}]
+    problems = problems_with(tmp_path, tickets)
+    assert len(problems) == 1, problems
+    assert "nodes.1.cases.0.equals: 'shipping' is never labeller's label" in problems[0]
+    assert "'billing', 'technical'" in problems[0]
+
+    claim = broken(CLAIM_FLOW)
+    claim["nodes"][2]["cases"].append(
+        {
+            "when": {"key": "decision.decision", "op": "in", "value": ["pay", "aprove"]},
+            "next": "end",
+        }
+    )
+    problems = problems_with(tmp_path, claim)
+    assert len(problems) == 1, problems
+    assert "nodes.2.cases.1.when.value: 'aprove' is never decision.decision" in problems[0]
+
+
+def test_one_typo_in_next_is_one_problem_with_the_node_it_probably_meant(tmp_path: Path) -> None:
+    flow = broken(CLAIM_FLOW)
+    flow["nodes"][0]["next"] = "payuot"
+    problems = problems_with(tmp_path, flow)
+    assert len(problems) == 1, problems
+    assert (
+        "node 'extract' goes to 'payuot', which is not a node (did you mean 'payout'?)"
+        in (problems[0])
+    )

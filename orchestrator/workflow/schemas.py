@@ -1,0 +1,105 @@
+"""The shape of a workflow's state, for checking paths into it before anything runs.
+
+A state key's schema is what the workflow declares for it and, ``allOf``, the output schema of
+every specialist node that writes it: a key declared as a bare ``{type: object}`` still has its
+real fields. Templates (``{vendor.name}``), branch conditions and review edits are all walked
+against these schemas, so a misspelled field is found when the workflow is checked, not rendered
+as empty text in a run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.workflow.spec import SpecialistNode, WorkflowSpec
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import Catalog
+
+
+def produced_schemas(workflow: WorkflowSpec, catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """Each state key's schema, as declared and as produced by the specialists that write it."""
+    schemas = dict(workflow.state_schemas())
+    for node in workflow.nodes:
+        if (
+            isinstance(node, SpecialistNode)
+            and node.output in schemas  # an undeclared output key is a problem of its own
+            and node.specialist in catalog.specialists
+        ):
+            produced = catalog.specialists[node.specialist].output_schema
+            declared = schemas[node.output]
+            schemas[node.output] = {"allOf": [declared, produced]} if declared else produced
+    return schemas
+
+
+def fields(schema: Any) -> set[str] | None:
+    """The field names an object schema declares, or None when it declares none (then any
+    field may be there)."""
+    if not isinstance(schema, dict):
+        return None
+    if isinstance(schema.get("properties"), dict) and schema["properties"]:
+        return set(schema["properties"])
+    for part in schema.get("allOf", []):
+        named = fields(part)
+        if named is not None:
+            return named
+    return None
+
+
+def sub_schema(schema: Any, keyword: str, name: str | None = None) -> dict[str, Any]:
+    """The schema one step down (an object's property, or a list's items), looking through
+    allOf; {} when the schema does not say."""
+    if not isinstance(schema, dict):
+        return {}
+    found = schema.get(keyword, {})
+    if name is not None:
+        found = found.get(name, {}) if isinstance(found, dict) else {}
+    if found:
+        return found if isinstance(found, dict) else {}
+    for part in schema.get("allOf", []):
+        inner = sub_schema(part, keyword, name)
+        if inner:
+            return inner
+    return {}
+
+
+def allowed_values(schema: Any) -> list[Any] | None:
+    """The values an ``enum`` or ``const`` allows (looking through allOf), or None."""
+    if not isinstance(schema, dict):
+        return None
+    if isinstance(schema.get("enum"), list):
+        return list(schema["enum"])
+    if "const" in schema:
+        return [schema["const"]]
+    for part in schema.get("allOf", []):
+        found = allowed_values(part)
+        if found is not None:
+            return found
+    return None
+
+
+def walk(schema: dict[str, Any], path: str) -> tuple[dict[str, Any], str | None]:
+    """The schema at a dotted path below a state key (``path`` includes the key), and what is
+    wrong with the path if a step names a field the schema does not declare."""
+    parts = path.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        here = ".".join(parts[:i])
+        kind = schema.get("type")
+        if kind == "array" or (part.isdigit() and sub_schema(schema, "items")):
+            if not part.isdigit():
+                return {}, f"{here} is a list; {part!r} is not an index"
+            schema = sub_schema(schema, "items")
+            continue
+        if isinstance(kind, str) and kind != "object":
+            return (
+                {},
+                f"{here} is {'an' if kind[0] in 'ai' else 'a'} {kind}; it has no field {part!r}",
+            )
+        known = fields(schema)
+        if known is not None and part not in known:
+            listed = ", ".join(sorted(known))
+            return {}, f"{here} has no field {part!r} (its fields: {listed})"
+        schema = sub_schema(schema, "properties", part)
+        if not schema:
+            return {}, None  # the schema says no more: the rest is not checked
+    return schema, None
