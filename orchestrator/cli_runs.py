@@ -213,6 +213,7 @@ def runs_show(
             "created_at": record.created_at,
             "finished_at": record.finished_at,
             "nodes": [e["node"] for e in events],
+            "tool_errors": [e["tool_error"] for e in events if e.get("tool_error")],
             "reviews": [
                 {
                     "id": r.id,
@@ -242,8 +243,10 @@ def runs_show(
             if key.startswith("adapter "):
                 out.print(f"  {'':<20} {int(calls):>3} answered by {key.removeprefix('adapter ')}")
     for tool, timing in record.tools.items():
+        errors = timing.get("errors", 0)
         out.print(
             f"  tool {tool:<15} {timing.get('calls', 0):>3} calls  {timing.get('time_s', 0):.4f} s"
+            + (f"  [red]{errors} failed[/red]" if errors else "")
         )
     waits = [(r.decided_at or time.time()) - r.created_at for r in reviews]
     if waits:
@@ -257,6 +260,13 @@ def runs_show(
         if r.changes:
             extra += f" — set {json.dumps(r.changes.get('set'))}"
         out.print(f"review {r.id} ({r.node}): {escape(decided + extra)}")
+    for event in events:
+        if event.get("tool_error"):
+            failed = event["tool_error"]
+            out.print(
+                f"[red]tool error[/red] in {escape(str(failed.get('node')))} "
+                f"({escape(str(failed.get('tool')))}): {escape(str(failed.get('error')))}"
+            )
     if record.error:
         out.print(f"[red]error:[/red] {escape(record.error)}")
     if record.output is not None:

@@ -455,6 +455,8 @@ class Runner:
                         update.get("_usage") or {},
                     )
                     detail = {"keys": list(step.keys), "usage": step.usage}
+                    if update.get("tool_error"):  # kept with the step: the next tool resets it
+                        detail["tool_error"] = update["tool_error"]
                     self._events.append((run_id, time.time(), node, detail))
                     self.on_progress(step)
                 if stop.is_set():  # cancelled, or the lease went to another driver

@@ -1,10 +1,13 @@
-"""Commands that call no model never start or join Ray: not a new local instance, and not a
-cluster found by accident in Ray's temp dir (a stale record there once hung a run 13 minutes at
-exit). A tools-and-review workflow is run, reviewed and approved through the real CLI with a
-dead cluster's address recorded where Ray looks for one."""
+"""Runs of tool nodes through the real CLI.
+
+Commands that call no model never start or join Ray: not a new local instance, and not a cluster
+found by accident in Ray's temp dir (a stale record there once hung a run 13 minutes at exit). A
+tools-and-review workflow is run, reviewed and approved with a dead cluster's address recorded
+where Ray looks for one. And a tool's error stays on the record after the next tool succeeds."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,6 +21,33 @@ from tests.conftest import ROOT
 from tests.hostile.tool_flows import write_tool_catalog
 
 CADRE = str(Path(sys.executable).parent / "cadre")
+FALLBACK = {
+    "name": "fallback",
+    "description": "A calculation that fails, handled by another.",
+    "input_schema": {"type": "object", "properties": {}},
+    "state": {"first": {"type": ["number", "null"]}, "second": {"type": ["number", "null"]}},
+    "output": ["second"],
+    "start": "broken",
+    "nodes": [
+        {
+            "kind": "tool",
+            "id": "broken",
+            "tool": "calculator",
+            "args": {"expression": "1 / 0"},
+            "output": "first",
+            "next": "end",
+            "on_error": "instead",
+        },
+        {
+            "kind": "tool",
+            "id": "instead",
+            "tool": "calculator",
+            "args": {"expression": "2 * 21"},
+            "output": "second",
+            "next": "end",
+        },
+    ],
+}
 REVIEWED_SUM = {
     "name": "reviewed_sum",
     "description": "A calculation a person checks.",
@@ -91,3 +121,27 @@ def test_a_tools_and_review_run_never_touches_ray_even_with_a_stale_address(
     assert sessions == [], f"Ray was started: {sessions}"
     assert (ray_tmp / "ray" / "ray_current_cluster").read_text() == "127.0.0.1:9"
     print("seconds per command:", {k: round(v, 2) for k, v in took.items()})
+
+
+def test_a_tool_error_handled_by_on_error_stays_on_the_run_record(tmp_path: Path) -> None:
+    agents, graphs = write_tool_catalog(tmp_path)
+    (graphs / "fallback.yaml").write_text(yaml.safe_dump(FALLBACK, sort_keys=False))
+    env = {**os.environ, "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+
+    def cadre(*args: str) -> str:
+        done = subprocess.run(
+            [CADRE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        return done.stdout
+
+    ran = cadre(
+        "run", "fallback", "--input", "{}", "--catalog", str(agents), "--graphs", str(graphs)
+    )
+    run_id = re.search(r"run-[0-9a-f]+", ran)
+    assert run_id and "succeeded" in ran and "42" in ran, ran
+    shown = cadre("runs", "show", run_id.group(0))
+    assert "tool error in broken (calculator):" in shown, shown
+    assert "1 failed" in shown, shown
+    (error,) = json.loads(cadre("runs", "show", run_id.group(0), "--json"))["tool_errors"]
+    assert error["node"] == "broken" and error["tool"] == "calculator" and error["error"]
