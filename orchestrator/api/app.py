@@ -99,6 +99,18 @@ class _Local(threading.local):
     limits: RateLimits | None = None
 
 
+def _submitted(store: RunStore, run: RunRecord, created: bool) -> JSONResponse:
+    """202 for a run just queued; 200 for a retry answered with the run it already made."""
+    return JSONResponse(
+        run_json(store, run),
+        status_code=202 if created else 200,
+        headers={
+            "Location": f"/v1/runs/{run.id}",
+            "Idempotent-Replayed": str(not created).lower(),
+        },
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI application for one API process."""
     app = FastAPI(
@@ -277,6 +289,9 @@ def create_app(settings: Settings) -> FastAPI:
         spec = catalog.workflow(body.workflow)
         check_input(spec, body.input)
         store = stores()[0]
+        first = store.replay(key.tenant, idempotency_key, spec.name, body.input)
+        if first is not None:  # a retry of a run already admitted: never refused for limits
+            return _submitted(store, first, created=False)
         if store.queued_count(key.tenant) >= settings.max_queued_per_tenant:
             raise ApiError(
                 429,
@@ -304,14 +319,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         if created:
             wake()
-        return JSONResponse(
-            run_json(store, run),
-            status_code=202 if created else 200,
-            headers={
-                "Location": f"/v1/runs/{run.id}",
-                "Idempotent-Replayed": str(not created).lower(),
-            },
-        )
+        return _submitted(store, run, created)
 
     @app.get("/v1/runs", tags=["runs"])
     def list_runs(

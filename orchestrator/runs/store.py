@@ -206,17 +206,30 @@ class RunStore:
         )
         if made:
             return self.run(run_id), True
+        first = self.replay(tenant, idempotency_key, workflow, input)
+        assert first is not None, "only an idempotency key conflicts on insert"
+        return first, False
+
+    def replay(
+        self, tenant: str, idempotency_key: str | None, workflow: str, input: dict[str, Any]
+    ) -> RunRecord | None:
+        """The run the tenant already started with this idempotency key, or None; the same
+        key with a different request is a ConflictError."""
+        if idempotency_key is None:
+            return None
         rows = self.db.query(
             "SELECT id FROM cadre_runs WHERE tenant = ? AND idempotency_key = ?",
             (tenant, idempotency_key),
         )
+        if not rows:
+            return None
         first = self.run(rows[0]["id"])
         if first.workflow != workflow or first.input != input:
             raise ConflictError(
                 f"Idempotency-Key {idempotency_key!r} was already used for run {first.id} with "
                 "a different workflow or input; use a new key for a new run"
             )
-        return first, False
+        return first
 
     def run(self, run_id: str) -> RunRecord:
         rows = self.db.query("SELECT * FROM cadre_runs WHERE id = ?", (run_id,))

@@ -243,6 +243,22 @@ def test_a_tenant_over_its_queued_limit_is_429_and_others_are_not(tmp_path: Path
     assert submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).status_code == 202
 
 
+def test_a_retry_of_an_admitted_run_is_answered_even_when_the_tenant_is_at_its_limit(
+    tmp_path: Path,
+) -> None:
+    api = make_api(tmp_path, max_queued_per_tenant=1)
+    body = {"workflow": "claim", "input": SMALL_CLAIM}
+    first = submit(api, body, **{"Idempotency-Key": "claim-7"})
+    assert first.status_code == 202
+    assert submit(api, body).status_code == 429  # a new run is refused: the queue is full
+    retried = submit(api, body, **{"Idempotency-Key": "claim-7"})
+    assert retried.status_code == 200, retried.json()
+    assert retried.json()["id"] == first.json()["id"]
+    assert retried.headers["idempotent-replayed"] == "true"
+    other = dict(body, input={**SMALL_CLAIM, "claim": "another claim"})
+    assert submit(api, other, **{"Idempotency-Key": "claim-7"}).status_code == 409
+
+
 def test_a_tenant_that_spent_its_daily_budget_gets_429_at_submission(api: Api) -> None:
     from orchestrator.runs.budget import TenantBudgets
 
