@@ -6,9 +6,12 @@ place:
 
 - with ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) set: the standard OTLP
   exporter, HTTP/protobuf or gRPC by ``OTEL_EXPORTER_OTLP_PROTOCOL``, configured by the standard
-  ``OTEL_*`` variables; metrics go the same way;
+  ``OTEL_*`` variables; metrics go over OTLP only to an endpoint that takes them (the general or
+  the metrics one, not a traces-only one such as Phoenix's);
 - otherwise spans go to a JSONL file (``.cadre/traces.jsonl``, or ``CADRE_TRACE_FILE``) that
-  ``cadre trace`` reads, so nothing is lost and nothing needs a server.
+  ``cadre trace`` reads, so nothing is lost and nothing needs a server;
+- ``OTEL_TRACES_EXPORTER`` and ``OTEL_METRICS_EXPORTER`` (otlp, console for traces, none)
+  override both choices, as in every OpenTelemetry SDK.
 
 Export failures never fail or stall a run: exporting happens on the SDK's background thread,
 failures are counted and logged once (:class:`GuardedExporter`), and the flush at exit is bounded.
@@ -41,6 +44,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
+    ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
@@ -177,27 +181,52 @@ def setup(
         for key, value in config.otel_env.items():
             os.environ.setdefault(key, value)  # actors: the driver's OTEL_* settings
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", SERVICE)})
-        if exporter is None:
-            exporter = (
-                _otlp_span_exporter() if config.otlp else JsonlSpanExporter(config.trace_file)
-            )
-        guarded = GuardedExporter(exporter)
+        chosen = _exporters("TRACES")
+        if exporter is None and chosen != {"none"}:
+            if "console" in chosen:
+                exporter = ConsoleSpanExporter()
+            elif "otlp" in chosen or config.otlp:
+                exporter = _otlp_span_exporter()
+            else:
+                exporter = JsonlSpanExporter(config.trace_file)
+        guarded = GuardedExporter(exporter) if exporter is not None else None
         # Our own bounded shutdown replaces the SDK's exit hooks, which would wait out an
         # unreachable collector's retries.
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        provider.add_span_processor(
-            BatchSpanProcessor(guarded, schedule_delay_millis=schedule_delay_ms)
-        )
+        if guarded is not None:
+            provider.add_span_processor(
+                BatchSpanProcessor(guarded, schedule_delay_millis=schedule_delay_ms)
+            )
         if also is not None:
             provider.add_span_processor(SimpleSpanProcessor(also))
         trace.set_tracer_provider(provider)
         readers = [metric_reader] if metric_reader else []
-        if metric_reader is None and config.otlp:
+        if metric_reader is None and _metrics_to_otlp():
             readers.append(PeriodicExportingMetricReader(_otlp_metric_exporter()))
         meters = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
         metrics.set_meter_provider(meters)
         _state.update(config=config, provider=provider, meters=meters, exporter=guarded)
         return config
+
+
+def _exporters(signal: str) -> set[str]:
+    """``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER``: the exporters named (otlp,
+    console, none), or an empty set when unset (then Cadre decides)."""
+    named = os.environ.get(f"OTEL_{signal}_EXPORTER", "")
+    return {part.strip().lower() for part in named.split(",") if part.strip()}
+
+
+def _metrics_to_otlp() -> bool:
+    """Metrics go over OTLP when ``OTEL_METRICS_EXPORTER`` says otlp, or, when it is unset,
+    when an endpoint that takes metrics is set: the general one or the metrics one. A
+    traces-only endpoint (Phoenix has no ``/v1/metrics``) sends no metrics anywhere."""
+    chosen = _exporters("METRICS")
+    if chosen:
+        return "otlp" in chosen
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    )
 
 
 def _protocol(signal: str) -> str:

@@ -267,6 +267,37 @@ def test_spans_and_metrics_reach_a_real_otlp_http_collector(tmp_path: Path) -> N
 
 
 @pytest.mark.ray
+def test_a_traces_only_endpoint_gets_no_metrics_and_the_exporter_variables_are_honoured(
+    tmp_path: Path,
+) -> None:
+    """Phoenix takes traces only: with its traces endpoint set, no metrics go anywhere (they
+    went to the default localhost:4318 and printed a transient error per export). And the
+    standard OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER=none turn each signal off."""
+    collector = Collector()
+    phoenix, _ = run_claim(
+        tmp_path / "phoenix", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces"}
+    )
+    assert phoenix.returncode == 0, phoenix.stderr
+    assert {span.name for _, span, _ in collector.spans()} >= {"invoke_workflow claim"}
+    assert collector.metrics == []
+    assert "error" not in phoenix.stderr.lower(), phoenix.stderr
+
+    collector.traces.clear()
+    quiet, _ = run_claim(
+        tmp_path / "none",
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+        },
+    )
+    collector.server.shutdown()
+    assert quiet.returncode == 0, quiet.stderr
+    assert collector.traces == [] and collector.metrics == []
+    assert not (tmp_path / "none" / "traces.jsonl").exists()
+
+
+@pytest.mark.ray
 def test_a_dead_collector_neither_fails_nor_stalls_a_run(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
