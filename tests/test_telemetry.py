@@ -85,11 +85,19 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
 
     children = [c.name for c in root.children if c.name != "cadre.checkpoint.write"]
     assert children == [
+        "cadre.run",  # children in order of start: it starts at the submission
         "invoke_agent extractor",
         "execute_tool calculator",
         "cadre.review",
         "invoke_workflow claim",
     ]
+    # The root ended while the run waited; the whole run, with its final status, is cadre.run.
+    whole = named(root.children, "cadre.run")[0]
+    assert whole.record["attributes"]["cadre.run.status"] == "succeeded"
+    assert whole.seconds >= 0.3 and whole.seconds > root.seconds
+    assert whole.record["attributes"]["cadre.run.total_s"] == pytest.approx(
+        record.finished_at - record.created_at
+    )
     writes = [e for s in spans for e in s.record["events"] if e["name"] == "cadre.checkpoint.write"]
     assert writes, "checkpoint writes are traced, as events on the run's spans"
     assert not named(root.children, "cadre.checkpoint.write"), "and not as spans of their own"

@@ -42,6 +42,7 @@ from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.store import (
     DEFAULT_TENANT,
+    FINISHED,
     ReviewRecord,
     RunRecord,
     RunStore,
@@ -388,8 +389,33 @@ class Runner:
             try:
                 yield
             finally:
-                status = (await self._io(self.store.run, record.id)).status
-                span.set_attribute("cadre.run.status", status)
+                now = await self._io(self.store.run, record.id)
+                span.set_attribute("cadre.run.status", now.status)
+        if resumed and now.status in FINISHED:
+            self._run_span(now)
+
+    def _run_span(self, run: RunRecord) -> None:
+        """``cadre.run``: the whole run, from submission to its end, with its final status,
+        in the run's trace. A run that waited for a review (or was taken over) has several
+        ``invoke_workflow`` stretches, and the first, the trace's root, ended with the status
+        it had then; viewers show this span's status and length as the run's."""
+        attributes: dict[str, Any] = {
+            "gen_ai.conversation.id": run.id,
+            "gen_ai.workflow.name": run.workflow,
+            "cadre.run.status": run.status,
+            "cadre.run.total_s": (run.finished_at or time.time()) - run.created_at,
+            "gen_ai.usage.input_tokens": run.input_tokens,
+            "gen_ai.usage.output_tokens": run.output_tokens,
+        }
+        span = telemetry.tracer().start_span(
+            "cadre.run",
+            context=telemetry.extract(run.trace_context),
+            attributes=attributes,
+            start_time=int(run.created_at * 1e9),
+        )
+        if run.status != "succeeded":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, run.error or run.status))
+        span.end(end_time=int((run.finished_at or time.time()) * 1e9))
 
     # -- driving ---------------------------------------------------------------------------
 
