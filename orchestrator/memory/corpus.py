@@ -40,6 +40,16 @@ SCHEMA = (
         embedding {blob} NOT NULL, PRIMARY KEY (corpus, path, chunk))""",
 )
 
+CHUNK_UPSERT = (
+    "INSERT INTO cadre_corpus_chunks (corpus, path, chunk, text, embedding) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (corpus, path, chunk) DO UPDATE SET text = excluded.text, "
+    "embedding = excluded.embedding"
+)
+FILE_UPSERT = (
+    "INSERT INTO cadre_corpus_files (corpus, path, sha, indexed_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (corpus, path) DO UPDATE SET sha = excluded.sha, indexed_at = excluded.indexed_at"
+)
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -154,18 +164,20 @@ class Corpora:
                 continue
             pieces = chunk_text(text)
             vectors = self.embedder.embed(pieces)
-            self._drop(name, rel)
-            for i, (piece, vector) in enumerate(zip(pieces, vectors, strict=True)):
-                self.db.execute(
-                    "INSERT INTO cadre_corpus_chunks (corpus, path, chunk, text, embedding) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (name, rel, i, piece, to_blob(vector)),
-                )
-            self.db.execute(
-                "INSERT INTO cadre_corpus_files (corpus, path, sha, indexed_at) "
-                "VALUES (?, ?, ?, ?)",
-                (name, rel, sha, time.time()),
+            # Upserts, then the old version's surplus chunks dropped: two workers indexing a
+            # corpus on first use at once both write the same rows, and neither collides.
+            self.db.execute_many(
+                CHUNK_UPSERT,
+                [
+                    (name, rel, i, piece, to_blob(vector))
+                    for i, (piece, vector) in enumerate(zip(pieces, vectors, strict=True))
+                ],
             )
+            self.db.execute(
+                "DELETE FROM cadre_corpus_chunks WHERE corpus = ? AND path = ? AND chunk >= ?",
+                (name, rel, len(pieces)),
+            )
+            self.db.execute(FILE_UPSERT, (name, rel, sha, time.time()))
             chunks += len(pieces)
             if rel in known:
                 updated += 1

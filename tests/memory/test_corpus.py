@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from orchestrator.memory.embeddings import default_embedder
 from orchestrator.runs.runner import Runner
 from orchestrator.storage.database import Database
 from tests.conftest import ROOT, TelemetryHarness
+from tests.memory.fakes import WordEmbedder
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 CADRE = str(Path(sys.executable).parent / "cadre")
@@ -56,6 +58,43 @@ def test_indexing_is_incremental(corpora: Corpora) -> None:
     (folder / "endorsement.md").unlink()
     assert corpora.index("home-policy").removed == 1
     assert all(p.source.startswith("wording.md") for p in corpora.search("home-policy", "solar", 5))
+
+
+def test_workers_indexing_one_corpus_at_once_do_not_collide(
+    tmp_path: Path, database_url: str
+) -> None:
+    root = tmp_path / "corpora"
+    shutil.copytree(ROOT / "agents" / "corpora", root)
+    workers = [Corpora(root, Database(database_url), WordEmbedder()) for _ in range(4)]
+    start = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def index(corpora: Corpora) -> None:
+        start.wait()
+        try:
+            corpora.index("home-policy")
+        except BaseException as err:  # collected: a thread's exception would be lost
+            errors.append(err)
+
+    threads = [threading.Thread(target=index, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    expected = len(chunk_text((root / "home-policy" / "wording.md").read_text()))
+    rows = workers[0].db.query(
+        "SELECT chunk FROM cadre_corpus_chunks WHERE corpus = ?", ("home-policy",)
+    )
+    assert sorted(r["chunk"] for r in rows) == list(range(expected))
+    assert workers[0].index("home-policy").unchanged == 1
+
+
+def test_a_file_that_shrinks_leaves_no_stale_chunks(corpora: Corpora) -> None:
+    corpora.index("home-policy")
+    (corpora.folder("home-policy") / "wording.md").write_text("# Short\n\nOnly this now.\n")
+    assert corpora.index("home-policy").chunks == 1
+    assert [p.text for p in corpora.search("home-policy", "only", 5)] == ["Short: Only this now."]
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])

@@ -9,6 +9,7 @@ import pytest
 from orchestrator.memory.embeddings import default_embedder
 from orchestrator.memory.store import SqlStore
 from orchestrator.storage.database import Database
+from tests.memory.fakes import WordEmbedder
 
 ACME = ("tenant", "acme", "global", "semantic")
 GLOBEX = ("tenant", "globex", "global", "semantic")
@@ -73,3 +74,26 @@ def test_filter_paging_and_namespaces(store: SqlStore) -> None:
     assert store.list_namespaces(prefix=("tenant", "globex")) == [GLOBEX]
     assert set(store.list_namespaces(max_depth=2)) == {("tenant", "acme"), ("tenant", "globex")}
     assert store.list_namespaces(suffix=("semantic",)) == sorted([ACME, GLOBEX])
+
+
+def test_a_table_from_before_ttls_were_kept_gains_the_column(database_url: str) -> None:
+    db = Database(database_url)
+    blob = "BYTEA" if db.postgres else "BLOB"
+    db.execute(
+        "CREATE TABLE cadre_store (prefix TEXT NOT NULL, key TEXT NOT NULL, namespace TEXT NOT "
+        f"NULL, value TEXT NOT NULL, embedding {blob}, created_at DOUBLE PRECISION NOT NULL, "
+        "updated_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION, "
+        "PRIMARY KEY (prefix, key))"
+    )
+    db.execute(
+        "INSERT INTO cadre_store VALUES (?, ?, ?, ?, NULL, ?, ?, NULL)",
+        ("tenant\x1f", "old", '["tenant"]', '{"text": "kept"}', 1.0, 1.0),
+    )
+    store = SqlStore(db, WordEmbedder())
+    assert "ttl" in db.columns("cadre_store")
+    old = store.get(("tenant",), "old")
+    assert old is not None and old.value == {"text": "kept"}
+    store.put(("tenant",), "new", {"text": "brief"}, ttl=0.5 / 60)
+    assert store.get(("tenant",), "new") is not None
+    SqlStore(db, WordEmbedder())  # opening it again changes nothing
+    db.close()
