@@ -273,6 +273,71 @@ def runs_show(
         out.print_json(json.dumps(record.output))
 
 
+def _watched(event: Any) -> None:
+    """One line for one event of a run's stream (see :mod:`orchestrator.runs.stream`)."""
+    data, when = event.data, time.strftime("%H:%M:%S", time.localtime(event.data.get("at", 0)))
+    if event.event == "node":
+        tokens = ", ".join(
+            f"{who} {u.get('input_tokens', 0)}→{u.get('output_tokens', 0)} tokens"
+            for who, u in data.get("usage", {}).items()
+        )
+        wrote = ", ".join(data.get("keys", []))
+        detail = " · ".join(x for x in (f"→ {wrote}" if wrote else "", tokens) if x)
+        name = data["node"].replace("__", "·")
+        out.print(f"  [green]✓[/green] {name:<20} [dim]{escape(detail)}  {when}[/dim]")
+        if data.get("tool_error"):
+            failed = data["tool_error"]
+            out.print(f"    [red]tool error[/red] ({failed.get('tool')}): {failed.get('error')}")
+    elif event.event == "status":
+        error = f": {data['error']}" if data.get("error") else ""
+        out.print(f"  [dim]{when}[/dim] run is [bold]{data['status']}[/bold]{escape(error)}")
+    elif event.event == "awaiting_review":
+        review = data["review_id"]
+        out.print(
+            f"  [yellow]review {review}[/yellow] waits at {data['node']}: decide it with "
+            f"`cadre review approve {review}` (or reject, edit); still watching"
+        )
+    elif event.event == "decision":
+        reason = f" — {data['reason']}" if data.get("reason") else ""
+        out.print(
+            f"  review {data['review_id']}: {data['decision']} by {escape(str(data['by']))}"
+            f"{escape(reason)}"
+        )
+
+
+@runs_app.command("watch")
+def runs_watch(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per event and line.")
+    ] = False,
+    after: Annotated[
+        int, typer.Option("--after", min=0, help="Only the events after this event id.")
+    ] = 0,
+) -> None:
+    """Follow a run as it happens, from the run database: its history first, then each node,
+    status change, review and decision as it comes, until it ends. Exit code 0 if it
+    succeeded, 1 otherwise. Waiting for review keeps watching."""
+    from orchestrator.runs.stream import watch
+
+    store = _store()
+    store.run(run_id)  # a clear error for a run that does not exist
+    status = None
+    try:
+        for event in watch(store, run_id, after):
+            if as_json:
+                typer.echo(json.dumps(event.as_dict()))
+            elif event.event == "end":
+                _report(store.run(run_id), store)
+            else:
+                _watched(event)
+            status = event.data["status"] if event.event == "end" else None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if status != "succeeded":
+        raise typer.Exit(1)
+
+
 @runs_app.command("resume")
 def runs_resume(
     run_id: Annotated[str, typer.Argument(help="Run id.")],

@@ -19,14 +19,14 @@ import base64
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from orchestrator.api.keys import ApiKey, KeyStore
@@ -38,6 +38,7 @@ from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.runner import check_input
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
+from orchestrator.runs.stream import POLL_S, RunEvent, pending
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import day_start
 
@@ -46,6 +47,8 @@ MAX_WAIT_S = 60.0
 """The longest a long poll (``GET /v1/runs/{id}?wait_s=``) is held."""
 WAIT_POLL_S = 0.05
 """How often a held long poll looks at the run again (one indexed read)."""
+KEEP_ALIVE_S = 15.0
+"""How long an idle run stream waits before it sends a comment, so proxies keep it open."""
 
 
 @dataclass
@@ -371,6 +374,67 @@ def create_app(settings: Settings) -> FastAPI:
         """The nodes the run has finished so far, in order."""
         own_run(key, run_id)
         return {"events": stores()[0].events(run_id)}
+
+    @app.get(
+        "/v1/runs/{run_id}/stream",
+        tags=["runs"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def stream_run(
+        run_id: str,
+        key: Anyone,
+        request: Request,
+        last_event_id: Annotated[
+            int | None,
+            Query(ge=0, description="Send only what came after this event id (as the header)."),
+        ] = None,
+        last_event_id_header: Annotated[
+            int | None, Header(alias="Last-Event-ID", ge=0, include_in_schema=False)
+        ] = None,
+    ) -> StreamingResponse:
+        """The run as it happens, as Server-Sent Events (``text/event-stream``).
+
+        Events: ``node`` (a node finished: the keys it wrote, tokens per specialist, ``at``,
+        ``tool_error`` if a tool failed), ``status`` (the run's status changed),
+        ``awaiting_review`` (a review was queued: ``review_id``, ``node``), ``decision`` (a
+        review was decided: ``decision``, ``by``, ``reason``) and, once the run has finished,
+        ``end`` (``status``, ``output``, ``error``), after which the stream closes. A finished
+        run streams its whole history, then ``end``.
+
+        Each event's ``id`` is its place in the run's event log: it only grows, and never
+        changes. To resume, send the last id received as ``Last-Event-ID`` (browsers'
+        EventSource do) or ``?last_event_id=``: only what came after it is sent, nothing
+        lost and nothing twice. ``end`` carries the id of the event before it. While nothing
+        happens a ``: keep-alive`` comment comes every 15 s. The stream reads the run
+        database (one indexed query every 0.25 s) and stops when the client goes away."""
+        own_run(key, run_id)  # 404 before the stream starts: another tenant's run too
+        after = last_event_id_header if last_event_id_header is not None else last_event_id
+
+        def read(seen: int) -> list[RunEvent]:
+            return pending(stores()[0], run_id, seen)
+
+        async def events() -> AsyncIterator[str]:
+            seen, quiet_since = after or 0, time.monotonic()
+            while not await request.is_disconnected():
+                batch = await asyncio.to_thread(read, seen)
+                for event in batch:
+                    yield event.sse()
+                    if event.event == "end":
+                        return
+                    seen = event.id
+                if batch:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= KEEP_ALIVE_S:
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(POLL_S)  # on the event loop: a follower holds no thread
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     # -- reviews ----------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ ADDED_COLUMNS = {
         ("tenant", "TEXT NOT NULL DEFAULT 'default'"),
         ("idempotency_key", "TEXT"),
         ("lease_until", "DOUBLE PRECISION"),
-    )
+    ),
+    "cadre_run_events": (("kind", "TEXT NOT NULL DEFAULT 'node'"),),
 }
 """Columns added after the first release: databases made before them get them on open."""
 
@@ -49,14 +50,18 @@ SCHEMA = (
         payload TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, reason TEXT, changes TEXT,
         decided_by TEXT, decided_at DOUBLE PRECISION, applied_at DOUBLE PRECISION,
         created_at DOUBLE PRECISION NOT NULL, UNIQUE (run_id, interrupt_id))""",
+    # {seq}: an integer identity, the log's order (see RunStore.log); filled in per backend.
     """CREATE TABLE IF NOT EXISTS cadre_run_events (
-        run_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, node TEXT NOT NULL, detail TEXT)""",
+        seq {seq}, run_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, node TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'node', detail TEXT)""",
     "CREATE INDEX IF NOT EXISTS cadre_reviews_run ON cadre_reviews (run_id)",
     "CREATE INDEX IF NOT EXISTS cadre_runs_tenant ON cadre_runs (tenant, created_at)",
     # A retried submission with the same key finds the first run (NULL keys never collide).
     "CREATE UNIQUE INDEX IF NOT EXISTS cadre_runs_idempotency "
     "ON cadre_runs (tenant, idempotency_key)",
     "CREATE INDEX IF NOT EXISTS cadre_events_run ON cadre_run_events (run_id)",
+    # A stream reads a run's log after the last id it sent: one range scan a poll.
+    "CREATE INDEX IF NOT EXISTS cadre_events_run_seq ON cadre_run_events (run_id, seq)",
     # The queue: what is claimable is found by status (and by decided reviews), then by owner.
     "CREATE INDEX IF NOT EXISTS cadre_runs_status ON cadre_runs (status, created_at)",
     "CREATE INDEX IF NOT EXISTS cadre_runs_owner ON cadre_runs (owner)",
@@ -148,6 +153,41 @@ def not_pending(review: ReviewRecord) -> ConflictError:
     )
 
 
+RUNNING = json.dumps({"status": "running"})
+"""The detail of the entry that starts a driver's stretch of a run."""
+EventKind = Literal["node", "status", "awaiting_review", "decision"]
+SEQ = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
+"""The log's sequence: assigned at insert, never reused (SQLite's AUTOINCREMENT, not a bare
+rowid, which a VACUUM may renumber)."""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One row of a run's event log: a finished node, a status change, a review."""
+
+    seq: int
+    """The entry's place in the log: increasing in the order entries are written."""
+    at: float
+    kind: EventKind
+    node: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """A run's log after some ``seq``, and the run as it was when the page was read."""
+
+    entries: list[LogEntry]
+    complete: bool
+    """Every entry after the one asked for is here (else ask again after the last)."""
+    status: RunStatus
+    held: bool
+    """A driver holds the run's lease: it may still write the nodes it finished last."""
+    logged_status: str | None
+    """The status of the log's last status entry (None in a log from before they were kept);
+    it lags ``status`` for the moment between a status change and its entry."""
+
+
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -157,8 +197,11 @@ class RunStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        seq = SEQ["postgres" if self.db.postgres else "sqlite"]
         for statement in SCHEMA[:3]:  # the tables
-            self.db.execute(statement)
+            self.db.execute(statement.replace("{seq}", seq))
+        if "seq" not in self.db.columns("cadre_run_events"):
+            self._number_events(seq)
         for table, columns in ADDED_COLUMNS.items():
             have = self.db.columns(table)
             for name, definition in columns:
@@ -166,6 +209,32 @@ class RunStore:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
         for statement in SCHEMA[3:]:  # the indexes
             self.db.execute(statement)
+
+    def _number_events(self, seq: str) -> None:
+        """Give an event log from before ``seq`` its sequence, in the order it was written."""
+        if self.db.postgres:  # existing rows are numbered as the column is added
+            self.db.execute(f"ALTER TABLE cadre_run_events ADD COLUMN IF NOT EXISTS seq {seq}")
+            return
+        # SQLite cannot add a key column: copy the log into a new table, in one transaction
+        # (BEGIN IMMEDIATE: a second process opening the database waits, then finds it done).
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if "seq" not in self.db.columns("cadre_run_events"):
+                have = self.db.columns("cadre_run_events")
+                kind = "kind" if "kind" in have else "'node'"
+                self.db.execute("ALTER TABLE cadre_run_events RENAME TO cadre_run_events_old")
+                self.db.execute("DROP INDEX IF EXISTS cadre_events_run")
+                self.db.execute(SCHEMA[2].replace("{seq}", seq))
+                self.db.execute(
+                    "INSERT INTO cadre_run_events (run_id, at, node, kind, detail) "
+                    f"SELECT run_id, at, node, {kind}, detail FROM cadre_run_events_old "
+                    "ORDER BY rowid"
+                )
+                self.db.execute("DROP TABLE cadre_run_events_old")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -205,6 +274,7 @@ class RunStore:
             ),
         )
         if made:
+            self._append([(run_id, now, "status", "", {"status": status})])
             return self.run(run_id), True
         first = self.replay(tenant, idempotency_key, workflow, input)
         assert first is not None, "only an idempotency key conflicts on insert"
@@ -317,10 +387,13 @@ class RunStore:
                 sum(u.get("input_tokens", 0) for u in usage.values()),
                 sum(u.get("output_tokens", 0) for u in usage.values()),
             ]
-        self.db.execute(
+        changed = self.db.execute(
             f"UPDATE cadre_runs SET {', '.join(sets)} WHERE id = ? AND status <> 'cancelled'",
             (*params, run_id),
         )
+        if changed:
+            shown = {"status": status, **({"error": error} if error else {})}
+            self._append([(run_id, now, "status", "", shown)])
 
     def set_trace_context(self, run_id: str, carrier: dict[str, str]) -> None:
         self.db.execute(
@@ -332,11 +405,12 @@ class RunStore:
         if record.status in FINISHED:
             raise ConflictError(f"run {run_id} already {record.status}; nothing to cancel")
         now = time.time()
-        self.db.execute(
+        if self.db.execute(
             "UPDATE cadre_runs SET status = 'cancelled', updated_at = ?, finished_at = ? "
             "WHERE id = ? AND status NOT IN ('succeeded', 'failed', 'cancelled')",
             (now, now, run_id),
-        )
+        ):
+            self._append([(run_id, now, "status", "", {"status": "cancelled"})])
         self.db.execute(
             # Decided but not yet applied counts too: a cancelled run must not resume with it.
             "UPDATE cadre_reviews SET status = 'cancelled' "
@@ -346,20 +420,94 @@ class RunStore:
         return self.run(run_id)
 
     # -- events ----------------------------------------------------------------------------
+    #
+    # One log per run in cadre_run_events, ordered by ``seq``: the nodes it finished (written
+    # by its driver in batches, a tick after they happen), its status changes and its reviews
+    # (written as they happen). A stream sends the log in ``seq`` order and resumes after a
+    # ``seq``, so two rules keep the log in the order things happened and each ``seq`` final:
+    # a batch of nodes moves the entries written after its first node behind itself (only
+    # entries of a run a driver still holds, which readers hold back: see :meth:`log`); and
+    # on Postgres one run's entries are written one transaction at a time (an advisory lock),
+    # so a ``seq`` is never committed after a greater one of the same run.
+
+    def _append(self, rows: list[tuple[str, float, str, str, dict[str, Any]]]) -> None:
+        """Write log entries ``(run_id, at, kind, node, detail)``, in this order."""
+        if not rows:
+            return
+        values = [(r, at, kind, node, json.dumps(detail)) for r, at, kind, node, detail in rows]
+        if self.db.postgres:
+            self.db.execute_many(
+                "INSERT INTO cadre_run_events (run_id, at, kind, node, detail) "
+                "SELECT ?, ?::double precision, ?, ?, ? "
+                "FROM (SELECT pg_advisory_xact_lock(hashtext(?))) AS one_writer_per_run",
+                [(*v, v[0]) for v in values],
+            )
+            return
+        self.db.execute_many(
+            "INSERT INTO cadre_run_events (run_id, at, kind, node, detail) VALUES (?, ?, ?, ?, ?)",
+            values,
+        )
 
     def add_events(self, events: list[tuple[str, float, str, dict[str, Any]]]) -> None:
-        """Record finished nodes, ``(run_id, at, node, detail)`` each, in one statement."""
-        if events:
-            self.db.execute_many(
-                "INSERT INTO cadre_run_events (run_id, at, node, detail) VALUES (?, ?, ?, ?)",
-                [(run_id, at, node, json.dumps(detail)) for run_id, at, node, detail in events],
+        """Record finished nodes, ``(run_id, at, node, detail)`` each, in one statement; a
+        status change or review the driver recorded after the first of them moves behind them."""
+        if not events:
+            return
+        first: dict[str, float] = {}
+        for run_id, at, _, _ in events:
+            first[run_id] = min(at, first.get(run_id, at))
+        later: list[dict[str, Any]] = []
+        for run_id, at in first.items():
+            # Only what was written since this driver's last node (or its segment's start):
+            # entries readers still hold back, never one a stream already sent.
+            later += self.db.query(
+                "SELECT seq, run_id, at, kind, node, detail FROM cadre_run_events "
+                "WHERE run_id = ? AND kind <> 'node' AND at > ? AND seq > (SELECT "
+                "COALESCE(MAX(seq), 0) FROM cadre_run_events WHERE run_id = ? AND "
+                "(kind = 'node' OR detail = ?)) ORDER BY seq",
+                (run_id, at, run_id, RUNNING),
+            )
+        self._append(
+            [(run_id, at, "node", node, detail) for run_id, at, node, detail in events]
+            + [(r["run_id"], r["at"], r["kind"], r["node"], json.loads(r["detail"])) for r in later]
+        )
+        if later:  # the copies are written: the originals go (never the log's last seq)
+            marks = ", ".join("?" for _ in later)
+            self.db.execute(
+                f"DELETE FROM cadre_run_events WHERE seq IN ({marks})", [r["seq"] for r in later]
             )
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
+        """The nodes the run finished, in order."""
         rows = self.db.query(
-            "SELECT at, node, detail FROM cadre_run_events WHERE run_id = ? ORDER BY at", (run_id,)
+            "SELECT at, node, detail FROM cadre_run_events WHERE run_id = ? AND kind = 'node' "
+            "ORDER BY at, seq",
+            (run_id,),
         )
         return [{"at": r["at"], "node": r["node"], **json.loads(r["detail"])} for r in rows]
+
+    def log(self, run_id: str, after: int = 0, limit: int = 500) -> LogPage:
+        """The run's log after ``after`` (a ``seq``), up to ``limit`` entries, and the run's
+        status and lease read with it (one indexed query). A run not found is NotFoundError."""
+        rows = self.db.query(
+            "SELECT r.status, r.owner, r.lease_until, (SELECT detail FROM cadre_run_events "
+            "WHERE run_id = r.id AND kind = 'status' ORDER BY seq DESC LIMIT 1) AS logged, "
+            "e.seq, e.at, e.kind, e.node, e.detail "
+            "FROM cadre_runs r LEFT JOIN (SELECT * FROM cadre_run_events WHERE run_id = ? "
+            "AND seq > ? ORDER BY seq LIMIT ?) e ON e.run_id = r.id WHERE r.id = ? ORDER BY e.seq",
+            (run_id, after, limit, run_id),
+        )
+        if not rows:
+            raise NotFoundError(f"no run {run_id!r}; see `cadre runs list`")
+        run = rows[0]
+        held = run["owner"] is not None and (run["lease_until"] or 0) >= time.time()
+        entries = [
+            LogEntry(r["seq"], r["at"], r["kind"], r["node"], json.loads(r["detail"] or "{}"))
+            for r in rows
+            if r["seq"] is not None
+        ]
+        logged = json.loads(run["logged"])["status"] if run["logged"] else None
+        return LogPage(entries, len(entries) < limit, run["status"], held, logged)
 
     # -- reviews ---------------------------------------------------------------------------
 
@@ -373,18 +521,13 @@ class RunStore:
         )
         if exists:
             return
-        self.db.execute(
+        review_id, now = f"rv-{uuid.uuid4().hex[:10]}", time.time()
+        if self.db.execute(
             "INSERT INTO cadre_reviews (id, run_id, interrupt_id, node, payload, status, "
-            "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-            (
-                f"rv-{uuid.uuid4().hex[:10]}",
-                run_id,
-                interrupt_id,
-                node,
-                json.dumps(payload),
-                time.time(),
-            ),
-        )
+            "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
+            (review_id, run_id, interrupt_id, node, json.dumps(payload), now),
+        ):
+            self._append([(run_id, now, "awaiting_review", node, {"review_id": review_id})])
 
     def review(self, review_id: str) -> ReviewRecord:
         rows = self.db.query("SELECT * FROM cadre_reviews WHERE id = ?", (review_id,))
@@ -441,6 +584,8 @@ class RunStore:
         record = self.review(review_id)
         if not won:
             raise not_pending(record)
+        shown = {"review_id": record.id, "decision": decision, "by": by, "reason": reason}
+        self._append([(record.run_id, record.decided_at or 0.0, "decision", record.node, shown)])
         return record
 
     def mark_applied(self, review_ids: list[str]) -> None:

@@ -1,0 +1,89 @@
+"""A run's live event stream: what ``GET /v1/runs/{id}/stream`` sends and ``cadre runs watch``
+prints, both read from the run database by :func:`pending`.
+
+The events are the run's log (see :meth:`RunStore.log`), one per entry, each with the entry's
+``seq`` as its id: ``node`` (a node finished: keys written, tokens, time, tool error), ``status``
+(a status change), ``awaiting_review`` (a review was queued), ``decision`` (a review was decided).
+After the last entry of a finished run comes ``end`` (the final status, with the output or the
+error), whose id is that last entry's: resuming after it sends ``end`` again and nothing else.
+
+Ids increase in the order entries are written and never change, so a client that resumes after
+the last id it got misses nothing and gets nothing twice. A driver records a run's nodes a tick
+after they finish, but its status changes and reviews at once; so while a driver holds the run,
+an entry that is not a node is held back until a later node is in the log or the driver lets the
+run go (its last nodes are then written before it, see :meth:`RunStore.add_events`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from orchestrator.runs.store import FINISHED, LogEntry, RunStore
+
+EventName = Literal["node", "status", "awaiting_review", "decision", "end"]
+POLL_S = 0.25
+"""How often a follower reads the log again (one indexed query)."""
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One event of a run's stream."""
+
+    id: int
+    event: EventName
+    data: dict[str, Any]
+
+    def sse(self) -> str:
+        """The event as Server-Sent Events text."""
+        return f"id: {self.id}\nevent: {self.event}\ndata: {json.dumps(self.data)}\n\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "event": self.event, **self.data}
+
+
+def _event(run_id: str, entry: LogEntry) -> RunEvent:
+    data: dict[str, Any] = {"run_id": run_id, "at": entry.at}
+    if entry.kind in ("node", "awaiting_review", "decision"):
+        data["node"] = entry.node
+    return RunEvent(entry.seq, entry.kind, {**data, **entry.detail})
+
+
+def pending(store: RunStore, run_id: str, after: int = 0) -> list[RunEvent]:
+    """The run's events after id ``after`` that can be sent now (one indexed query; one more
+    for ``end``), ``end`` last once the run has finished."""
+    page = store.log(run_id, after)
+    events: list[RunEvent] = []
+    for i, entry in enumerate(page.entries):
+        node_after = any(later.kind == "node" for later in page.entries[i + 1 :])
+        if entry.kind != "node" and page.held and not node_after:
+            return events  # the driver may still write nodes that came before it
+        events.append(_event(run_id, entry))
+    settled = page.logged_status in (None, page.status)
+    if page.status in FINISHED and not page.held and settled and page.complete:
+        record = store.run(run_id)
+        last = page.entries[-1].seq if page.entries else after
+        ended = {"run_id": run_id, "status": record.status, "output": record.output}
+        events.append(RunEvent(last, "end", {**ended, "error": record.error}))
+    return events
+
+
+def watch(
+    store: RunStore,
+    run_id: str,
+    after: int = 0,
+    poll_s: float = POLL_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[RunEvent]:
+    """Every event of the run after id ``after`` as it happens, until ``end``."""
+    while True:
+        events = pending(store, run_id, after)
+        for event in events:
+            yield event
+            if event.event == "end":
+                return
+            after = event.id
+        sleep(poll_s)
