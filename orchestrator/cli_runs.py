@@ -295,7 +295,8 @@ def _watched(event: Any) -> None:
         review = data["review_id"]
         out.print(
             f"  [yellow]review {review}[/yellow] waits at {data['node']}: decide it with "
-            f"`cadre review approve {review}` (or reject, edit); still watching"
+            f"`cadre review approve {review}` (or reject, edit); still watching",
+            soft_wrap=True,
         )
     elif event.event == "decision":
         reason = f" — {data['reason']}" if data.get("reason") else ""
