@@ -106,7 +106,11 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     agent = named(root.children, "invoke_agent extractor")[0]
     assert agent.record["attributes"]["gen_ai.agent.name"] == "extractor"
     assert agent.record["attributes"]["cadre.node"] == "extract"
-    (chat,) = agent.children
+    # The first call of a run waited for the model's host to start: a span of its own.
+    (starting,) = named(agent.children, "cadre.host.start")
+    assert starting.record["attributes"]["cadre.model"] == catalog.specialist("extractor").model
+    (chat,) = [c for c in agent.children if c.name.startswith("chat ")]
+    assert [c.name for c in agent.children] == ["cadre.host.start", chat.name]
     chat_attrs = chat.record["attributes"]
     assert chat.name.startswith("chat wf-") and chat.record["kind"] == "CLIENT"
     assert chat_attrs["gen_ai.operation.name"] == "chat"

