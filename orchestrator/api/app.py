@@ -27,7 +27,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from orchestrator.api.keys import ApiKey, KeyStore
 from orchestrator.api.rate_limits import RateLimits
@@ -37,7 +40,7 @@ from orchestrator.errors import CadreError, ConflictError, InputError, NotFoundE
 from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.runner import check_input
-from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
+from orchestrator.runs.store import ReviewRecord, RunRecord, RunStatus, RunStore
 from orchestrator.runs.stream import POLL_S, RunEvent, pending
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import day_start
@@ -75,6 +78,38 @@ class ApiError(Exception):
     def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.kind, self.message, self.headers = status, kind, message, headers or {}
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="Machine-readable kind, e.g. not_found or rate_limited.")
+    message: str = Field(description="What is wrong and where, for people.")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers, whatever its status."""
+
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning}
+    for status, meaning in (
+        (400, "The request is malformed."),
+        (401, "No API key, or a wrong or revoked one."),
+        (403, "The key's role may not do this."),
+        (404, "No such run or review for this tenant (another tenant's gets the same answer)."),
+        (405, "The path does not take this method (`Allow` lists the ones it takes)."),
+        (409, "A review already decided, or an Idempotency-Key reused for another request."),
+        (413, "The body is over the size limit."),
+        (422, "The input does not fit its schema, or a parameter is invalid."),
+        (
+            429,
+            "Over the key's rate, the tenant's queued runs or its daily token budget "
+            "(`Retry-After` says when to come back).",
+        ),
+    )
+}
+"""Documented on every operation: the statuses the API can answer besides success."""
 
 
 class Submission(BaseModel):
@@ -120,6 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Cadre",
         version=API_VERSION,
         description="Submit workflow runs, follow them, and decide their human reviews.",
+        responses=ERRORS,
     )
     local = _Local()
     catalog = settings.catalog
@@ -158,6 +194,23 @@ def create_app(settings: Settings) -> FastAPI:
             return _error(422, "invalid_input", err.message)
         return _error(500, type(err).__name__, err.message)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths (404) and methods (405) in the one error format; a 405's ``Allow``
+        lists the methods of every route on the path (Starlette names only the first's)."""
+        headers = dict(err.headers) if err.headers else {}
+        if err.status_code == 405:
+            allowed = {
+                method
+                for route in app.router.routes
+                if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods or ()
+            }
+            headers["Allow"] = ", ".join(sorted(allowed))
+        kinds = {404: "not_found", 405: "method_not_allowed"}
+        message = "no such path" if err.status_code == 404 else str(err.detail)
+        return _error(err.status_code, kinds.get(err.status_code, "error"), message, headers)
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, err: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
@@ -188,12 +241,10 @@ def create_app(settings: Settings) -> FastAPI:
     # -- who is calling ---------------------------------------------------------------------
 
     def caller(
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+        x_api_key: Annotated[str | None, Depends(API_KEY_HEADER)] = None,
     ) -> ApiKey:
-        token = x_api_key or ""
-        if authorization and authorization.lower().startswith("bearer "):
-            token = authorization[7:].strip()
+        token = bearer.credentials.strip() if bearer is not None else (x_api_key or "")
         if not token:
             raise ApiError(
                 401,
@@ -327,7 +378,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/runs", tags=["runs"])
     def list_runs(
         key: Anyone,
-        status: str | None = None,
+        status: RunStatus | None = None,
         workflow: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: str | None = None,
@@ -569,6 +620,14 @@ def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
         return float(at), run_id
     except ValueError:
         raise InputError(f"cursor {cursor!r} is not one this API gave out") from None
+
+
+BEARER = HTTPBearer(
+    auto_error=False, description="An API key from `cadre keys create`, as a bearer token."
+)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The same key, in a header of its own."
+)
 
 
 def _error(

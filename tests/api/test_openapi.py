@@ -1,0 +1,59 @@
+"""The OpenAPI document says what the API really does: every error status in one body format,
+a security scheme (the Authorize button in /docs), and the server answers unknown paths, wrong
+methods and bad query values the way the document says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.api.test_api import make_api
+
+
+def test_every_operation_documents_its_errors_and_its_security(tmp_path: Path) -> None:
+    api = make_api(tmp_path)
+    doc = api.client.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["HTTPBearer"].items()
+    assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    operations = [
+        (path, method, op)
+        for path, item in doc["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in item.items()
+    ]
+    assert len(operations) >= 8
+    for path, method, op in operations:
+        for status in ("401", "403", "404", "409", "413", "422", "429"):
+            body = op["responses"][status]["content"]["application/json"]["schema"]
+            assert body == error_ref, (path, method, status, body)
+        assert {"HTTPBearer": []} in op.get("security", []), (path, method)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+def test_unknown_paths_wrong_methods_and_bad_query_values_answer_in_the_one_format(
+    tmp_path: Path,
+) -> None:
+    api = make_api(tmp_path)
+    missing = api.client.get("/v1/nothing-here", headers=api.as_("acme-admin"))
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "not_found"
+    wrong = api.client.delete("/v1/runs", headers=api.as_("acme-admin"))
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["type"] == "method_not_allowed"
+    assert set(wrong.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    bad = api.client.get("/v1/runs", params={"status": "nonsense"}, headers=api.as_("acme-admin"))
+    assert bad.status_code == 422 and "status" in bad.json()["error"]["message"]
+    good = api.client.get("/v1/runs", params={"status": "queued"}, headers=api.as_("acme-admin"))
+    assert good.status_code == 200
+
+
+def test_a_key_is_taken_as_a_bearer_token_or_in_x_api_key(tmp_path: Path) -> None:
+    api = make_api(tmp_path)
+    token = api.as_("acme-reviewer")["Authorization"].split(" ", 1)[1]
+    for headers in ({"Authorization": f"bearer {token}"}, {"X-API-Key": token}):
+        assert api.client.get("/v1/workflows", headers=headers).status_code == 200, headers
+    for headers in ({}, {"Authorization": f"Basic {token}"}, {"X-API-Key": "wrong"}):
+        refused = api.client.get("/v1/workflows", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.json()["error"]["type"] == "unauthenticated"
