@@ -15,7 +15,6 @@ definition time, and the dependency aliases are local to :func:`create_app`.)
 """
 
 import asyncio
-import base64
 import math
 import threading
 import time
@@ -126,7 +125,13 @@ class Decision(BaseModel):
 
 
 class WebhookIn(BaseModel):
-    url: str = Field(description="Where to POST run.awaiting_review and run.finished events.")
+    url: str = Field(
+        description="Where to POST run.awaiting_review and run.finished events: an http(s) URL "
+        "on a public address (loopback, link-local and private ones are refused with 422 unless "
+        "the operator allows them with CADRE_WEBHOOK_ALLOW).",
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+",
+        max_length=2048,
+    )
 
 
 class _Local(threading.local):
@@ -200,13 +205,16 @@ def create_app(settings: Settings) -> FastAPI:
         lists the methods of every route on the path (Starlette names only the first's)."""
         headers = dict(err.headers) if err.headers else {}
         if err.status_code == 405:
-            allowed = {
-                method
+            matching = [
+                route
                 for route in app.router.routes
                 if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
-                for method in route.methods or ()
-            }
-            headers["Allow"] = ", ".join(sorted(allowed))
+            ]
+            # The path's own routes, the most literal template: /v1/webhooks/deliveries, not
+            # /v1/webhooks/{hook_id} as well.
+            best = min(matching, key=lambda r: len(r.param_convertors)) if matching else None
+            own = [r for r in matching if best is not None and r.path == best.path]
+            headers["Allow"] = ", ".join(sorted({m for r in own for m in r.methods or ()}))
         kinds = {404: "not_found", 405: "method_not_allowed"}
         message = "no such path" if err.status_code == 404 else str(err.detail)
         return _error(err.status_code, kinds.get(err.status_code, "error"), message, headers)
@@ -381,7 +389,7 @@ def create_app(settings: Settings) -> FastAPI:
         status: RunStatus | None = None,
         workflow: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[str | None, Query(pattern=CURSOR)] = None,
     ) -> dict[str, Any]:
         """The tenant's runs, newest first; pass ``next_cursor`` back as ``cursor`` for more."""
         store = stores()[0]
@@ -608,18 +616,20 @@ def review_json(store: RunStore, review: ReviewRecord) -> dict[str, Any]:
     }
 
 
+CURSOR = r"^[0-9]{1,20}(\.[0-9]{1,20})?_[A-Za-z0-9-]{1,64}$"
+"""A page's position: the last run's creation time and id (``1795981821.169801_run-…``). Any
+value of this shape is a position, so the document's pattern says exactly what is accepted."""
+
+
 def _cursor(run: RunRecord) -> str:
-    return base64.urlsafe_b64encode(f"{run.created_at!r}|{run.id}".encode()).decode()
+    return f"{run.created_at!r}_{run.id}"
 
 
 def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
     if not cursor:
         return None
-    try:
-        at, _, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return float(at), run_id
-    except ValueError:
-        raise InputError(f"cursor {cursor!r} is not one this API gave out") from None
+    at, _, run_id = cursor.partition("_")
+    return float(at), run_id
 
 
 BEARER = HTTPBearer(

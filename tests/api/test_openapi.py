@@ -42,6 +42,8 @@ def test_unknown_paths_wrong_methods_and_bad_query_values_answer_in_the_one_form
     assert wrong.status_code == 405
     assert wrong.json()["error"]["type"] == "method_not_allowed"
     assert set(wrong.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    deliveries = api.client.options("/v1/webhooks/deliveries", headers=api.as_("acme-admin"))
+    assert deliveries.status_code == 405 and deliveries.headers["allow"] == "GET"
     bad = api.client.get("/v1/runs", params={"status": "nonsense"}, headers=api.as_("acme-admin"))
     assert bad.status_code == 422 and "status" in bad.json()["error"]["message"]
     good = api.client.get("/v1/runs", params={"status": "queued"}, headers=api.as_("acme-admin"))
@@ -57,3 +59,16 @@ def test_a_key_is_taken_as_a_bearer_token_or_in_x_api_key(tmp_path: Path) -> Non
         refused = api.client.get("/v1/workflows", headers=headers)
         assert refused.status_code == 401, headers
         assert refused.json()["error"]["type"] == "unauthenticated"
+
+
+def test_any_cursor_of_the_documented_shape_is_a_position(tmp_path: Path) -> None:
+    """A cursor is the last run's time and id: a made-up one of that shape pages from there,
+    and only a malformed one is refused."""
+    api = make_api(tmp_path)
+    pattern = api.client.get("/openapi.json").json()["paths"]["/v1/runs"]["get"]["parameters"]
+    (cursor,) = [p for p in pattern if p["name"] == "cursor"]
+    assert "pattern" in str(cursor["schema"])
+    admin = api.as_("acme-admin")
+    made_up = api.client.get("/v1/runs", params={"cursor": "1.5_run-x"}, headers=admin)
+    assert made_up.status_code == 200 and made_up.json()["runs"] == []
+    assert api.client.get("/v1/runs", params={"cursor": "nope"}, headers=admin).status_code == 422
