@@ -43,6 +43,7 @@ def test_bad_data_is_refused_before_anything_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "adapters").exists()
 
 
+@pytest.mark.timeout(900)  # two Ray Train runs; past 300 s on a loaded 2-core machine
 def test_a_stopped_training_continues_from_its_checkpoint(tmp_path: Path, smollm2_hf: Path) -> None:
     data = tmp_path / "train.jsonl"
     data.write_text("".join(TRAIN.read_text().splitlines(keepends=True)[:24]))
@@ -78,6 +79,7 @@ def test_a_stopped_training_continues_from_its_checkpoint(tmp_path: Path, smollm
     assert version.meta["data_hash"] and version.meta["base_model"] == "smollm2-135m"
 
 
+@pytest.mark.timeout(900)  # two Ray Train runs; past 300 s on a loaded 2-core machine
 def test_two_ray_train_workers_train_one_adapter(tmp_path: Path, smollm2_hf: Path) -> None:
     data = tmp_path / "train.jsonl"
     data.write_text("".join(TRAIN.read_text().splitlines(keepends=True)[:24]))
