@@ -57,9 +57,9 @@ def pending(store: RunStore, run_id: str, after: int = 0) -> list[RunEvent]:
     for ``end``), ``end`` last once the run has finished."""
     page = store.log(run_id, after)
     events: list[RunEvent] = []
+    last_node = max((i for i, e in enumerate(page.entries) if e.kind == "node"), default=-1)
     for i, entry in enumerate(page.entries):
-        node_after = any(later.kind == "node" for later in page.entries[i + 1 :])
-        if entry.kind != "node" and page.held and not node_after:
+        if entry.kind != "node" and page.held and i > last_node:
             return events  # the driver may still write nodes that came before it
         events.append(_event(run_id, entry))
     settled = page.logged_status in (None, page.status)
