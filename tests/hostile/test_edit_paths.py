@@ -3,6 +3,7 @@ naming the path (422 from the API), and nothing is written."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,38 @@ def test_the_api_answers_422_and_writes_nothing(tmp_path: Path) -> None:
         assert message in answer.json()["error"]["message"]
     after = store.review(pending.id)
     assert (after.status, after.decision, after.changes) == ("pending", None, None)
+
+
+def test_cadre_review_edit_refuses_each_path_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same edits through `cadre review edit --set` (the entry point in this process; one
+    subprocess of it is in tests/workflow/test_cli_runs.py): exit 2, the reason, no traceback."""
+    from orchestrator.cli import main
+
+    root = scripted_workflow_catalog(tmp_path)
+    url = f"sqlite:///{tmp_path / 'cadre.db'}"
+    monkeypatch.setenv("CADRE_DATABASE_URL", url)
+    store = RunStore(Database(url))
+    run, _ = store.create_run("claim", {"claim": "a flood"}, queued=True)
+    store.set_status(run.id, "awaiting_review")
+    store.add_review(run.id, "i-1", "adjuster", GATE)
+    (pending,) = store.reviews("pending", run.id)
+    where = ["--catalog", str(root), "--graphs", str(tmp_path / "graphs")]
+    for changes, message in REFUSED:
+        ((path, value),) = changes.items()
+        if path != path.strip():
+            continue  # the CLI strips `--set` keys, so this one is a good edit there
+        assignment = f"{path}={json.dumps(value)}"
+        monkeypatch.setattr(
+            "sys.argv", ["cadre", "review", "edit", pending.id, "--set", assignment, *where]
+        )
+        with pytest.raises(SystemExit) as exited:
+            main()
+        printed = capsys.readouterr()
+        assert exited.value.code == 2, (changes, printed)
+        assert message in " ".join(printed.err.split()), (changes, printed.err)
+        assert "Traceback" not in printed.out + printed.err
+    after = store.review(pending.id)
+    assert (after.status, after.decision, after.changes) == ("pending", None, None)
+    assert store.run(run.id).status == "awaiting_review"
