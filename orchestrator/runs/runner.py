@@ -123,6 +123,9 @@ class Runner:
         """The runs this driver holds, each with the signal to stop driving it (cancelled, or
         its lease lost)."""
         self._events: list[tuple[str, float, str, dict[str, Any]]] = []
+        """Finished nodes not yet written: a tick's worth, written in one statement."""
+        self._writing = asyncio.Lock()
+        """Held while events (and the status changes after them) are written, in order."""
 
     async def __aenter__(self) -> Runner:
         telemetry.setup()
@@ -146,7 +149,7 @@ class Runner:
         self._keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._keeper
-        await self._io(self._flush_events)
+        await self._flush_events()
         for run_id in list(self._stops):  # interrupted mid-run: let any other driver take it
             await self._io(self.queue.release, run_id, self.owner)
         await self._checkpointer_cm.__aexit__(kind, err, tb)
@@ -191,7 +194,7 @@ class Runner:
 
     async def _let_go(self, run_id: str) -> None:
         self._stops.pop(run_id, None)
-        await self._io(self._flush_events)
+        await self._flush_events()
         await self._io(self.queue.release, run_id, self.owner)
 
     async def _acquire(self, run_id: str) -> bool:
@@ -218,7 +221,7 @@ class Runner:
         while True:
             await asyncio.sleep(self.tick_s)
             try:
-                await self._io(self._flush_events)
+                await self._flush_events()
                 if not self._stops:
                     continue
                 due = time.monotonic() - renewed >= self.lease_s / 3
@@ -231,9 +234,24 @@ class Runner:
                 if run_id in renewal.cancelled or run_id not in renewal.held:
                     stop.set()
 
-    def _flush_events(self) -> None:
-        events, self._events = self._events, []
-        self.store.add_events(events)
+    async def _flush_events(self) -> None:
+        """Write the finished nodes of every run held."""
+        async with self._writing:
+            events, self._events = self._events, []
+            await self._io(self.store.add_events, events)
+
+    async def _record(self, write: Callable[..., T], run_id: str, *args: Any, **kwargs: Any) -> T:
+        """Write a status change or review of a run, after the run's finished nodes: its log
+        is then in the order things happened."""
+        async with self._writing:
+            mine = [e for e in self._events if e[0] == run_id]
+            self._events = [e for e in self._events if e[0] != run_id]
+
+            def both() -> T:
+                self.store.add_events(mine)
+                return write(run_id, *args, **kwargs)
+
+            return await self._io(both)
 
     # -- the verbs -------------------------------------------------------------------------
 
@@ -281,7 +299,7 @@ class Runner:
         try:
             record = await self._io(self.store.run, run_id)
             if record.status == "queued":
-                await self._io(self.store.set_status, run_id, "running")
+                await self._record(self.store.set_status, run_id, "running")
                 async with self._segment(record):
                     await self._io(self.store.set_trace_context, run_id, telemetry.inject())
                     await self._drive(run_id, record.workflow, record.input)
@@ -322,7 +340,7 @@ class Runner:
                 f"run {run_id} is waiting for review {ids}; decide it with `cadre review`"
             )
         if record.status == "failed" and not decided:
-            await self._io(self.store.set_status, run_id, "running")
+            await self._record(self.store.set_status, run_id, "running")
         return await self._continue(run_id)
 
     async def decide(
@@ -439,7 +457,7 @@ class Runner:
                 return
             resume = {r.interrupt_id: _resume_value(r) for r in decided}
             await self._io(self.store.mark_applied, [r.id for r in decided])
-            await self._io(self.store.set_status, run_id, "running")
+            await self._record(self.store.set_status, run_id, "running")
             record = await self._io(self.store.run, run_id)
             for review in decided:
                 self._review_span(review, record)
@@ -490,12 +508,14 @@ class Runner:
                     return
         except CadreError as err:
             usage = await self._usage(graph, config)
-            await self._io(self.store.set_status, run_id, "failed", error=err.message, usage=usage)
+            await self._record(
+                self.store.set_status, run_id, "failed", error=err.message, usage=usage
+            )
             raise
         except Exception as err:
             message = f"{type(err).__name__}: {err}"
             usage = await self._usage(graph, config)
-            await self._io(self.store.set_status, run_id, "failed", error=message, usage=usage)
+            await self._record(self.store.set_status, run_id, "failed", error=message, usage=usage)
             raise RunError(f"run {run_id} failed: {message}") from err
         snapshot = await graph.aget_state(config)
         usage = snapshot.values.get("_usage", {})
@@ -503,13 +523,15 @@ class Runner:
         if snapshot.interrupts:
             for intr in snapshot.interrupts:
                 payload = {**intr.value, "workflow": workflow}
-                await self._io(self.store.add_review, run_id, intr.id, intr.value["node"], payload)
-            await self._io(
+                await self._record(
+                    self.store.add_review, run_id, intr.id, intr.value["node"], payload
+                )
+            await self._record(
                 self.store.set_status, run_id, "awaiting_review", usage=usage, tools=tools
             )
         elif not snapshot.next:
             output = self._output(workflow, snapshot.values)
-            await self._io(
+            await self._record(
                 self.store.set_status,
                 run_id,
                 "succeeded",

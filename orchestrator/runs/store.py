@@ -153,8 +153,6 @@ def not_pending(review: ReviewRecord) -> ConflictError:
     )
 
 
-RUNNING = json.dumps({"status": "running"})
-"""The detail of the entry that starts a driver's stretch of a run."""
 EventKind = Literal["node", "status", "awaiting_review", "decision"]
 SEQ = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
 """The log's sequence: assigned at insert, never reused (SQLite's AUTOINCREMENT, not a bare
@@ -422,13 +420,11 @@ class RunStore:
     # -- events ----------------------------------------------------------------------------
     #
     # One log per run in cadre_run_events, ordered by ``seq``: the nodes it finished (written
-    # by its driver in batches, a tick after they happen), its status changes and its reviews
-    # (written as they happen). A stream sends the log in ``seq`` order and resumes after a
-    # ``seq``, so two rules keep the log in the order things happened and each ``seq`` final:
-    # a batch of nodes moves the entries written after its first node behind itself (only
-    # entries of a run a driver still holds, which readers hold back: see :meth:`log`); and
-    # on Postgres one run's entries are written one transaction at a time (an advisory lock),
-    # so a ``seq`` is never committed after a greater one of the same run.
+    # by its driver in batches, a tick after they happen, and always before the run's next
+    # status change or review), its status changes and its reviews (written as they happen).
+    # A stream sends the log in ``seq`` order and resumes after a ``seq``; on Postgres one
+    # run's entries are written one transaction at a time (an advisory lock), so a ``seq`` is
+    # never committed after a greater one of the same run.
 
     def _append(self, rows: list[tuple[str, float, str, str, dict[str, Any]]]) -> None:
         """Write log entries ``(run_id, at, kind, node, detail)``, in this order."""
@@ -449,33 +445,10 @@ class RunStore:
         )
 
     def add_events(self, events: list[tuple[str, float, str, dict[str, Any]]]) -> None:
-        """Record finished nodes, ``(run_id, at, node, detail)`` each, in one statement; a
-        status change or review the driver recorded after the first of them moves behind them."""
-        if not events:
-            return
-        first: dict[str, float] = {}
-        for run_id, at, _, _ in events:
-            first[run_id] = min(at, first.get(run_id, at))
-        later: list[dict[str, Any]] = []
-        for run_id, at in first.items():
-            # Only what was written since this driver's last node (or its segment's start):
-            # entries readers still hold back, never one a stream already sent.
-            later += self.db.query(
-                "SELECT seq, run_id, at, kind, node, detail FROM cadre_run_events "
-                "WHERE run_id = ? AND kind <> 'node' AND at > ? AND seq > (SELECT "
-                "COALESCE(MAX(seq), 0) FROM cadre_run_events WHERE run_id = ? AND "
-                "(kind = 'node' OR detail = ?)) ORDER BY seq",
-                (run_id, at, run_id, RUNNING),
-            )
-        self._append(
-            [(run_id, at, "node", node, detail) for run_id, at, node, detail in events]
-            + [(r["run_id"], r["at"], r["kind"], r["node"], json.loads(r["detail"])) for r in later]
-        )
-        if later:  # the copies are written: the originals go (never the log's last seq)
-            marks = ", ".join("?" for _ in later)
-            self.db.execute(
-                f"DELETE FROM cadre_run_events WHERE seq IN ({marks})", [r["seq"] for r in later]
-            )
+        """Record finished nodes, ``(run_id, at, node, detail)`` each, in one statement. A
+        driver writes a run's nodes before that run's next status change or review (see
+        :meth:`Runner._record <orchestrator.runs.runner.Runner._record>`)."""
+        self._append([(run_id, at, "node", node, detail) for run_id, at, node, detail in events])
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         """The nodes the run finished, in order."""

@@ -9,9 +9,8 @@ error), whose id is that last entry's: resuming after it sends ``end`` again and
 
 Ids increase in the order entries are written and never change, so a client that resumes after
 the last id it got misses nothing and gets nothing twice. A driver records a run's nodes a tick
-after they finish, but its status changes and reviews at once; so while a driver holds the run,
-an entry that is not a node is held back until a later node is in the log or the driver lets the
-run go (its last nodes are then written before it, see :meth:`RunStore.add_events`).
+after they finish, and always before the run's next status change or review, so the log is in
+the order things happened.
 """
 
 from __future__ import annotations
@@ -56,12 +55,7 @@ def pending(store: RunStore, run_id: str, after: int = 0) -> list[RunEvent]:
     """The run's events after id ``after`` that can be sent now (one indexed query; one more
     for ``end``), ``end`` last once the run has finished."""
     page = store.log(run_id, after)
-    events: list[RunEvent] = []
-    last_node = max((i for i, e in enumerate(page.entries) if e.kind == "node"), default=-1)
-    for i, entry in enumerate(page.entries):
-        if entry.kind != "node" and page.held and i > last_node:
-            return events  # the driver may still write nodes that came before it
-        events.append(_event(run_id, entry))
+    events = [_event(run_id, entry) for entry in page.entries]
     settled = page.logged_status in (None, page.status)
     if page.status in FINISHED and not page.held and settled and page.complete:
         record = store.run(run_id)
