@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from orchestrator.api.keys import ApiKey, KeyStore
+from orchestrator.api.long_polls import MOVING, LongPolls
 from orchestrator.api.rate_limits import RateLimits
 from orchestrator.api.webhooks import Webhooks
 from orchestrator.catalog import Catalog
@@ -48,7 +49,7 @@ API_VERSION = "v1"
 MAX_WAIT_S = 60.0
 """The longest a long poll (``GET /v1/runs/{id}?wait_s=``) is held."""
 WAIT_POLL_S = 0.05
-"""How often a held long poll looks at the run again (one indexed read)."""
+"""How often the held long polls look at their runs again (one read for all of them)."""
 KEEP_ALIVE_S = 15.0
 """How long an idle run stream waits before it sends a comment, so proxies keep it open."""
 
@@ -172,6 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
         return local.stores
 
     stores()  # create the tables once, up front
+    long_polls = LongPolls(lambda ids: stores()[0].statuses(ids), WAIT_POLL_S)
 
     def limits() -> RateLimits:
         if local.limits is None:
@@ -413,9 +415,8 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         """A run: status, output, usage, and the reviews it waits for."""
         run = await asyncio.to_thread(own_run, key, run_id)
-        deadline = time.monotonic() + wait_s
-        while run.status in ("queued", "running") and time.monotonic() < deadline:
-            await asyncio.sleep(WAIT_POLL_S)  # on the event loop: a waiting client holds no thread
+        if wait_s and run.status in MOVING:  # held on the event loop: a waiter holds no thread
+            await long_polls.wait(run_id, wait_s)
             run = await asyncio.to_thread(lambda: stores()[0].run(run_id))
         return await asyncio.to_thread(lambda: run_json(stores()[0], run))
 

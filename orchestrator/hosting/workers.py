@@ -15,6 +15,8 @@ a driver factory (a picklable callable), so this module stays free of the layers
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,9 @@ import ray
 
 from orchestrator import telemetry
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
+
+WAKE_GAP_S = 0.02
+"""The least time between two rounds of wakes (see :meth:`RunWorkers.wake`)."""
 
 
 class RunWorker:
@@ -82,9 +87,30 @@ class RunWorkers:
             ).remote(make_driver, serve_in_thread, config)
             for name in self.names
         ]
+        self._wake_lock = threading.Lock()
+        self._wake_timer: threading.Timer | None = None
+        self._last_wake = 0.0
 
     def wake(self) -> None:
-        """Tell every worker to claim now (fire and forget: a lost wake costs one poll)."""
+        """Tell every worker to claim now (fire and forget: a lost wake costs one poll).
+
+        Wakes are coalesced: at most one round every ``WAKE_GAP_S``, and a wake asked for
+        inside the gap is sent at its end; so a burst of submissions costs the workers a few
+        claims, not one actor call each, and no submission waits more than the gap."""
+        with self._wake_lock:
+            if self._wake_timer is not None:
+                return  # a round is already due: it covers this run too
+            wait = self._last_wake + WAKE_GAP_S - time.monotonic()
+            if wait > 0:
+                self._wake_timer = threading.Timer(wait, self._wake_now)
+                self._wake_timer.daemon = True
+                self._wake_timer.start()
+                return
+        self._wake_now()
+
+    def _wake_now(self) -> None:
+        with self._wake_lock:
+            self._wake_timer, self._last_wake = None, time.monotonic()
         for handle in self.handles:
             handle.wake.remote()
 

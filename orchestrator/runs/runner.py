@@ -194,8 +194,7 @@ class Runner:
 
     async def _let_go(self, run_id: str) -> None:
         self._stops.pop(run_id, None)
-        await self._flush_events()
-        await self._io(self.queue.release, run_id, self.owner)
+        await self._record(self.queue.release, run_id, self.owner)  # after its last nodes
 
     async def _acquire(self, run_id: str) -> bool:
         if await self._io(self.queue.acquire, run_id, self.owner):
@@ -290,7 +289,8 @@ class Runner:
         """Take one run and drive it as far as it goes: from its start, from its last
         checkpoint, or on with its recorded decisions. A run another driver holds is left to
         it; a finished one, or one waiting for a person, comes back as it is."""
-        if not await self._acquire(run_id):
+        held = run_id in self._stops  # claimed by this driver: its lease is already ours
+        if not held and not await self._acquire(run_id):
             return await self._io(self.store.run, run_id)
         return await self._continue(run_id)
 
@@ -298,19 +298,20 @@ class Runner:
         """Drive a run this driver holds, whatever it was doing, then let it go."""
         try:
             record = await self._io(self.store.run, run_id)
+            ended: str | None = None
             if record.status == "queued":
-                await self._record(self.store.set_status, run_id, "running")
                 async with self._segment(record):
-                    await self._io(self.store.set_trace_context, run_id, telemetry.inject())
-                    await self._drive(run_id, record.workflow, record.input)
+                    await self._record(self._start, run_id, telemetry.inject())
+                    ended = await self._drive(record, record.input)
             elif record.status == "running":  # its driver died: on from the last checkpoint
                 config = {"configurable": {"thread_id": run_id}}
                 started = (await self.graph(record.workflow).aget_state(config)).values
                 async with self._segment(record, resumed=bool(started)):
                     if not started:
                         await self._io(self.store.set_trace_context, run_id, telemetry.inject())
-                    await self._drive(run_id, record.workflow, None if started else record.input)
-            await self._hand_back(run_id)
+                    ended = await self._drive(record, None if started else record.input)
+            # A run that succeeded has no decisions to apply, and never will.
+            await self._hand_back(run_id, decisions=ended != "succeeded")
         finally:
             if run_id in self._stops:
                 await self._let_go(run_id)
@@ -437,16 +438,22 @@ class Runner:
 
     # -- driving ---------------------------------------------------------------------------
 
-    async def _hand_back(self, run_id: str) -> None:
+    def _start(self, run_id: str, trace_context: dict[str, str]) -> None:
+        """A queued run starts: its status, and the trace its spans join (one thread hop)."""
+        self.store.set_status(run_id, "running")
+        self.store.set_trace_context(run_id, trace_context)
+
+    async def _hand_back(self, run_id: str, decisions: bool = True) -> None:
         """Apply every decision recorded while this driver held the run, then let go. A
         decision that arrives just as we let go makes the run claimable again: whichever driver
         then takes it (its decider, a worker, or us again) applies it."""
         while True:
             try:
-                await self._apply_decisions(run_id)
+                if decisions:
+                    await self._apply_decisions(run_id)
             finally:
                 await self._let_go(run_id)
-            if not await self._io(self.store.reviews, "decided", run_id):
+            if not decisions or not await self._io(self.store.reviews, "decided", run_id):
                 return
             if not await self._acquire(run_id):
                 return
@@ -462,11 +469,13 @@ class Runner:
             for review in decided:
                 self._review_span(review, record)
             async with self._segment(record, resumed=True):
-                await self._drive(run_id, record.workflow, Command(resume=resume))
+                await self._drive(record, Command(resume=resume))
 
-    async def _drive(self, run_id: str, workflow: str, data: Any) -> None:
+    async def _drive(self, record: RunRecord, data: Any) -> str | None:
+        """Drive the graph on from ``data`` as far as it goes; the status it ended in (None
+        when it was stopped)."""
+        run_id, workflow = record.id, record.workflow
         graph = self.graph(workflow)
-        record = await self._io(self.store.run, run_id)
         config = {
             "configurable": {
                 "thread_id": run_id,
@@ -505,7 +514,7 @@ class Runner:
                     self.on_progress(step)
                 if stop.is_set():  # cancelled, or the lease went to another driver
                     await stream.aclose()
-                    return
+                    return None
         except CadreError as err:
             usage = await self._usage(graph, config)
             await self._record(
@@ -529,7 +538,8 @@ class Runner:
             await self._record(
                 self.store.set_status, run_id, "awaiting_review", usage=usage, tools=tools
             )
-        elif not snapshot.next:
+            return "awaiting_review"
+        if not snapshot.next:
             output = self._output(workflow, snapshot.values)
             await self._record(
                 self.store.set_status,
@@ -541,6 +551,8 @@ class Runner:
             )
             if self.catalog.workflow(workflow).remember_runs:
                 await self._remember_run(record, output)
+            return "succeeded"
+        return None
 
     async def _remember_run(self, record: RunRecord, output: dict[str, Any]) -> None:
         """Episodic memory: a summary of the finished run, searchable by later runs."""

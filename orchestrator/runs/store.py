@@ -299,6 +299,14 @@ class RunStore:
             )
         return first
 
+    def statuses(self, run_ids: list[str]) -> dict[str, str]:
+        """The status of each of ``run_ids`` that exists (one query)."""
+        if not run_ids:
+            return {}
+        marks = ", ".join("?" for _ in run_ids)
+        rows = self.db.query(f"SELECT id, status FROM cadre_runs WHERE id IN ({marks})", run_ids)
+        return {row["id"]: row["status"] for row in rows}
+
     def run(self, run_id: str) -> RunRecord:
         rows = self.db.query("SELECT * FROM cadre_runs WHERE id = ?", (run_id,))
         if not rows:

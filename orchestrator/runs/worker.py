@@ -129,9 +129,11 @@ class RunDriver:
 
     async def _drive(self, runner: Runner, run_id: str) -> None:
         try:
+            record = None
             with contextlib.suppress(CadreError):  # a failure is in the run's record
                 record = await runner.drive(run_id)
-            record = await asyncio.to_thread(runner.store.run, run_id)
+            if record is None:
+                record = await asyncio.to_thread(runner.store.run, run_id)
             if self._on_settled is not None:
                 await asyncio.to_thread(self._on_settled, runner, record)
         except Exception:  # a bug driving one run must not end the worker's other runs

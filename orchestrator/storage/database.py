@@ -11,6 +11,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -85,8 +86,7 @@ class Database:
                 _sqlite_path(self.url), isolation_level=None, check_same_thread=False, timeout=30
             )
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            use_wal(conn)
             self._conn = conn
         self._writer = contextlib.nullcontext() if self.postgres else sqlite_writer(self.url)
 
@@ -135,6 +135,22 @@ class Database:
             self._conn.close()
 
 
+def use_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """Put a SQLite file in WAL mode. Switching a fresh file needs it to itself, and SQLite
+    answers "database is locked" at once, without its busy timeout, while another connection
+    (a run worker starting beside the API) is switching it or writing: so wait and try again."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
 @asynccontextmanager
 async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """LangGraph's async checkpointer on the run database, set up and ready."""
@@ -155,8 +171,7 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
         return
     conn = sqlite3.connect(_sqlite_path(url), check_same_thread=False, timeout=30)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        use_wal(conn)
         sqlite_saver = InlineSqliteSaver(conn, sqlite_writer(url))
         sqlite_saver.setup()
         yield sqlite_saver
