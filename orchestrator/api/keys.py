@@ -60,8 +60,7 @@ class KeyStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        for statement in SCHEMA:
-            self.db.execute(statement)
+        self.db.set_up("keys", lambda: [db.execute(statement) for statement in SCHEMA])
 
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
         """A new key; returns it and the plain key string, which is not stored anywhere."""

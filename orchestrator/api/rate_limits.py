@@ -39,7 +39,7 @@ class RateLimits:
 
     def __init__(self, db: Database, rate: float, burst: int) -> None:
         self.db, self.rate, self.burst = db, float(rate), int(burst)
-        db.execute(SCHEMA)
+        db.set_up("rate_limits", lambda: db.execute(SCHEMA))
 
     def take(self, key: str) -> float:
         """0 if the request may go now (its token is taken), else the seconds until one is there."""

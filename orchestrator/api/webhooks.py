@@ -90,18 +90,23 @@ class Webhooks:
         or by one that died) start going out at once. Without, only :meth:`deliver_due` sends."""
         self.db = db
         self.background = background
+        db.set_up("webhooks", self._create)
+        if background and self.next_due() is not None:
+            _wake(db.url)
+
+    def _create(self) -> None:
         for statement in SCHEMA:
             self.db.execute(statement)
-        present = db.columns("cadre_webhook_deliveries")
+        present = self.db.columns("cadre_webhook_deliveries")
         for column, kind in ADDED_COLUMNS.items():
             if column not in present:
                 try:
-                    db.execute(f"ALTER TABLE cadre_webhook_deliveries ADD COLUMN {column} {kind}")
+                    self.db.execute(
+                        f"ALTER TABLE cadre_webhook_deliveries ADD COLUMN {column} {kind}"
+                    )
                 except Exception:  # another process added it first
-                    if column not in db.columns("cadre_webhook_deliveries"):
+                    if column not in self.db.columns("cadre_webhook_deliveries"):
                         raise
-        if background and self.next_due() is not None:
-            _wake(db.url)
 
     def register(self, tenant: str, url: str) -> tuple[Webhook, str]:
         """A new webhook for the tenant; returns it and its signing secret (shown once).

@@ -45,7 +45,7 @@ class TenantBudgets:
         self.db = db
         self.cache_s = cache_s
         self._cache: dict[str, tuple[float, int | None]] = {}
-        self.db.execute(SCHEMA)
+        self.db.set_up("tenant_budgets", lambda: db.execute(SCHEMA))
 
     def set(self, tenant: str, tokens_per_day: int | None) -> None:
         """Give ``tenant`` a daily budget, or none (``None``)."""

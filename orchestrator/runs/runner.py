@@ -124,8 +124,8 @@ class Runner:
         its lease lost)."""
         self._events: list[tuple[str, float, str, dict[str, Any]]] = []
         """Finished nodes not yet written: a tick's worth, written in one statement."""
-        self._writing = asyncio.Lock()
-        """Held while events (and the status changes after them) are written, in order."""
+        self._flushing: asyncio.Future[None] | None = None
+        """The batch of finished nodes being written, if one is."""
 
     async def __aenter__(self) -> Runner:
         telemetry.setup()
@@ -234,23 +234,28 @@ class Runner:
                     stop.set()
 
     async def _flush_events(self) -> None:
-        """Write the finished nodes of every run held."""
-        async with self._writing:
-            events, self._events = self._events, []
-            await self._io(self.store.add_events, events)
+        """Write the finished nodes of every run held (one statement)."""
+        events, self._events = self._events, []
+        if not events:
+            return
+        self._flushing = asyncio.ensure_future(self._io(self.store.add_events, events))
+        await self._flushing
 
     async def _record(self, write: Callable[..., T], run_id: str, *args: Any, **kwargs: Any) -> T:
         """Write a status change or review of a run, after the run's finished nodes: its log
-        is then in the order things happened."""
-        async with self._writing:
-            mine = [e for e in self._events if e[0] == run_id]
+        is then in the order things happened. Only this run waits (for a batch in flight that
+        may hold its earlier nodes); other runs' writes go on beside it."""
+        mine = [e for e in self._events if e[0] == run_id]
+        if mine:
             self._events = [e for e in self._events if e[0] != run_id]
+        if self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
 
-            def both() -> T:
-                self.store.add_events(mine)
-                return write(run_id, *args, **kwargs)
+        def both() -> T:
+            self.store.add_events(mine)
+            return write(run_id, *args, **kwargs)
 
-            return await self._io(both)
+        return await self._io(both)
 
     # -- the verbs -------------------------------------------------------------------------
 

@@ -195,6 +195,9 @@ class RunStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        db.set_up("runs", self._create)
+
+    def _create(self) -> None:
         seq = SEQ["postgres" if self.db.postgres else "sqlite"]
         for statement in SCHEMA[:3]:  # the tables
             self.db.execute(statement.replace("{seq}", seq))

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,22 @@ class Database:
             self._conn = conn
         self._writer = contextlib.nullcontext() if self.postgres else sqlite_writer(self.url)
 
+    def set_up(self, name: str, create: Callable[[], object]) -> None:
+        """Run ``create`` (a table's idempotent DDL and upgrades) once per database and process,
+        not once per connection: an API opens one connection per handler thread, and a burst
+        of requests on new threads would otherwise repeat every table's DDL under the writer
+        lock. A SQLite file removed and made again is a new database."""
+        key = (name, self._identity())
+        if key not in _SET_UP:
+            create()
+            _SET_UP.add(key)
+
+    def _identity(self) -> tuple[Any, ...]:
+        if self.postgres:
+            return (self.url,)
+        where = os.stat(_sqlite_path(self.url))
+        return (self.url, where.st_dev, where.st_ino)
+
     def _guard(self, sql: str) -> Any:
         """What a statement holds besides the connection: SQLite writes, the file's writer."""
         return self._writer if _writes(sql) else contextlib.nullcontext()
@@ -133,6 +149,10 @@ class Database:
     def close(self) -> None:
         with self._lock:  # never close under a query another thread is running
             self._conn.close()
+
+
+_SET_UP: set[tuple[Any, ...]] = set()
+"""The (table group, database) pairs this process has set up (see :meth:`Database.set_up`)."""
 
 
 def use_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
