@@ -145,6 +145,9 @@ def test_cadre_review_edit_refuses_each_path_and_writes_nothing(
     subprocess of it is in tests/workflow/test_cli_runs.py): exit 2, the reason, no traceback."""
     from orchestrator.cli import main
 
+    # main() shuts the process's telemetry down when it ends, as a command does; here the
+    # process is the test session, whose other tests still record spans.
+    monkeypatch.setattr("orchestrator.cli._flush_telemetry", lambda: None)
     root = scripted_workflow_catalog(tmp_path)
     url = f"sqlite:///{tmp_path / 'cadre.db'}"
     monkeypatch.setenv("CADRE_DATABASE_URL", url)
