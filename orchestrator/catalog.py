@@ -75,13 +75,15 @@ class Catalog:
         return _weights_path(model, self.sources.get(("model", model.name), self.root))
 
     def adapter_path(self, specialist: SpecialistSpec) -> str | None:
-        """The specialist's LoRA adapter as an absolute path, or None: on a vLLM model, the
-        version live in the adapter registry (`cadre specialists promote`; those are PEFT
-        adapters, which llama.cpp cannot load), else the spec's own ``adapter``."""
+        """The specialist's LoRA adapter as an absolute path, or None: the version live in the
+        adapter registry (`cadre specialists promote`), else the spec's own ``adapter``. Both
+        engines that load weights serve registry versions (PEFT adapters; llama.cpp converts
+        them to GGUF once)."""
         from orchestrator.specialize.registry import Registry
 
         model = self.models.get(specialist.model)
-        live = Registry().live(specialist.name) if model and model.engine == "vllm" else None
+        served = model is not None and model.engine in ("vllm", "llamacpp")
+        live = Registry().live(specialist.name) if served else None
         if live is not None:
             return str(live.path.resolve())
         if specialist.adapter is None:

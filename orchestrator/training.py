@@ -114,7 +114,7 @@ def train_lora(
 
 def require_training_stack(ray_train: bool = False) -> None:
     """A clear error, before anything is written, when the training libraries are missing (they
-    come with the ``vllm`` extra: ``make setup-vllm`` builds .venv-vllm)."""
+    are Cadre's own dependencies: ``make setup`` installs them)."""
     modules = ["torch", "transformers", "peft"] + ["ray.train"] * ray_train
     for module in modules:
         try:
@@ -123,7 +123,7 @@ def require_training_stack(ray_train: bool = False) -> None:
             missing = err.name or module  # ray.train raises its own ImportError with no name
             raise UserError(
                 f"training adapters needs {', '.join(modules)} ({missing} is missing); "
-                "run `make setup-vllm` and use .venv-vllm"
+                "run `make setup`"
             ) from None
 
 

@@ -8,13 +8,17 @@ serializes its requests with one lock and runs each in a worker thread, so the h
 stays free to accept and queue calls. Parallelism comes from replicas (one engine per ModelHost),
 not from concurrent calls into one engine.
 
-A LoRA adapter (GGUF) is bound to a loaded model in llama.cpp, so each adapter gets its own loaded
-copy of the (small) base, kept in an LRU of ``max_adapters``.
+LoRA adapters share the one loaded base: each is loaded once (a PEFT adapter is first converted
+to a GGUF LoRA, see ``lora_gguf``), kept in an LRU of ``max_adapters``, and set on the one context
+for each request, so specialists with and without adapters answer through one host. The prompt
+cache is dropped when the adapter changes: the cached keys and values were computed under the
+other adapter's weights.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import re
 import time
 from collections import OrderedDict
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.engines.base import FinishReason, GenerationRequest, GenerationResult
+from orchestrator.engines.lora_gguf import gguf_adapter
 from orchestrator.engines.options import LlamaCppOptions
 from orchestrator.errors import ContextLengthError, EngineError
 
@@ -38,16 +43,15 @@ class LlamaCppEngine:
         self.model_path = Path(model_path)
         self.context_length = context_length
         self.options = options or LlamaCppOptions()
-        self._models: OrderedDict[str | None, Any] = OrderedDict()
+        self._adapters: OrderedDict[str, Any] = OrderedDict()
+        """Request adapter path -> llama.cpp adapter handle, least recently used first."""
+        self._active: str | None = None
         self._lock = asyncio.Lock()
-        self._base = self._load(None)
+        self._base: Any = self._load_base()
 
-    def _load(self, adapter: str | None) -> Any:
+    def _load_base(self) -> Any:
         from llama_cpp import Llama
 
-        if adapter in self._models:
-            self._models.move_to_end(adapter)
-            return self._models[adapter]
         kwargs: dict[str, Any] = {
             "model_path": str(self.model_path),
             "n_ctx": self.context_length,
@@ -56,27 +60,48 @@ class LlamaCppEngine:
         }
         if self.options.n_threads is not None:
             kwargs["n_threads"] = self.options.n_threads
-        if adapter is not None:
-            if (Path(adapter) / "adapter_config.json").is_file():
-                raise EngineError(
-                    f"{adapter} is a PEFT LoRA adapter (what `cadre specialize` trains and vLLM "
-                    "serves); llama.cpp needs a GGUF LoRA file. Serve this specialist on a model "
-                    "with engine: vllm"
-                )
-            if not Path(adapter).is_file():
-                raise EngineError(f"LoRA adapter file not found: {adapter}")
-            kwargs["lora_path"] = adapter
         try:
-            model = Llama(**kwargs)
+            return Llama(**kwargs)
         except (ValueError, RuntimeError) as err:
             raise EngineError(f"llama.cpp could not load {self.model_path}: {err}") from err
-        self._models[adapter] = model
-        # The bare base (key None) is never evicted; adapters beyond the limit are.
-        adapters = [k for k in self._models if k is not None]
-        while len(adapters) > self.options.max_adapters:
-            evicted = adapters.pop(0)
-            self._models.pop(evicted).close()
-        return model
+
+    def _adapter(self, adapter: str) -> Any:
+        """The loaded handle of ``adapter``, loading (and converting) it on first use."""
+        import llama_cpp
+
+        if adapter in self._adapters:
+            self._adapters.move_to_end(adapter)
+            return self._adapters[adapter]
+        path = gguf_adapter(adapter, self.model_path)
+        handle = llama_cpp.llama_adapter_lora_init(self._base._model.model, str(path).encode())
+        if not handle:
+            raise EngineError(
+                f"llama.cpp could not load the LoRA adapter {path} on {self.model_path.name}"
+            )
+        self._adapters[adapter] = handle
+        while len(self._adapters) > self.options.max_adapters:
+            evicted, old = self._adapters.popitem(last=False)
+            if evicted == self._active:
+                self._use(None)
+            llama_cpp.llama_adapter_lora_free(old)
+        return handle
+
+    def _use(self, adapter: str | None) -> None:
+        """Set ``adapter`` (or none) on the context, at scale 1 as PEFT applies it."""
+        import llama_cpp
+
+        if adapter == self._active:
+            return
+        handle = None if adapter is None else self._adapter(adapter)
+        ctx = self._base._ctx.ctx
+        if handle is None:
+            llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle)
+            scales = (ctypes.c_float * 1)(1.0)
+            llama_cpp.llama_set_adapters_lora(ctx, handles, 1, scales)
+        self._base.reset()
+        self._active = adapter
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results = []
@@ -86,7 +111,8 @@ class LlamaCppEngine:
         return results
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
-        model = self._base if request.adapter is None else self._load(request.adapter)
+        self._use(request.adapter)
+        model = self._base
         kwargs: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "max_tokens": request.max_tokens,
@@ -127,6 +153,13 @@ class LlamaCppEngine:
 
     async def close(self) -> None:
         async with self._lock:
-            for model in self._models.values():
-                model.close()
-            self._models.clear()
+            import llama_cpp
+
+            if self._base is None:
+                return
+            self._use(None)
+            for handle in self._adapters.values():
+                llama_cpp.llama_adapter_lora_free(handle)
+            self._adapters.clear()
+            self._base.close()
+            self._base = None

@@ -20,8 +20,8 @@ class LlamaCppOptions(Spec):
     max_adapters: int = Field(
         default=4,
         ge=1,
-        description="LoRA adapters kept loaded at once (llama.cpp binds an adapter to a loaded "
-        "model, so each costs one more copy of the small base); least recently used is evicted.",
+        description="LoRA adapters kept loaded at once beside the one base model (each is a few "
+        "MB); the least recently used is unloaded to make room for a new one.",
     )
 
 

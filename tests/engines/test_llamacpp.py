@@ -37,7 +37,7 @@ def test_missing_adapter_file_is_an_engine_error(smollm2_path: Path, tmp_path: P
     request = GenerationRequest(
         messages=(Message("user", "Hi"),), max_tokens=4, adapter=str(tmp_path / "nope.gguf")
     )
-    with pytest.raises(EngineError, match="adapter file not found"):
+    with pytest.raises(EngineError, match="LoRA adapter not found"):
         asyncio.run(engine.generate([request]))
     asyncio.run(engine.close())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -82,18 +81,21 @@ def test_the_data_hash_names_the_bytes(tmp_path: Path) -> None:
     assert data_hash(a) != data_hash(b)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("peft") is not None, reason="this environment can train"
-)
 def test_specialize_without_the_training_stack_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    """`make setup` installs PEFT; a `peft` that fails to import stands for an environment
+    built some other way."""
     train = ROOT / "examples" / "specialize" / "ticket-triage.train.jsonl"
+    blocked = tmp_path / "blocked" / "peft"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('not installed', name='peft')\n")
     done = subprocess.run(
         [str(Path(sys.executable).parent / "cadre"), "specialize", "ticket-triage",
          "--data", str(train)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "CADRE_ADAPTERS_DIR": str(tmp_path / "adapters")},
+        env={**os.environ, "CADRE_ADAPTERS_DIR": str(tmp_path / "adapters"),
+             "PYTHONPATH": str(blocked.parent)},
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "training adapters needs torch, transformers, peft, ray.train" in done.stderr
-    assert "make setup-vllm" in done.stderr
+    assert "run `make setup`" in done.stderr
     assert not (tmp_path / "adapters").exists()
