@@ -189,10 +189,11 @@ def evaluate(
     if versions:
         wanted = [name.strip() for name in versions.split(",") if name.strip()]
         chosen = [registry.version(spec.name, name) for name in wanted]
-    base = base_directory(loaded, spec.model)
-    context = loaded.model(spec.model).context_length
+    model = loaded.model(spec.model)
+    weights = loaded.weights_path(model) if model.engine == "llamacpp" else None
+    weights = weights or base_directory(loaded, spec.model)
     chosen_paths = [(v.name, str(v.path)) for v in chosen]
-    rows = score_all(spec, base, context, examples, chosen_paths, loaded.root / "corpora")
+    rows = score_all(spec, model, weights, examples, chosen_paths, loaded.root / "corpora")
     digest = data_hash(data)
     metric = spec.evaluation.metric
     label = f"{metric}" + (f" ({spec.evaluation.label})" if spec.evaluation.label else "")

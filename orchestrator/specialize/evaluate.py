@@ -1,6 +1,6 @@
 """`cadre eval`: the same held-out examples through the generalist baseline and every adapter.
 
-Conditions, all on one vLLM engine over the specialist's base model:
+Conditions, all on one engine of the specialist's base model (the engine it serves on):
 
 - ``base``: the base model with the specialist's instructions only (no examples, no retrieval):
   what prompt engineering alone gets;
@@ -27,10 +27,10 @@ from typing import Any
 
 from orchestrator.calls import build_request, parse_answer
 from orchestrator.engines.base import GenerationRequest
-from orchestrator.errors import OutputSchemaError
+from orchestrator.errors import InputError, OutputSchemaError
 from orchestrator.specialize.data import Labeled, as_served
 from orchestrator.specialize.metrics import majority, mean, score
-from orchestrator.specs import SpecialistSpec
+from orchestrator.specs import ModelSpec, SpecialistSpec
 
 
 @dataclass
@@ -83,7 +83,7 @@ async def run(
     rows: list[Condition],
     retrieved: Sequence[str] = (),
 ) -> None:
-    """Every condition over every example; each condition's calls go to vLLM together.
+    """Every condition over every example; each condition's calls go to the engine together.
     ``retrieved``: the inputs with their passages, for the conditions that retrieve."""
     for row in rows:
         inputs = retrieved if row.retrieval else [e.input for e in examples]
@@ -107,28 +107,21 @@ async def run(
 
 def evaluate(
     spec: SpecialistSpec,
-    base: Path,
-    context_length: int,
+    model: ModelSpec,
+    weights: Path,
     examples: Sequence[Labeled],
     versions: Sequence[tuple[str, str]],
     corpora: Path,
 ) -> list[Condition]:
-    """Score every condition on one vLLM engine (eager, in this CPU's fast dtype);
-    ``corpora``: the catalog's corpora folder, for a specialist that retrieves."""
-    from orchestrator.engines.options import VllmOptions
-    from orchestrator.engines.vllm import VllmEngine, cpu_dtype
-
+    """Score every condition on one engine of the specialist's model: llama.cpp on its GGUF
+    file (adapters converted and chosen per request, as it serves), or vLLM on the HF-format
+    directory (eager, in this CPU's fast dtype). ``corpora``: the catalog's corpora folder,
+    for a specialist that retrieves."""
     rows = conditions(spec, versions)
     retrieved = as_served(spec, [e.input for e in examples], corpora)
-    options = VllmOptions(
-        dtype=cpu_dtype(),
-        enforce_eager=True,
-        cpu_kvcache_gb=2,
-        max_adapters=max(1, len(versions)),
-    )
 
     async def go() -> None:
-        engine = VllmEngine(base, context_length, options)
+        engine = open_engine(model, weights, adapters=len(versions))
         try:
             await run(engine, spec, examples, rows, retrieved)
         finally:
@@ -136,6 +129,26 @@ def evaluate(
 
     asyncio.run(go())
     return rows
+
+
+def open_engine(model: ModelSpec, weights: Path, adapters: int) -> Any:
+    """The engine eval scores on: the model's own, with room for every adapter at once."""
+    from orchestrator.engines import create_engine
+
+    keep = {"max_adapters": max(1, adapters)}
+    if model.engine == "llamacpp":
+        served = {**model.engine_options, **keep}
+        return create_engine(model.model_copy(update={"engine_options": served}), weights)
+    if model.engine != "vllm":
+        raise InputError(
+            f"model {model.name!r} runs on the {model.engine} engine, which has no weights to "
+            "score; eval needs a llamacpp or vllm model"
+        )
+    from orchestrator.engines.options import VllmOptions
+    from orchestrator.engines.vllm import VllmEngine, cpu_dtype
+
+    options = VllmOptions(dtype=cpu_dtype(), enforce_eager=True, cpu_kvcache_gb=2, **keep)
+    return VllmEngine(weights, model.context_length, options)
 
 
 def report(

@@ -1,6 +1,7 @@
 """The whole specialization loop on CPU, as a user runs it: train an adapter (Ray Train), score it
-against the generalist on held-out examples (vLLM), promote it (or be refused), serve it in a
-workflow run through the vLLM engine, see the run record which version answered, roll back."""
+against the generalist on held-out examples, promote it (or be refused), serve it in a workflow
+run, see the run record which version answered, roll back. On each engine that loads weights:
+llama.cpp in the main environment, vLLM in its own."""
 
 from __future__ import annotations
 
@@ -16,23 +17,21 @@ import pytest
 from orchestrator.specialize.registry import Registry
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.vllm
 CADRE = str(Path(sys.executable).parent / "cadre")
 DATA = ROOT / "examples" / "specialize"
 EXAMPLE = ROOT / "examples" / "vllm"
 
 
-def vllm_catalog(tmp_path: Path) -> list[str]:
-    """The vLLM example's model and its ticket-triage specialist and triage workflow, alone
-    (the example's other specialists need adapters trained by the README's steps)."""
+def triage_catalog(tmp_path: Path, engine: str) -> list[str]:
+    """The ticket-triage specialist on the engine's model, and the vLLM example's triage
+    workflow, alone (the example's other specialists need adapters the README trains)."""
     root = tmp_path / "catalog"
     for folder in ("agents/models", "agents/specialists", "graphs"):
         (root / folder).mkdir(parents=True)
-    for model in (EXAMPLE / "agents" / "models").glob("*.yaml"):
+    agents = EXAMPLE / "agents" if engine == "vllm" else ROOT / "agents"
+    for model in (agents / "models").glob("smollm2-135m*.yaml"):
         shutil.copy(model, root / "agents" / "models")
-    shutil.copy(
-        EXAMPLE / "agents" / "specialists" / "ticket-triage.yaml", root / "agents" / "specialists"
-    )
+    shutil.copy(agents / "specialists" / "ticket-triage.yaml", root / "agents" / "specialists")
     shutil.copy(EXAMPLE / "graphs" / "triage.yaml", root / "graphs")
     return ["--catalog", str(root / "agents"), "--graphs", str(root / "graphs")]
 
@@ -53,19 +52,31 @@ def cadre(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.CompletedPr
     return done
 
 
-@pytest.mark.timeout(900)  # trains, evaluates and serves on vLLM: past 300 s on a slow machine
-def test_specialize_eval_promote_serve_rollback(tmp_path: Path, smollm2_hf: Path) -> None:
+@pytest.mark.timeout(900)  # trains, evaluates and serves: past 300 s on a slow machine
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("llamacpp", marks=pytest.mark.model),
+        pytest.param("vllm", marks=pytest.mark.vllm),
+    ],
+)
+def test_specialize_eval_promote_serve_rollback(
+    tmp_path: Path, smollm2_hf: Path, engine: str
+) -> None:
+    catalog = triage_catalog(tmp_path, engine)
     train = tmp_path / "train.jsonl"
     train.write_text(
         "".join((DATA / "ticket-triage.train.jsonl").read_text().splitlines(True)[:24])
     )
-    cadre(tmp_path, "specialize", "ticket-triage", "--data", str(train), "--steps", "3")
+    cadre(
+        tmp_path, "specialize", "ticket-triage", "--data", str(train), "--steps", "3", *catalog[:2]
+    )
     registry = Registry(tmp_path / "adapters")
     (v1,) = registry.versions("ticket-triage")
     assert v1.complete
 
     held = str(DATA / "ticket-triage.heldout.jsonl")
-    scored = cadre(tmp_path, "eval", "ticket-triage", "--data", held, "--limit", "6")
+    scored = cadre(tmp_path, "eval", "ticket-triage", "--data", held, "--limit", "6", *catalog[:2])
     for row in ("base ", "base + few-shot", "v1 "):
         assert row in scored.stdout, scored.stdout
     plot = Path(ROOT / scored.stdout.split("plot: ")[1].split()[0])
@@ -91,7 +102,7 @@ def test_specialize_eval_promote_serve_rollback(tmp_path: Path, smollm2_hf: Path
     assert "live" in listing.stdout and f"{ours:.3f}" in listing.stdout
 
     run = cadre(
-        tmp_path, "run", "triage", *vllm_catalog(tmp_path),
+        tmp_path, "run", "triage", *catalog,
         "--input", json.dumps({"ticket": "I was charged twice for my invoice."}),
     )  # fmt: skip
     run_id = next(w for w in run.stdout.split() if w.startswith("run-"))
