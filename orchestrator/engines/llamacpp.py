@@ -11,8 +11,9 @@ not from concurrent calls into one engine.
 LoRA adapters share the one loaded base: each is loaded once (a PEFT adapter is first converted
 to a GGUF LoRA, see ``lora_gguf``), kept in an LRU of ``max_adapters``, and set on the one context
 for each request, so specialists with and without adapters answer through one host. The prompt
-cache is dropped when the adapter changes: the cached keys and values were computed under the
-other adapter's weights.
+cache (keys and values of the last prompt, whose common prefix the next request reuses) belongs to
+the adapter that computed it: on a switch it is saved with the adapter leaving and the one coming
+in gets its own back, so a specialist keeps the prefix of its own instructions across switches.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class LlamaCppEngine:
         self._adapters: OrderedDict[str, Any] = OrderedDict()
         """Request adapter path -> llama.cpp adapter handle, least recently used first."""
         self._active: str | None = None
+        self._states: dict[str | None, Any] = {}
+        """Adapter (None: the base) -> its saved prompt cache, for the adapters not active."""
         self._lock = asyncio.Lock()
         self._base: Any = self._load_base()
 
@@ -83,6 +86,7 @@ class LlamaCppEngine:
             evicted, old = self._adapters.popitem(last=False)
             if evicted == self._active:
                 self._use(None)
+            self._states.pop(evicted, None)
             llama_cpp.llama_adapter_lora_free(old)
         return handle
 
@@ -100,8 +104,35 @@ class LlamaCppEngine:
             handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle)
             scales = (ctypes.c_float * 1)(1.0)
             llama_cpp.llama_set_adapters_lora(ctx, handles, 1, scales)
-        self._base.reset()
+        if self._base.n_tokens:
+            self._states[self._active] = self._save_cache()
+        state = self._states.pop(adapter, None)
+        if state is None:
+            self._base.reset()
+        else:
+            self._restore_cache(*state)
         self._active = adapter
+
+    def _save_cache(self) -> tuple[Any, Any]:
+        """The context's keys and values (its used cells only) and the tokens they hold; not
+        llama-cpp-python's save_state, which also copies a row of logits per prompt token."""
+        import llama_cpp
+
+        ctx = self._base._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        data = (ctypes.c_uint8 * size)()
+        used = llama_cpp.llama_state_get_data(ctx, data, size)
+        return bytes(data)[:used], self._base.input_ids[: self._base.n_tokens].copy()
+
+    def _restore_cache(self, data: bytes, tokens: Any) -> None:
+        import llama_cpp
+
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_set_data(self._base._ctx.ctx, buffer, len(data)) != len(data):
+            self._base.reset()  # a cache that does not load is only a cache: start afresh
+            return
+        self._base.input_ids[: len(tokens)] = tokens
+        self._base.n_tokens = len(tokens)
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results = []
