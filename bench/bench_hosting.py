@@ -129,7 +129,15 @@ async def switching(calls: int) -> None:
     adapter = str(random_adapter(weights, root / "adapter"))
     pool = HostPool(catalog)
     await pool.warm(model.name)
-    questions = ["the parcel was late", "great support, thanks", "the invoice is wrong again"]
+    questions = [
+        "the parcel was late",
+        "great support, thanks",
+        "the invoice is wrong again",
+        "I love the new app",
+        "nobody answers the phone",
+        "the refund arrived quickly",
+        "my password reset never came",
+    ]
 
     def request(i: int, lora: str | None) -> GenerationRequest:
         return GenerationRequest(
@@ -141,13 +149,15 @@ async def switching(calls: int) -> None:
             adapter=lora,
         )
 
-    async def caller(lora: str | None) -> None:
+    async def caller(lora: str | None, k: int) -> None:
+        # Each call asks a different question than the one before it on the host, whichever
+        # caller sent that: every condition reuses only the shared instructions' prefix.
         for i in range(calls):
-            await pool.generate(model.name, request(i, lora))
+            await pool.generate(model.name, request(2 * i + k, lora))
 
     async def timed(*callers: str | None) -> float:
         started = time.perf_counter()
-        await asyncio.gather(*(caller(lora) for lora in callers))
+        await asyncio.gather(*(caller(lora, k) for k, lora in enumerate(callers)))
         return time.perf_counter() - started
 
     await timed(adapter, None)  # warm-up: the adapter is converted and loaded once
