@@ -21,10 +21,12 @@ per-module alpha or rank patterns, trained embeddings or output head (``modules_
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,17 @@ def _alpha(config: dict[str, Any]) -> float:
 
 
 def _base_header(path: Path) -> dict[str, Any]:
-    """The base model's architecture, head counts and tensor shapes (ggml order: ne0 first)."""
+    """The base model's architecture, head counts and tensor shapes (ggml order: ne0 first);
+    read once per file version in a process (reading a header takes seconds)."""
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise EngineError(f"cannot read the base model {path}: {err}") from None
+    return _read_header(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_header(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     from gguf import GGUFReader
 
     try:
@@ -210,7 +222,9 @@ def _write(out: Path, arch: str, alpha: float, tensors: dict[str, Any]) -> None:
     """Write the GGUF LoRA next to its adapter, whole or not at all."""
     import gguf
 
-    partial = out.with_name(out.name + ".partial")
+    # A name of its own: two processes converting the same adapter at once each write their
+    # own file, and the last rename wins with a whole file either way.
+    partial = out.with_name(f"{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
         writer = gguf.GGUFWriter(str(partial), arch)
         writer.add_type(gguf.GGUFType.ADAPTER)
