@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import jsonschema
 
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
-from orchestrator.errors import InputError, OutputSchemaError
+from orchestrator.errors import InputError, OutputSchemaError, RunError
 from orchestrator.messages import schema_message
 from orchestrator.specs import SpecialistSpec
 
@@ -69,6 +69,19 @@ def model_label(model: str, adapter: str | None) -> str:
     return path.stem if path.suffix == ".gguf" else path.name
 
 
+def with_fixed(specialist: SpecialistSpec, values: dict[str, Any]) -> SpecialistSpec:
+    """``specialist`` with its output schema narrowed so that each field in ``values`` can only
+    be that value (``const``): the model is told the decided fields and writes the rest."""
+    if not values:
+        return specialist
+    schema = dict(specialist.output_schema)
+    schema["properties"] = {
+        **schema.get("properties", {}),
+        **{field: {"const": value} for field, value in values.items()},
+    }
+    return specialist.model_copy(update={"output_schema": schema})
+
+
 def build_request(
     specialist: SpecialistSpec,
     text: str,
@@ -103,6 +116,26 @@ def build_request(
     )
 
 
+def check_answer(specialist: SpecialistSpec, output: dict[str, Any], what: str) -> dict[str, Any]:
+    """``output`` if it fits the specialist's schema, else RunError naming ``what`` and the
+    field (an answer the workflow wrote itself, e.g. a rule's decision)."""
+    wrong = schema_problem(specialist, output)
+    if wrong is not None:
+        raise RunError(f"{what}: {wrong} ({specialist.name!r}'s output schema)")
+    return output
+
+
+def schema_problem(specialist: SpecialistSpec, output: Any) -> str | None:
+    """What in ``output`` does not fit the specialist's schema (where, and why), or None."""
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(specialist.output_schema).iter_errors(output)
+    )
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "the answer"
+    return f"{where} does not fit the output schema: {schema_message(error)}"
+
+
 def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[str, Any]:
     """The answer as a JSON object that fits the specialist's schema, or OutputSchemaError."""
     cut = (
@@ -119,14 +152,7 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
             f"specialist {specialist.name!r} answered with text that is not JSON: {err.msg}{cut}",
             result.text,
         ) from None
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(specialist.output_schema).iter_errors(output)
-    )
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "the answer"
-        raise OutputSchemaError(
-            f"specialist {specialist.name!r}: {where} does not fit the output schema: "
-            f"{schema_message(error)}{cut}",
-            result.text,
-        )
+    wrong = schema_problem(specialist, output)
+    if wrong is not None:
+        raise OutputSchemaError(f"specialist {specialist.name!r}: {wrong}{cut}", result.text)
     return output

@@ -18,7 +18,7 @@ import jsonschema
 
 from orchestrator.errors import Problem
 from orchestrator.messages import schema_message
-from orchestrator.workflow.schemas import allowed_values, produced_schemas, walk
+from orchestrator.workflow.schemas import allowed_values, fields, produced_schemas, sub_schema, walk
 from orchestrator.workflow.spec import (
     END_NODE,
     BranchNode,
@@ -135,6 +135,28 @@ def _node_problems(
     if isinstance(node, SpecialistNode):
         yield from known_specialist(node.specialist, "specialist")
         yield from template(node.input, "input")
+        answer = catalog.specialists.get(node.specialist)
+        for name, value in node.fixed.items():
+            where = f"fixed.{name}"
+            if isinstance(value, str) and placeholders(value):
+                yield from template(value, where)
+                continue
+            if answer is None:
+                continue
+            field = sub_schema(answer.output_schema, "properties", name)
+            if not field:
+                known = ", ".join(sorted(fields(answer.output_schema) or ())) or "none"
+                yield Problem(
+                    file,
+                    f"{at}.{where}",
+                    f"{node.specialist!r} answers no field {name!r} (its fields: {known})",
+                )
+            else:
+                error = jsonschema.exceptions.best_match(
+                    jsonschema.Draft202012Validator(field).iter_errors(value)
+                )
+                if error is not None:
+                    yield Problem(file, f"{at}.{where}", f"{value!r}: {schema_message(error)}")
     elif isinstance(node, ToolNode):
         if node.tool not in tools:
             yield Problem(file, f"{at}.tool", f"unknown tool {node.tool!r} in node {node.id!r}")

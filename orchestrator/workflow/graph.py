@@ -24,7 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
 from orchestrator import telemetry
-from orchestrator.calls import Asker, SpecialistAnswer, model_label
+from orchestrator.calls import Asker, SpecialistAnswer, check_answer, model_label, with_fixed
 from orchestrator.errors import BudgetExceeded, CadreError, InputError, RunError
 from orchestrator.runs.store import DEFAULT_TENANT
 from orchestrator.specs import SpecialistSpec
@@ -310,9 +310,16 @@ class GraphBuilder:
     def _specialist(self, node: SpecialistNode) -> None:
         spec = self.catalog.specialist(node.specialist)
 
+        fields = set(spec.output_schema.get("properties", {}))
+        decided = bool(fields) and fields <= set(node.fixed)
+
         async def run(state: dict[str, Any]) -> dict[str, Any]:
-            answer = await self._ask(spec, render(node.input, state), node.id, state)
-            return {node.output: answer.output, "_usage": usage_of(answer)}
+            fixed = {k: _render_arg(v, state) for k, v in node.fixed.items()}
+            if decided:  # every field is the workflow's: nothing is left to ask
+                return {node.output: check_answer(spec, fixed, f"node {node.id!r}'s fixed answer")}
+            asked = with_fixed(spec, fixed)
+            answer = await self._ask(asked, render(node.input, state), node.id, state)
+            return {node.output: {**answer.output, **fixed}, "_usage": usage_of(answer)}
 
         self._add(node.id, run)
         self.graph.add_edge(node.id, _target(node.next))

@@ -29,6 +29,13 @@ class SpecialistNode(Spec):
     specialist: str = Field(description="Specialist to ask (a name in the catalog).")
     input: str = Field(min_length=1, description="Template of the text the specialist gets.")
     output: str = Field(description="State key the answer is written to.")
+    fixed: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Answer fields the workflow decides, not the specialist (a policy rule's "
+        "outcome, e.g. `{decision: deny}`). The specialist is asked with its output schema "
+        "narrowed to these values, so it writes the other fields (a rationale) knowing them. "
+        "Text is a template over state.",
+    )
     next: str = Field(description="Node to run afterwards, or `end`.")
 
 

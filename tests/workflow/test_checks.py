@@ -188,3 +188,14 @@ def test_one_typo_in_next_is_one_problem_with_the_node_it_probably_meant(tmp_pat
         "node 'extract' goes to 'payuot', which is not a node (did you mean 'payout'?)"
         in (problems[0])
     )
+
+
+def test_fixed_answer_fields_must_be_fields_and_values_the_specialist_has(tmp_path: Path) -> None:
+    flow = broken(CLAIM_FLOW)
+    flow["nodes"][4]["fixed"] = {"decision": "aprove", "verdict": "deny", "rationale": "{payuot}"}
+    problems = problems_with(tmp_path, flow)
+    assert len(problems) == 3, problems
+    wrong_value, template, no_field = sorted(problems)
+    assert "nodes.4.fixed.decision: 'aprove'" in wrong_value and "pay" in wrong_value
+    assert "nodes.4.fixed.rationale: 'payuot' is not in the workflow's state" in template
+    assert "nodes.4.fixed.verdict: 'decider' answers no field 'verdict'" in no_field

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.errors import InputError, NotFoundError, OutputSchemaError
+from orchestrator.errors import InputError, NotFoundError, OutputSchemaError, RunError
 from orchestrator.hosting.pool import HostPool
 from orchestrator.runs.runner import Runner
 from tests.workflow.fixtures import scripted_workflow_catalog
@@ -337,3 +338,34 @@ def test_a_decision_made_while_another_process_drives_the_run_is_applied_when_it
     record, review = with_runner(catalog, pool, database_url, body)
     assert record.status == "succeeded" and record.owner is None
     assert review.status == "applied"
+
+
+def test_a_node_whose_fixed_answer_is_whole_asks_no_model_and_is_checked(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`fixed` that gives every field of the specialist's answer is the answer: the decider is
+    not called. A fixed value rendered from state that does not fit the schema fails the run
+    with the node and the field, not a model call."""
+    root = tmp_path / "c"
+    agents = scripted_workflow_catalog(root, amount=300, call_log=tmp_path / "calls.log")
+    flow = yaml.safe_load((root / "graphs" / "claim.yaml").read_text())
+    decide = next(n for n in flow["nodes"] if n["id"] == "decide")
+    decide["fixed"] = {"decision": "deny"}
+    (root / "graphs" / "claim.yaml").write_text(yaml.safe_dump(flow))
+    flow["name"], decide["fixed"] = "claim-broken", {"decision": "{fields.policy_number}"}
+    (root / "graphs" / "claim-broken.yaml").write_text(yaml.safe_dump(flow))
+    fixed = load_catalog(agents)
+    pool = HostPool(fixed)
+
+    async def body(runner: Runner) -> Any:
+        ruled = await runner.start("claim", {"claim": "a dent"})
+        with pytest.raises(RunError, match=r"node 'decide'.*decision.*'P-1' is not one of"):
+            await runner.start("claim-broken", {"claim": "a dent"})
+        return ruled, runner.store.runs()
+
+    ruled, runs = with_runner(fixed, pool, database_url, body)
+    pool.shutdown()
+    assert ruled.status == "succeeded" and ruled.output["decision"] == {"decision": "deny"}
+    assert set(ruled.usage) == {"extractor"}
+    assert "decider" not in calls(tmp_path)
+    assert sorted(r.status for r in runs) == ["failed", "succeeded"]
