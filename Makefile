@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cadre-installed
 
-.PHONY: setup setup-vllm demo test test-vllm lint bench bench-vllm clean
+.PHONY: setup setup-vllm demo test test-vllm lint bench bench-vllm adapters clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,10 @@ bench: setup
 	$(BIN)/python bench/bench_workflow.py
 	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_api.py
+
+# The shipped adapters of agents/adapters/, trained again from their recipes (about 40 minutes).
+adapters: setup
+	$(BIN)/python scripts/make-adapters.py
 
 bench-vllm: setup-vllm
 	$(VLLM_VENV)/bin/python bench/bench_vllm.py

@@ -86,6 +86,11 @@ class Catalog:
         live = Registry().live(specialist.name) if served else None
         if live is not None:
             return str(live.path.resolve())
+        return self.declared_adapter(specialist)
+
+    def declared_adapter(self, specialist: SpecialistSpec) -> str | None:
+        """The adapter the spec itself names (``adapter:``, e.g. one shipped in the catalog's
+        ``adapters/``) as an absolute path, or None."""
         if specialist.adapter is None:
             return None
         source = self.sources.get(("specialist", specialist.name), self.root / "x")

@@ -170,7 +170,8 @@ def evaluate(
     catalog: CatalogOption = None,
 ) -> None:
     """Score the base model (instructions only), the base with retrieval and few-shot examples
-    (those the specialist has), and each adapter version on held-out examples by the
+    (those the specialist has), its shipped adapter (if it names one), and each adapter
+    version on held-out examples by the
     specialist's metric; print a table, write a plot, and record the scores in the registry
     (what `specialists promote` compares)."""
     from rich.table import Table
@@ -193,7 +194,8 @@ def evaluate(
     weights = loaded.weights_path(model) if model.engine == "llamacpp" else None
     weights = weights or base_directory(loaded, spec.model)
     chosen_paths = [(v.name, str(v.path)) for v in chosen]
-    rows = score_all(spec, model, weights, examples, chosen_paths, loaded.root / "corpora")
+    shipped = loaded.declared_adapter(spec)
+    rows = score_all(spec, model, weights, examples, chosen_paths, loaded.root / "corpora", shipped)
     digest = data_hash(data)
     metric = spec.evaluation.metric
     label = f"{metric}" + (f" ({spec.evaluation.label})" if spec.evaluation.label else "")
@@ -219,11 +221,13 @@ def evaluate(
             f"Always answering the most common label ({spec.evaluation.label} = {floor[0]}) "
             f"would score {floor[1]:.3f}: a classifier has to beat that to have learned anything."
         )
-    # What serves now when no version is live: the specialist as declared (with its retrieval
-    # and few-shot examples, if it has them). A first version has to beat that to go live.
-    baselines = [s for r, s in zip(rows, summaries, strict=True) if r.adapter is None]
-    adapters = [s for r, s in zip(rows, summaries, strict=True) if r.adapter is not None]
-    base_score = {metric: {"score": baselines[-1]["score"], "data": digest}}
+    # What serves now when no version is live: the specialist as declared (its shipped adapter,
+    # or its retrieval and few-shot examples, whichever it has). A first version has to beat
+    # that to go live.
+    fixed = len(rows) - len(chosen)
+    baselines, adapters = summaries[:fixed], summaries[fixed:]
+    served = baselines[-1]
+    base_score = {metric: {"score": served["score"], "data": digest, "as": served["condition"]}}
     for version, s in zip(chosen, adapters, strict=True):
         scored = {"score": s["score"], "data": digest, "n": s["n"], "at": time.time()}
         evals = {**(version.meta.get("eval") or {}), metric: scored, "base": base_score}
@@ -279,7 +283,8 @@ def rollback(
 
     spec = load(catalog).specialist(specialist)
     previous = Registry().rollback(spec.name, by=who or getpass.getuser())
-    out.print(f"{spec.name}: {previous.name if previous else 'the bare base model'} is live")
+    declared = f"its shipped adapter ({spec.adapter})" if spec.adapter else "the bare base model"
+    out.print(f"{spec.name}: {previous.name if previous else declared} is live")
 
 
 def versions_list(

@@ -63,15 +63,19 @@ class Condition:
         }
 
 
-def conditions(spec: SpecialistSpec, versions: Sequence[tuple[str, str]]) -> list[Condition]:
-    """Base; the base as declared (retrieval and few-shot, if the spec has either); then each
-    (name, adapter path)."""
+def conditions(
+    spec: SpecialistSpec, versions: Sequence[tuple[str, str]], shipped: str | None = None
+) -> list[Condition]:
+    """Base; the base as declared (retrieval and few-shot, if the spec has either); the adapter
+    the specialist ships with (``shipped``, its path), if any; then each (name, adapter path)."""
     plain = spec.model_copy(update={"examples": (), "corpus": None})
     made = [Condition("base", None, plain)]
     retrieval = bool(spec.corpus)
     extras = ["retrieval"] * retrieval + ["few-shot"] * bool(spec.examples)
     if extras:
         made.append(Condition(" + ".join(["base", *extras]), None, spec, retrieval))
+    if shipped is not None:
+        made.append(Condition("shipped adapter", shipped, spec, retrieval))
     made += [Condition(name, path, spec, retrieval) for name, path in versions]
     return made
 
@@ -112,16 +116,17 @@ def evaluate(
     examples: Sequence[Labeled],
     versions: Sequence[tuple[str, str]],
     corpora: Path,
+    shipped: str | None = None,
 ) -> list[Condition]:
     """Score every condition on one engine of the specialist's model: llama.cpp on its GGUF
     file (adapters converted and chosen per request, as it serves), or vLLM on the HF-format
     directory (eager, in this CPU's fast dtype). ``corpora``: the catalog's corpora folder,
     for a specialist that retrieves."""
-    rows = conditions(spec, versions)
+    rows = conditions(spec, versions, shipped)
     retrieved = as_served(spec, [e.input for e in examples], corpora)
 
     async def go() -> None:
-        engine = open_engine(model, weights, adapters=len(versions))
+        engine = open_engine(model, weights, adapters=len(versions) + (shipped is not None))
         try:
             await run(engine, spec, examples, rows, retrieved)
         finally:

@@ -168,7 +168,9 @@ class Registry:
             against = f"live {current.name}"
         else:
             theirs = (candidate.meta.get("eval") or {}).get("base", {}).get(metric)
-            against = "the specialist without an adapter"
+            # How the specialist serves with no version live: its shipped adapter, if it
+            # names one, else its prompt alone.
+            against = f"the specialist as it serves ({(theirs or {}).get('as', 'no adapter')})"
         if theirs is None:
             raise InputError(
                 f"{against} has no {metric} score to compare with; run `cadre eval` (or --force)"

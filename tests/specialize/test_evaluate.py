@@ -90,5 +90,12 @@ def test_a_specialist_without_a_corpus_is_asked_its_inputs_unchanged() -> None:
     assert not spec.corpus
     names = [r.name for r in conditions(spec, [])]
     assert names == (["base", "base + few-shot"] if spec.examples else ["base"])
+    # Its shipped adapter is scored after the prompt-only rows and before the registry's.
+    shipped = CATALOG.declared_adapter(spec)
+    rows = conditions(spec, [("v1", "/a/v1")], shipped)
+    assert [(r.name, r.adapter) for r in rows][-2:] == [
+        ("shipped adapter", shipped),
+        ("v1", "/a/v1"),
+    ]
     inputs = ["The app crashes on start."]
     assert as_served(spec, inputs, CATALOG.root / "corpora") == inputs

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.specialize.registry import Registry
 from tests.conftest import ROOT
@@ -31,7 +32,10 @@ def triage_catalog(tmp_path: Path, engine: str) -> list[str]:
     agents = EXAMPLE / "agents" if engine == "vllm" else ROOT / "agents"
     for model in (agents / "models").glob("smollm2-135m*.yaml"):
         shutil.copy(model, root / "agents" / "models")
-    shutil.copy(agents / "specialists" / "ticket-triage.yaml", root / "agents" / "specialists")
+    # Without its shipped adapter: a first version is compared with the prompt alone.
+    spec = yaml.safe_load((agents / "specialists" / "ticket-triage.yaml").read_text())
+    spec.pop("adapter", None)
+    (root / "agents" / "specialists" / "ticket-triage.yaml").write_text(yaml.safe_dump(spec))
     shutil.copy(EXAMPLE / "graphs" / "triage.yaml", root / "graphs")
     return ["--catalog", str(root / "agents"), "--graphs", str(root / "graphs")]
 
@@ -110,6 +114,6 @@ def test_specialize_eval_promote_serve_rollback(
     assert shown["status"] == "succeeded"
     assert shown["usage"]["ticket-triage"]["adapter ticket-triage/v1"] == 1
 
-    back = cadre(tmp_path, "specialists", "rollback", "ticket-triage")
+    back = cadre(tmp_path, "specialists", "rollback", "ticket-triage", *catalog[:2])
     assert "the bare base model is live" in back.stdout
     assert registry.live("ticket-triage") is None
