@@ -107,13 +107,12 @@ async def _run_one(runner: Any, workflow: str, line: InputLine) -> dict[str, Any
     """One input's run, as its result line."""
     try:
         record = await runner.start(workflow, line.data)
-    except CadreError as error:  # the run failed; the runner recorded it as failed
-        return {
-            "line": line.number,
-            "run_id": None,
-            "status": "failed",
-            "error": clip(error.message),
-        }
+    except Exception as error:  # the run failed; the runner recorded it as failed
+        # A bug (not a CadreError) fails its own input's line, not the other inputs' runs.
+        message = (
+            error.message if isinstance(error, CadreError) else f"{type(error).__name__}: {error}"
+        )
+        return {"line": line.number, "run_id": None, "status": "failed", "error": clip(message)}
     result: dict[str, Any] = {"line": line.number, "run_id": record.id, "status": record.status}
     if record.status == "succeeded":
         result["output"] = record.output

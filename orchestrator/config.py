@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+DEFAULT_TENANT = "default"
+"""The tenant of runs made without one (the CLI, and API keys made without ``--tenant``)."""
+
 LEASE_S = 15.0
 """How long a driver's claim on a run holds without renewal: the longest a dead driver's runs
 wait before another driver takes them over. Drivers renew every ``LEASE_S / 3`` at most."""

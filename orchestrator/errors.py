@@ -2,34 +2,57 @@
 
 Every error Cadre raises on purpose is a :class:`CadreError`. They split by whose move it is:
 
-    CadreError
-    ├── UserError                 the user wrote or asked for something wrong; exit code 2
-    │   ├── CatalogError          specs on disk do not load or do not agree (all problems at once)
-    │   ├── NotFoundError         a name that is not in the catalog
-    │   └── InputError            a request that cannot be served as given
-    │       └── ContextLengthError    the prompt does not fit the model's context
-    └── RunError                  a run failed while doing its work; exit code 1
+    CadreError                                                          exit  HTTP
+    ├── UserError                 the user wrote or asked for something wrong  2   500
+    │   ├── CatalogError          specs on disk do not load or do not agree        500
+    │   │                         (all problems at once)
+    │   ├── NotFoundError         a name that is not in the catalog                 404
+    │   ├── InputError            a request that cannot be served as given          422
+    │   │   ├── ConflictError     it clashes with what already happened             409
+    │   │   ├── ContextLengthError    the prompt does not fit the model's context   422
+    │   │   └── DataError         a data file with problems (each one listed)       422
+    │   └── ApiError              an HTTP refusal with its own status and headers  (its own)
+    └── RunError                  a run failed while doing its work           1   500
         ├── EngineError           the model engine failed or answered badly
         │   └── OutputSchemaError     the answer does not fit the specialist's output schema
         ├── HostUnavailableError  a model host died and did not come back within the retry bound
+        ├── ToolTimeoutError      a tool did not answer within its timeout (and was stopped)
         └── BudgetExceeded        a call or a fan-out would go over a token budget; not made
 
-Errors cross Ray actor boundaries, so each one pickles with its fields (``__reduce__``).
+``exit_code`` is what the CLI exits with, ``http_status`` and ``kind`` what the API answers with
+(the status, and the machine-readable type of its error body). A UserError the API caller did
+not make (the server's catalog or install) answers 500. Errors cross Ray actor boundaries, so
+each one pickles with its fields (``__reduce__``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class CadreError(Exception):
     """Base of every error Cadre raises on purpose. ``str(err)`` is the message a user sees."""
 
     exit_code = 1
+    http_status = 500
+    kind = ""
+    """The API error body's ``type``; empty means the class name."""
+    headers = NO_HEADERS
+    """Extra response headers the API sends with it (``Retry-After``, ``Allow``)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def type_name(self) -> str:
+        """The machine-readable type the API names it by."""
+        return self.kind or type(self).__name__
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (self.__class__, (self.message,))
@@ -70,14 +93,23 @@ class CatalogError(UserError):
 class NotFoundError(UserError):
     """A name (specialist, model, tool) that the catalog does not have."""
 
+    http_status = 404
+    kind = "not_found"
+
 
 class InputError(UserError):
     """A request that cannot be served as given (empty text, too long, bad value)."""
+
+    http_status = 422
+    kind = "invalid_input"
 
 
 class ConflictError(InputError):
     """A request that clashes with what already happened (a review already decided, a run
     already finished, an idempotency key used for something else)."""
+
+    http_status = 409
+    kind = "conflict"
 
 
 class ContextLengthError(InputError):
@@ -90,6 +122,45 @@ class ContextLengthError(InputError):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (self.__class__, (self.message, self.prompt_tokens, self.context_length))
+
+
+class DataError(InputError):
+    """A data file with problems; ``problems`` lists each as ``FILE:LINE: why``."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = Path(path)
+        self.problems = list(problems)
+        shown = "\n".join(f"  - {p}" for p in self.problems[:50])
+        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
+        super().__init__(
+            f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''} in {path}; "
+            f"nothing was trained:\n{shown}{more}"
+        )
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (self.__class__, (self.path, self.problems))
+
+
+class ApiError(UserError):
+    """An HTTP refusal with a machine-readable type and a message for people (a wrong key, a
+    rate limit, a body too large), and the headers that go with it."""
+
+    def __init__(
+        self, status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.http_status, self.kind = status, kind
+        self.headers = MappingProxyType(dict(headers or {}))
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (self.__class__, (self.http_status, self.kind, self.message, dict(self.headers)))
+
+
+def missing_dependency(what: str, err: ImportError, remedy: str = "run `make setup`") -> UserError:
+    """The one error for a library Cadre needs and cannot import: what needs it, the module
+    that is missing, and the command that installs it."""
+    module = err.name or str(err)  # ray.train raises its own ImportError, with no name
+    return UserError(f"{what} ({module} is missing); {remedy}")
 
 
 class RunError(CadreError):
@@ -113,6 +184,10 @@ class OutputSchemaError(EngineError):
 
 class HostUnavailableError(RunError):
     """A model host died and the call could not be served within the retry bound."""
+
+
+class ToolTimeoutError(RunError):
+    """A tool did not answer within its timeout (and was stopped)."""
 
 
 class BudgetExceeded(RunError):

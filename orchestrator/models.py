@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import InputError, UserError
+from orchestrator.errors import InputError, missing_dependency
 from orchestrator.specs import ModelSpec
 
 MODELS_ENV = "CADRE_MODELS_DIR"
@@ -58,9 +58,7 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as err:
-        raise UserError(
-            f"preparing models needs torch and transformers ({err.name}); run `make setup`"
-        ) from None
+        raise missing_dependency("preparing models needs torch and transformers", err) from None
     loaded = AutoModelForCausalLM.from_pretrained(
         str(weights.parent), gguf_file=weights.name, dtype=torch.float32
     )

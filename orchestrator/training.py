@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.engines.base import Message
-from orchestrator.errors import InputError, UserError
+from orchestrator.errors import InputError, missing_dependency
 
 ATTENTION_AND_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -120,11 +120,8 @@ def require_training_stack(ray_train: bool = False) -> None:
         try:
             importlib.import_module(module)
         except ImportError as err:
-            missing = err.name or module  # ray.train raises its own ImportError with no name
-            raise UserError(
-                f"training adapters needs {', '.join(modules)} ({missing} is missing); "
-                "run `make setup`"
-            ) from None
+            err.name = err.name or module  # ray.train raises its own ImportError, with no name
+            raise missing_dependency(f"training adapters needs {', '.join(modules)}", err) from None
 
 
 def lora_model(base: Path | str, settings: LoraSettings) -> tuple[Any, Any]:

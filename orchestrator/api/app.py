@@ -36,7 +36,7 @@ from orchestrator.api.long_polls import MOVING, LongPolls
 from orchestrator.api.rate_limits import RateLimits
 from orchestrator.api.webhooks import Webhooks
 from orchestrator.catalog import Catalog
-from orchestrator.errors import CadreError, ConflictError, InputError, NotFoundError
+from orchestrator.errors import ApiError, CadreError, NotFoundError
 from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.runner import check_input
@@ -70,14 +70,6 @@ class Settings:
     database, so a lost wake costs only latency); set by `cadre serve`."""
     max_queued_per_tenant: int = 10_000
     """Runs a tenant may have waiting for a worker; more are refused with 429."""
-
-
-class ApiError(Exception):
-    """An HTTP refusal with a machine-readable type and a message for people."""
-
-    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.kind, self.message, self.headers = status, kind, message, headers or {}
 
 
 class ErrorDetail(BaseModel):
@@ -187,19 +179,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     # -- refusals ---------------------------------------------------------------------------
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, err: ApiError) -> JSONResponse:
-        return _error(err.status, err.kind, err.message, err.headers)
-
     @app.exception_handler(CadreError)
     async def cadre_error(_: Request, err: CadreError) -> JSONResponse:
-        if isinstance(err, NotFoundError):
-            return _error(404, "not_found", err.message)
-        if isinstance(err, ConflictError):
-            return _error(409, "conflict", err.message)
-        if isinstance(err, InputError):
-            return _error(422, "invalid_input", err.message)
-        return _error(500, type(err).__name__, err.message)
+        """Every typed error answers with its own status and type (see errors.py)."""
+        return _error(err.http_status, err.type_name, err.message, dict(err.headers))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:

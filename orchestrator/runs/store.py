@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
+from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.storage.database import Database
 
@@ -24,7 +25,6 @@ ReviewId = NewType("ReviewId", str)
 RunStatus = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
 
-DEFAULT_TENANT = "default"
 ADDED_COLUMNS = {
     "cadre_runs": (
         ("tenant", "TEXT NOT NULL DEFAULT 'default'"),

@@ -130,8 +130,12 @@ class RunDriver:
     async def _drive(self, runner: Runner, run_id: str) -> None:
         try:
             record = None
-            with contextlib.suppress(CadreError):  # a failure is in the run's record
+            try:
                 record = await runner.drive(run_id)
+            except CadreError:
+                pass  # a failure is in the run's record
+            except Exception:  # a bug: in the run's record too, and logged with its traceback
+                log.exception("driving run %s", run_id)
             if record is None:
                 record = await asyncio.to_thread(runner.store.run, run_id)
             if self._on_settled is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from orchestrator.errors import InputError
+from orchestrator.errors import DataError, InputError
 from orchestrator.messages import schema_message
 from orchestrator.specs import SpecialistSpec
 
@@ -31,23 +31,6 @@ class Labeled:
     input: str
     output: dict[str, Any]
     line: int
-
-
-class DataError(InputError):
-    """A data file with problems; ``problems`` lists each as ``FILE:LINE: why``."""
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        self.path = Path(path)
-        self.problems = list(problems)
-        shown = "\n".join(f"  - {p}" for p in self.problems[:50])
-        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
-        super().__init__(
-            f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''} in {path}; "
-            f"nothing was trained:\n{shown}{more}"
-        )
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (self.__class__, (self.path, self.problems))
 
 
 def data_hash(path: Path) -> str:

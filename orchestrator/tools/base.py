@@ -17,11 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.errors import InputError, RunError
-
-
-class ToolTimeoutError(RunError):
-    """A tool did not answer within its timeout (and was stopped)."""
+from orchestrator.errors import InputError
 
 
 @dataclass(frozen=True)

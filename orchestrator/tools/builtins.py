@@ -20,9 +20,9 @@ from urllib.parse import urljoin, urlparse
 
 from pydantic import BaseModel, Field
 
-from orchestrator.errors import InputError, RunError
+from orchestrator.errors import InputError, RunError, ToolTimeoutError
 from orchestrator.tools import idempotency
-from orchestrator.tools.base import Tool, ToolContext, ToolTimeoutError
+from orchestrator.tools.base import Tool, ToolContext
 
 HTTP_ALLOWLIST_ENV = "CADRE_HTTP_ALLOWLIST"
 MAX_HTTP_BYTES = 200_000
@@ -126,7 +126,7 @@ def http_get(args: HttpArgs, context: ToolContext) -> dict[str, Any]:
                 raise ToolTimeoutError(f"http_get: {args.url}: ran past its deadline")
         request = urllib.request.Request(url, headers={"User-Agent": "cadre-http-get"})
         try:
-            with _OPENER.open(request, timeout=timeout) as response:  # noqa: S310 - allow-listed
+            with _OPENER.open(request, timeout=timeout) as response:  # allow-listed
                 body = response.read(MAX_HTTP_BYTES + 1)
                 return {
                     "status": response.status,
@@ -228,7 +228,7 @@ def outbox(database_url: str | None) -> list[dict[str, Any]]:
     db = Database(database_url)
     try:
         return db.query("SELECT * FROM cadre_outbox ORDER BY created_at")
-    except Exception:  # noqa: BLE001 - no outbox table yet means no messages
+    except Exception:  # no outbox table yet means no messages
         return []
     finally:
         db.close()

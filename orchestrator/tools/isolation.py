@@ -29,8 +29,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestrator import errors
-from orchestrator.errors import CadreError, RunError
-from orchestrator.tools.base import Tool, ToolContext, ToolTimeoutError
+from orchestrator.errors import CadreError, RunError, ToolTimeoutError
+from orchestrator.tools.base import Tool, ToolContext
 
 MAX_IDLE = 4
 """Idle helpers kept per process (concurrent isolated calls start more; the rest exit)."""
@@ -97,8 +97,6 @@ def _resolve(reference: str) -> Any:
 def _error(kind: str, message: str) -> CadreError:
     """The helper's error as the same typed error (one taking just a message), else RunError."""
     cls = getattr(errors, kind, None)
-    if kind == ToolTimeoutError.__name__:
-        cls = ToolTimeoutError
     if isinstance(cls, type) and issubclass(cls, CadreError):
         try:
             return cls(message)
@@ -210,7 +208,7 @@ def _serve() -> None:
             }
         except CadreError as err:
             answer = {"ok": False, "error": type(err).__name__, "message": err.message}
-        except Exception as err:  # noqa: BLE001 - reported to the caller as the tool's failure
+        except Exception as err:  # reported to the caller as the tool's failure
             answer = {"ok": False, "error": "RunError", "message": f"{type(err).__name__}: {err}"}
         sys.stdout.buffer.write(json.dumps(answer, default=str).encode() + b"\n")
         sys.stdout.buffer.flush()

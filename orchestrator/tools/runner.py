@@ -30,12 +30,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.errors import CadreError, RunError
+from orchestrator.errors import CadreError, RunError, ToolTimeoutError
 from orchestrator.storage.database import Database
 from orchestrator.tools import idempotency, isolation
-from orchestrator.tools.base import Tool, ToolContext, ToolTimeoutError
+from orchestrator.tools.base import Tool, ToolContext
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ToolTimeoutError", "call_tool", "idempotency_key"]
+__all__ = ["DEFAULT_TIMEOUT_S", "call_tool", "idempotency_key"]
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -114,7 +114,7 @@ def _on_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]
     def work() -> None:
         try:
             outcome: tuple[bool, Any] = (True, context.run(fn, *args))
-        except BaseException as err:  # noqa: BLE001 - handed to the awaiting coroutine
+        except BaseException as err:  # handed to the awaiting coroutine
             outcome = (False, err)
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
             loop.call_soon_threadsafe(settle, *outcome)

@@ -12,6 +12,7 @@ resumed node from its top, so nothing before the interrupt may do work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -20,13 +21,14 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
 from langgraph.config import get_config, get_store
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
 from orchestrator import telemetry
 from orchestrator.calls import Asker, SpecialistAnswer, check_answer, model_label, with_fixed
+from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import BudgetExceeded, CadreError, InputError, RunError
-from orchestrator.runs.store import DEFAULT_TENANT
 from orchestrator.specs import SpecialistSpec
 from orchestrator.tools.base import ToolContext
 from orchestrator.tools.runner import call_tool
@@ -148,14 +150,18 @@ def _target(node_id: str) -> str:
 
 
 def _in_node(node_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Name the node in any error a node function raises (the user's error stays typed)."""
+    """Name the node in any error a node function raises. Cadre's errors stay typed, with the
+    node in their message; anything else is a bug and stays what it is, with the node in its
+    ``cadre_node`` (the runner records either as the run's error; LangGraph notes the task on
+    the traceback). LangGraph's own signals (an interrupt for review) pass untouched."""
 
-    def rename(err: Exception) -> Exception:
+    def name(err: Exception) -> None:
         if isinstance(err, CadreError):
             err.message = f"node {node_id!r}: {err.message}"
             err.args = (err.message,)
-            return err
-        return RunError(f"node {node_id!r} failed: {type(err).__name__}: {err}")
+        elif not isinstance(err, GraphBubbleUp):
+            with contextlib.suppress(AttributeError):  # an exception type with __slots__
+                err.cadre_node = node_id  # type: ignore[attr-defined]
 
     if inspect.iscoroutinefunction(fn):
 
@@ -163,8 +169,9 @@ def _in_node(node_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def async_wrapper(*args: Any) -> Any:
             try:
                 return await fn(*args)
-            except (CadreError, ValueError, TypeError, KeyError) as err:
-                raise rename(err) from err
+            except Exception as err:
+                name(err)
+                raise
 
         return async_wrapper
 
@@ -172,8 +179,9 @@ def _in_node(node_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any) -> Any:
         try:
             return fn(*args)
-        except (CadreError, ValueError, TypeError, KeyError) as err:
-            raise rename(err) from err
+        except Exception as err:
+            name(err)
+            raise
 
     return wrapper
 

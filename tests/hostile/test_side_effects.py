@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from orchestrator.errors import InputError, RunError
+from orchestrator.errors import InputError, RunError, ToolTimeoutError
 from orchestrator.runs.store import RunStore
 from orchestrator.storage.database import Database
 from orchestrator.tools import ToolContext
 from orchestrator.tools.base import Tool
 from orchestrator.tools.builtins import outbox
-from orchestrator.tools.runner import ToolTimeoutError, call_tool
+from orchestrator.tools.runner import call_tool
 from tests.hostile.tool_flows import drive_blocked, resume, write_tool_catalog
 
 KILLS = 20

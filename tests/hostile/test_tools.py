@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orchestrator.errors import InputError, NotFoundError, RunError
+from orchestrator.errors import InputError, NotFoundError, RunError, ToolTimeoutError
 from orchestrator.memory.corpus import Corpora
 from orchestrator.storage.database import Database
 from orchestrator.tools import ToolContext, registry
-from orchestrator.tools.runner import ToolTimeoutError, call_tool
+from orchestrator.tools.runner import call_tool
 from tests.conftest import ROOT
 from tests.hostile.slow_tools import ISOLATED_POWER
 from tests.hostile.tool_flows import write_tool_catalog
@@ -42,7 +42,7 @@ def timed(fn: Any, *args: Any) -> tuple[Any, float]:
     started = time.monotonic()
     try:
         return fn(*args), time.monotonic() - started
-    except Exception as err:  # noqa: BLE001 - the caller checks which
+    except Exception as err:  # the caller checks which
         return err, time.monotonic() - started
 
 
@@ -111,7 +111,7 @@ class Server:
         paths = self.paths
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 paths.append(self.path)
                 status, headers, body = answer(self.path)
                 self.send_response(status)

@@ -146,7 +146,7 @@ class Receiver:
         got, answers = self.got, list(statuses)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 got.append({"host": self.headers["host"], **json.loads(body)})
                 self.send_response(answers.pop(0) if len(answers) > 1 else answers[0])

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.catalog import load_catalog
-from orchestrator.specialize.data import DataError, data_hash, load_examples
+from orchestrator.errors import DataError
+from orchestrator.specialize.data import data_hash, load_examples
 from tests.conftest import ROOT
 
 CATALOG = load_catalog(ROOT / "agents")

@@ -17,11 +17,11 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, ToolTimeoutError
 from orchestrator.tools import ToolContext, registry
 from orchestrator.tools.base import Tool
 from orchestrator.tools.builtins import outbox
-from orchestrator.tools.runner import ToolTimeoutError, call_tool
+from orchestrator.tools.runner import call_tool
 from tests.conftest import ROOT
 
 
@@ -80,7 +80,7 @@ def test_http_get_refuses_hosts_off_the_allowlist(monkeypatch: pytest.MonkeyPatc
 
 def test_http_get_fetches_from_an_allowed_host(monkeypatch: pytest.MonkeyPatch) -> None:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b"rates: EUR 1.00"
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")

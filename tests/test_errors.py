@@ -1,0 +1,92 @@
+"""The error tree: each class carries the exit code and the HTTP status it is answered with,
+pickles with its fields (errors cross Ray actors), and a missing library reads the same
+everywhere."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from orchestrator import errors
+from orchestrator.errors import (
+    ApiError,
+    BudgetExceeded,
+    CadreError,
+    CatalogError,
+    ConflictError,
+    ContextLengthError,
+    DataError,
+    EngineError,
+    InputError,
+    NotFoundError,
+    Problem,
+    RunError,
+    ToolTimeoutError,
+    UserError,
+    missing_dependency,
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "exit_code", "status", "type_name"),
+    [
+        (NotFoundError("no run 'r'"), 2, 404, "not_found"),
+        (InputError("empty text"), 2, 422, "invalid_input"),
+        (ConflictError("already decided"), 2, 409, "conflict"),
+        (ContextLengthError("too long", 900, 512), 2, 422, "invalid_input"),
+        (DataError(Path("d.jsonl"), ["d.jsonl:3: not JSON"]), 2, 422, "invalid_input"),
+        (CatalogError([Problem("a.yaml", "model", "unknown model")]), 2, 500, "CatalogError"),
+        (RunError("it broke"), 1, 500, "RunError"),
+        (EngineError("engine died"), 1, 500, "EngineError"),
+        (ToolTimeoutError("tool 'nap' did not answer"), 1, 500, "ToolTimeoutError"),
+        (BudgetExceeded("over", "workflow", 10, 8, 5), 1, 500, "BudgetExceeded"),
+        (ApiError(429, "rate_limited", "slow down", {"Retry-After": "2"}), 2, 429, "rate_limited"),
+    ],
+)
+def test_each_error_names_its_exit_code_and_http_status(
+    error: CadreError, exit_code: int, status: int, type_name: str
+) -> None:
+    assert (error.exit_code, error.http_status, error.type_name) == (exit_code, status, type_name)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error)
+    assert (again.message, again.http_status, again.type_name) == (
+        error.message,
+        status,
+        type_name,
+    )
+    assert dict(again.headers) == dict(error.headers)
+
+
+def test_an_api_error_keeps_its_headers_apart_from_other_errors() -> None:
+    limited = ApiError(429, "rate_limited", "slow down", {"Retry-After": "2"})
+    assert dict(limited.headers) == {"Retry-After": "2"}
+    assert dict(InputError("x").headers) == {}
+    with pytest.raises(TypeError):
+        limited.headers["Retry-After"] = "0"  # type: ignore[index]
+
+
+def test_every_error_class_lives_in_errors_and_is_a_cadre_error() -> None:
+    classes = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    ]
+    assert {c.__name__ for c in classes} >= {"ApiError", "DataError", "ToolTimeoutError"}
+    for cls in classes:
+        assert issubclass(cls, CadreError), cls
+        assert 400 <= cls.http_status < 600, cls
+
+
+def test_a_missing_library_names_the_module_and_the_command() -> None:
+    try:
+        import cadre_no_such_module  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError as err:
+        made = missing_dependency("training adapters needs peft", err)
+    assert isinstance(made, UserError) and made.exit_code == 2
+    assert made.message == (
+        "training adapters needs peft (cadre_no_such_module is missing); run `make setup`"
+    )
+    other = missing_dependency("the vllm engine needs vLLM", ImportError("x", name="vllm"), "hm")
+    assert other.message == "the vllm engine needs vLLM (vllm is missing); hm"
