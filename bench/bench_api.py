@@ -34,18 +34,18 @@ import httpx
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_workflow import write_catalog  # noqa: E402
+from bench_workflow import write_catalog
 
-from orchestrator.api.app import Settings, create_app  # noqa: E402
-from orchestrator.api.keys import KeyStore  # noqa: E402
-from orchestrator.catalog import load_catalog  # noqa: E402
-from orchestrator.cli_api import run_driver  # noqa: E402
-from orchestrator.hosting.runtime import NAMESPACE, ensure_ray  # noqa: E402
-from orchestrator.hosting.workers import RunWorkers  # noqa: E402
-from orchestrator.runs.runner import Runner  # noqa: E402
-from orchestrator.runs.store import RunStore  # noqa: E402
-from orchestrator.runs.worker import serve_in_thread  # noqa: E402
-from orchestrator.storage.database import Database  # noqa: E402
+from orchestrator.api.app import Settings, create_app
+from orchestrator.api.keys import KeyStore
+from orchestrator.catalog import load_catalog
+from orchestrator.cli_api import run_driver
+from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
+from orchestrator.hosting.workers import RunWorkers
+from orchestrator.runs.runner import Runner
+from orchestrator.runs.store import RunStore
+from orchestrator.runs.worker import serve_in_thread
+from orchestrator.storage.database import Database
 
 NODES = 3
 
