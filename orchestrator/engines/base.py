@@ -57,7 +57,7 @@ class GenerationResult:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A model engine. Implementations: llamacpp, scripted (and vllm later)."""
+    """A model engine. Implementations: llamacpp, vllm, scripted."""
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Generate one result per request, in order. Raises ContextLengthError for a prompt

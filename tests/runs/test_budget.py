@@ -7,21 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from orchestrator.calls import SpecialistAnswer, build_request, parse_answer
 from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.engines import Engine, Message, create_engine
 from orchestrator.errors import BudgetExceeded
 from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.store import RunStore
-from orchestrator.specs import SpecialistSpec
+from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import RunRef, TokenBudget, call_estimate
 from tests.conftest import TelemetryHarness
@@ -29,35 +26,6 @@ from tests.workflow.fixtures import BRIEF_FLOW, LABEL_SCHEMA, scripted_workflow_
 
 ISSUE = "Issue {index}: {item}"
 TEXT = "my invoice is wrong"
-
-
-class LocalAsker:
-    """The catalog's scripted engines in this process: an Asker without Ray."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.engines: dict[str, Engine] = {}
-
-    async def ask_spec(
-        self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
-    ) -> SpecialistAnswer:
-        model = specialist.model
-        if model not in self.engines:
-            self.engines[model] = create_engine(self.catalog.model(model), None)
-        (result,) = await self.engines[model].generate([build_request(specialist, text)])
-        return SpecialistAnswer(
-            specialist=specialist.name,
-            model=model,
-            output=parse_answer(specialist, result),
-            text=result.text,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            finish_reason=result.finish_reason,
-            latency_s=result.model_time_s,
-            model_time_s=result.model_time_s,
-            queue_time_s=0.0,
-            host="local",
-        )
 
 
 def flows(budget: int | None) -> list[dict[str, Any]]:
