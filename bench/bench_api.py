@@ -39,7 +39,7 @@ from bench_workflow import write_catalog
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
 from orchestrator.catalog import load_catalog
-from orchestrator.cli_api import run_driver
+from orchestrator.cli.serve import run_driver
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
 from orchestrator.hosting.workers import RunWorkers
 from orchestrator.runs.runner import Runner

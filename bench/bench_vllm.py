@@ -171,7 +171,7 @@ def api_against_direct(runs: int) -> tuple[float, float, int]:
 
     from orchestrator.api.app import Settings, create_app
     from orchestrator.api.keys import KeyStore
-    from orchestrator.cli_api import run_driver
+    from orchestrator.cli.serve import run_driver
     from orchestrator.hosting.pool import HostPool
     from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
     from orchestrator.hosting.workers import RunWorkers

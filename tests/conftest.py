@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,25 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+CADRE = str(Path(sys.executable).parent / "cadre")
+"""The ``cadre`` command of the environment running the tests."""
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``cadre`` in a subprocess on a scripted workflow catalog (in ``tmp_path``) with its own
+    SQLite run database; ``catalog=False`` leaves out ``--catalog``/``--graphs``."""
+    from tests.workflow.fixtures import scripted_workflow_catalog
+
+    agents = scripted_workflow_catalog(tmp_path)
+    env = {**os.environ, "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'runs.db'}"}
+    where = ["--catalog", str(agents), "--graphs", str(tmp_path / "graphs")]
+
+    def run(*args: str, catalog: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [CADRE, *args, *(where if catalog else [])]
+        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+    return run
 
 
 @dataclass

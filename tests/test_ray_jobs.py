@@ -181,7 +181,7 @@ def test_a_run_submitted_both_ways_runs_on_the_cluster(cluster: Cluster, project
 TAKEOVER = """
 import json, sys, time, uuid
 import ray
-from orchestrator.cli_api import run_driver
+from orchestrator.cli.serve import run_driver
 from orchestrator.hosting.workers import RunWorkers
 from orchestrator.runs.store import FINISHED, RunStore
 from orchestrator.runs.worker import serve_in_thread

@@ -349,7 +349,7 @@ def wait_for(api: Api, run_id: str, status: str, timeout_s: float = 90) -> dict[
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_session")
 def test_runs_go_to_ray_workers_and_a_reviewer_decides(tmp_path: Path, receiver: Receiver) -> None:
-    from orchestrator.cli_api import run_driver
+    from orchestrator.cli.serve import run_driver
     from orchestrator.hosting.workers import RunWorkers
     from orchestrator.runs.worker import serve_in_thread
 

@@ -38,7 +38,7 @@ class Served:
     """The API with its run workers, served by uvicorn on a loopback port."""
 
     def __init__(self, tmp_path: Path) -> None:
-        from orchestrator.cli_api import run_driver
+        from orchestrator.cli.serve import run_driver
         from orchestrator.hosting.workers import RunWorkers
         from orchestrator.runs.worker import serve_in_thread
 

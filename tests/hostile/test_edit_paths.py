@@ -142,12 +142,12 @@ def test_cadre_review_edit_refuses_each_path_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same edits through `cadre review edit --set` (the entry point in this process; one
-    subprocess of it is in tests/workflow/test_cli_runs.py): exit 2, the reason, no traceback."""
+    subprocess of it is in tests/cli/test_runs.py): exit 2, the reason, no traceback."""
     from orchestrator.cli import main
 
     # main() shuts the process's telemetry down when it ends, as a command does; here the
     # process is the test session, whose other tests still record spans.
-    monkeypatch.setattr("orchestrator.cli._flush_telemetry", lambda: None)
+    monkeypatch.setattr("orchestrator.cli.root._flush_telemetry", lambda: None)
     root = scripted_workflow_catalog(tmp_path)
     url = f"sqlite:///{tmp_path / 'cadre.db'}"
     monkeypatch.setenv("CADRE_DATABASE_URL", url)

@@ -5,33 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from orchestrator.cli_inputs import MAX_INPUT_BYTES, count_lines, input_lines
-from tests.conftest import ROOT
-from tests.workflow.fixtures import scripted_workflow_catalog
-
-CADRE = str(Path(sys.executable).parent / "cadre")
-
-
-@pytest.fixture
-def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    agents = scripted_workflow_catalog(tmp_path)
-    env = {**os.environ, "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'runs.db'}"}
-    where = ["--catalog", str(agents), "--graphs", str(tmp_path / "graphs")]
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [CADRE, *args, *where], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-        )
-
-    return run
+from orchestrator.cli.inputs import MAX_INPUT_BYTES, count_lines, input_lines
 
 
 def refused(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

@@ -11,16 +11,14 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import CADRE, ROOT
 from tests.hostile.tool_flows import write_tool_catalog
 
-CADRE = str(Path(sys.executable).parent / "cadre")
 FALLBACK = {
     "name": "fallback",
     "description": "A calculation that fails, handled by another.",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from orchestrator.catalog import load_catalog
-from orchestrator.cli_api import run_driver
+from orchestrator.cli.serve import run_driver
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.store import FINISHED, RunStore
 from orchestrator.runs.worker import serve_in_thread

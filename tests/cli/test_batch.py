@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.catalogs import scripted_model, specialist, unique, write_catalog
-from tests.conftest import ROOT
+from tests.conftest import CADRE, ROOT
 
-CADRE = str(Path(sys.executable).parent / "cadre")
 DELAY_S = 0.3
 
 SENTIMENT_FLOW = {

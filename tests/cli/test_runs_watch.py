@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,9 @@ from orchestrator.runs.store import RunStore
 from orchestrator.runs.worker import RunDriver, serve_in_thread
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
-from tests.conftest import ROOT
+from tests.conftest import CADRE, ROOT
 from tests.workflow.fixtures import scripted_workflow_catalog
 
-CADRE = str(Path(sys.executable).parent / "cadre")
 BIG_CLAIM = {"claim": "Storm damage to the roof, policy P-1"}  # 2500: needs the adjuster
 
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.test_cli import CADRE, ROOT
+from tests.conftest import CADRE, ROOT
 
 
 def test_set_show_list_and_remove_a_tenant_budget(tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ from typing import IO, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from orchestrator.cli_common import err
-from orchestrator.cli_inputs import InputLine, check, count_lines, input_lines, open_input
+from orchestrator.cli.common import err
+from orchestrator.cli.inputs import InputLine, check, count_lines, input_lines, open_input
 from orchestrator.errors import CadreError, InputError
 from orchestrator.messages import clip
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli_common import CatalogOption, load, out
+from orchestrator.cli.common import CatalogOption, load, out
 
 corpus_app = typer.Typer(
     help="Index and search the document corpora specialists retrieve from.", no_args_is_help=True

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.catalogs import scripted_model, specialist, unique, write_catalog
-from tests.conftest import ROOT
-
-CADRE = str(Path(sys.executable).parent / "cadre")
+from tests.conftest import CADRE, ROOT
 
 
 def cadre(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

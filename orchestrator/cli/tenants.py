@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from orchestrator.cli_common import out
+from orchestrator.cli.common import out
 from orchestrator.errors import InputError
 
 tenants_app = typer.Typer(help="Tenants' daily token budgets.", no_args_is_help=True)

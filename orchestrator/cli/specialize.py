@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli_common import CatalogOption, load, out
+from orchestrator.cli.common import CatalogOption, load, out
 from orchestrator.errors import InputError
 
 

@@ -17,9 +17,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli_batch import DEFAULT_CONCURRENCY
-from orchestrator.cli_common import CatalogOption, GraphsOption, load, out
-from orchestrator.cli_inputs import checked_input
+from orchestrator.cli.batch import DEFAULT_CONCURRENCY
+from orchestrator.cli.common import CatalogOption, GraphsOption, load, out
+from orchestrator.cli.inputs import checked_input
 from orchestrator.errors import InputError
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
@@ -142,7 +142,7 @@ def run(
         raise InputError("--output goes with --inputs (one result line per input)")
     loaded = load(catalog, graphs)
     if inputs is not None:
-        from orchestrator.cli_batch import run_many
+        from orchestrator.cli.batch import run_many
 
         counts = run_many(loaded, workflow, inputs, concurrency, output)
         if counts["failed"] or counts["invalid"]:

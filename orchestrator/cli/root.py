@@ -1,4 +1,4 @@
-"""The ``cadre`` command line (typer).
+"""The ``cadre`` app: its root commands (ask, validate, models, specialists) and ``main``.
 
 Heavy imports (ray, engines) happen inside the commands that need them, so ``cadre --help`` and
 ``cadre validate`` stay fast. Every CadreError is shown as its message, never as a traceback, with
@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import __version__
-from orchestrator.cli_common import CatalogOption, GraphsOption, err, load, out
+from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.errors import CadreError, InputError
 from orchestrator.specs import ModelSpec
 
@@ -226,19 +226,19 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
         pool.shutdown()
 
 
-from orchestrator import (  # noqa: E402  (register their commands)
-    cli_api,
-    cli_memory,
-    cli_runs,
-    cli_specialize,
-    cli_tenants,
+from orchestrator.cli import (  # noqa: E402  (register their commands)
+    memory,
+    runs,
+    serve,
+    specialize,
+    tenants,
 )
 
-cli_runs.register(app)
-cli_memory.register(app)
-cli_api.register(app)
-cli_specialize.register(app, specialists_app)
-cli_tenants.register(app)
+runs.register(app)
+memory.register(app)
+serve.register(app)
+specialize.register(app, specialists_app)
+tenants.register(app)
 
 
 def _flush_telemetry() -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from orchestrator import config
-from orchestrator.cli_common import CatalogOption, GraphsOption, load, out
+from orchestrator.cli.common import CatalogOption, GraphsOption, load, out
 
 if TYPE_CHECKING:
     from orchestrator.runs.runner import Runner
@@ -198,7 +198,7 @@ def submit(
 ) -> None:
     """Submit a run as a Ray job (the working directory travels with it)."""
     from orchestrator.catalog import default_graphs, default_root
-    from orchestrator.cli_runs import checked_input
+    from orchestrator.cli.runs import checked_input
     from orchestrator.hosting import jobs
 
     loaded = load(catalog, graphs)

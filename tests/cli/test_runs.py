@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import ROOT
-from tests.workflow.fixtures import scripted_workflow_catalog
-
-CADRE = str(Path(sys.executable).parent / "cadre")
-
-
-@pytest.fixture
-def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    agents = scripted_workflow_catalog(tmp_path)
-    env = {**os.environ, "CADRE_DATABASE_URL": f"sqlite:///{tmp_path / 'runs.db'}"}
-    where = ["--catalog", str(agents), "--graphs", str(tmp_path / "graphs")]
-
-    def run(*args: str, catalog: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [CADRE, *args, *(where if catalog else [])]
-        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-
-    return run
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
