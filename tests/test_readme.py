@@ -23,7 +23,7 @@ def shown_commands() -> list[str]:
 
 
 COMMANDS = shown_commands()
-RUNNING = {"make test", "make test-vllm"}
+RUNNING = {"make test", "make test-vllm", "make test-phoenix"}
 """What runs these tests: CI runs both (see below)."""
 VLLM = [c for c in COMMANDS if "vllm" in c and c not in RUNNING]
 """Commands for the vLLM environment: they run in `make test-vllm`, in order."""
