@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import jsonschema
 
@@ -155,4 +155,4 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
     wrong = schema_problem(specialist, output)
     if wrong is not None:
         raise OutputSchemaError(f"specialist {specialist.name!r}: {wrong}{cut}", result.text)
-    return output
+    return cast(dict[str, Any], output)  # the schema's top level is an object

@@ -310,7 +310,7 @@ def _check_specialist(spec: SpecialistSpec, catalog: Catalog) -> Iterator[Proble
         )
 
 
-def _lookup(kind: str, name: str, known: dict[str, Any]) -> Any:
+def _lookup(kind: str, name: str, known: dict[str, S]) -> S:
     try:
         return known[name]
     except KeyError:

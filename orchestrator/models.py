@@ -66,7 +66,7 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
     config = loaded.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     plain.load_state_dict(loaded.state_dict(), strict=True)
     # Written beside the target and moved in whole: an interrupted prepare leaves no half model.
     partial = target.with_name(target.name + ".partial")

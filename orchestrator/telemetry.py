@@ -321,7 +321,7 @@ def tracer() -> trace.Tracer:
         cached = trace.get_tracer("cadre")
         if "config" in _state:
             _state["tracer"] = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def meter() -> metrics.Meter:

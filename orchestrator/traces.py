@@ -25,7 +25,7 @@ class SpanNode:
 
     @property
     def seconds(self) -> float:
-        return (self.record["end_ns"] - self.record["start_ns"]) / 1e9
+        return float(self.record["end_ns"] - self.record["start_ns"]) / 1e9
 
     def as_dict(self) -> dict[str, Any]:
         return {

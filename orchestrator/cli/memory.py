@@ -57,7 +57,7 @@ def corpus_search(
 
     if mode not in ("hybrid", "dense", "bm25"):
         raise InputError(f"--mode {mode!r}: use dense, bm25 or hybrid")
-    for i, passage in enumerate(_corpora(catalog).search(name, query, k, mode), 1):  # type: ignore[arg-type]
+    for i, passage in enumerate(_corpora(catalog).search(name, query, k, mode), 1):
         out.print(f"[bold][{i}] {passage.source}[/bold]  [dim]score {passage.score}[/dim]")
         out.print(escape(passage.text) + "\n")
 

@@ -198,7 +198,7 @@ def submit(
 ) -> None:
     """Submit a run as a Ray job (the working directory travels with it)."""
     from orchestrator.catalog import default_graphs, default_root
-    from orchestrator.cli.runs import checked_input
+    from orchestrator.cli.inputs import checked_input
     from orchestrator.hosting import jobs
 
     loaded = load(catalog, graphs)

@@ -18,6 +18,7 @@ import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
@@ -39,7 +40,7 @@ class Replica:
 
     name: str
     index: int
-    handle: ray.actor.ActorHandle
+    handle: ray.actor.ActorHandle[Any]
     inflight: int = 0
 
 
@@ -69,10 +70,10 @@ class HostPool:
             ]
         return self._replicas[model_name]
 
-    def _start(self, model: ModelSpec, index: int) -> ray.actor.ActorHandle:
+    def _start(self, model: ModelSpec, index: int) -> ray.actor.ActorHandle[Any]:
         _check_placement(model)
         weights = self.catalog.weights_path(model)
-        handle: ray.actor.ActorHandle = RemoteModelHost.options(  # type: ignore[attr-defined,assignment]
+        handle: ray.actor.ActorHandle[Any] = RemoteModelHost.options(  # type: ignore[assignment]
             name=f"{model.name}-{index}",
             namespace=NAMESPACE,
             get_if_exists=True,
@@ -106,7 +107,8 @@ class HostPool:
 
     async def _stats(self, replica: Replica) -> dict[str, int | str]:
         try:
-            return await replica.handle.stats.remote()
+            stats: dict[str, int | str] = await replica.handle.stats.remote()
+            return stats
         except RayActorError as err:
             raise HostUnavailableError(
                 f"host {replica.name} did not start: {_reason(err)}"
@@ -187,7 +189,7 @@ def _check_placement(model: ModelSpec) -> None:
     (Ray would otherwise keep the actor pending forever)."""
     hosting = model.hosting
     asks = {"CPU": hosting.num_cpus, "GPU": hosting.num_gpus, **hosting.resources}
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     if any(all(node.get(k, 0) >= v for k, v in asks.items() if v) for node in nodes):
         return
     wanted = ", ".join(f"{k} {v:g}" for k, v in asks.items() if v)

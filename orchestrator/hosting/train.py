@@ -45,7 +45,7 @@ def fit(
     from ray.util.queue import Queue
 
     ensure_ray()
-    cpus = ray.cluster_resources().get("CPU", 1)
+    cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
     progress: Queue = Queue(actor_options={"num_cpus": 0})
     trainer = TorchTrainer(
         _train_loop,
@@ -133,7 +133,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     peft_model = model
-    model = ray.train.torch.prepare_model(model)  # type: ignore[assignment]
+    model = ray.train.torch.prepare_model(model)
     examples = [
         Example(tuple(Message(**m) for m in messages), answer)
         for messages, answer in config["examples"]

@@ -76,7 +76,7 @@ class RunWorkers:
         config = telemetry.setup()
         self.names = [f"{prefix}-{i}" for i in range(count)]
         self.handles: list[Any] = [
-            RemoteRunWorker.options(  # type: ignore[attr-defined]
+            RemoteRunWorker.options(
                 name=name,
                 namespace=NAMESPACE,
                 get_if_exists=True,

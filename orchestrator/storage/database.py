@@ -223,7 +223,7 @@ class InlineSqliteSaver(SqliteSaver):
     async def aget_tuple(self, config: Any) -> Any:
         return self.get_tuple(config)
 
-    async def alist(  # type: ignore[override]
+    async def alist(
         self,
         config: Any,
         *,

@@ -67,7 +67,8 @@ def evaluate(expression: str) -> float | int:
     except (RecursionError, MemoryError):
         raise InputError(f"calculator: {expression!r} is nested too deeply") from None
     try:
-        return _eval(tree.body)
+        value: float | int = _eval(tree.body)
+        return value
     except (ZeroDivisionError, OverflowError, ValueError, TypeError) as err:
         raise InputError(f"calculator: {expression!r}: {err}") from None
     except RecursionError:

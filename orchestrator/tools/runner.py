@@ -135,4 +135,5 @@ def _with_db(url: str | None, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _outcome(url: str | None, key: str) -> idempotency.Outcome | None:
-    return _with_db(url, idempotency.outcome, key)
+    outcome: idempotency.Outcome | None = _with_db(url, idempotency.outcome, key)
+    return outcome

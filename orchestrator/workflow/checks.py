@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
@@ -96,7 +96,7 @@ def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Probl
 
 
 def _node_problems(
-    node: NodeSpec, at: str, file: str, state: dict, catalog: Catalog, tools: set[str]
+    node: NodeSpec, at: str, file: str, state: dict[str, Any], catalog: Catalog, tools: set[str]
 ) -> Iterator[Problem]:
     def known_specialist(name: str | None, field: str) -> Iterator[Problem]:
         if name is not None and name not in catalog.specialists:
@@ -117,7 +117,9 @@ def _node_problems(
         for path in placeholders(text or ""):
             yield from state_key(path, field, local)
 
-    def values_allowed(schema: dict, values: list, where: str, what: str) -> Iterator[Problem]:
+    def values_allowed(
+        schema: dict[str, Any], values: list[Any], where: str, what: str
+    ) -> Iterator[Problem]:
         allowed = allowed_values(schema)
         if allowed is None:
             return
@@ -171,7 +173,7 @@ def _node_problems(
         if node.default is None:
             yield Problem(file, f"{at}.default", f"branch {node.id!r} has no default")
         router = catalog.specialists.get(node.router) if node.router else None
-        route_schema: dict = {}
+        route_schema: dict[str, Any] = {}
         if node.router is not None:
             yield from known_specialist(node.router, "router")
             if node.input is None or node.route_on is None:

@@ -58,7 +58,7 @@ INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect", "
 _MISSING = object()
 
 
-def add_usage(left: dict | None, right: dict | None) -> dict:
+def add_usage(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Reducer: tokens and calls per specialist, summed."""
     out = {name: dict(u) for name, u in (left or {}).items()}
     for name, usage in (right or {}).items():
@@ -68,7 +68,7 @@ def add_usage(left: dict | None, right: dict | None) -> dict:
     return out
 
 
-def merge_parts(left: dict | None, right: dict | None) -> dict:
+def merge_parts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Reducer: results of map/plan items by node and index; ``{node: None}`` resets a node."""
     out = dict(left or {})
     for node, items in (right or {}).items():
@@ -79,7 +79,7 @@ def merge_parts(left: dict | None, right: dict | None) -> dict:
     return out
 
 
-def merge(left: dict | None, right: dict | None) -> dict:
+def merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Reducer: a dict updated key by key."""
     return {**(left or {}), **(right or {})}
 
@@ -95,7 +95,7 @@ def state_type(spec: WorkflowSpec) -> type:
         _tools=Annotated[dict, add_usage],
         _approvals=Annotated[dict, merge],
     )
-    return TypedDict(f"State_{spec.name.replace('-', '_')}", fields, total=False)  # type: ignore[operator]
+    return TypedDict(f"State_{spec.name.replace('-', '_')}", fields, total=False)  # type: ignore[operator,no-any-return]
 
 
 def usage_of(answer: SpecialistAnswer) -> dict[str, dict[str, float]]:
@@ -122,17 +122,18 @@ def holds(condition: Condition, state: dict[str, Any]) -> bool:
         return False
     if condition.op == "truthy":
         return bool(value)
+    compare: dict[str, Callable[[], bool]] = {
+        "eq": lambda: value == condition.value,
+        "ne": lambda: value != condition.value,
+        "gt": lambda: value > condition.value,
+        "ge": lambda: value >= condition.value,
+        "lt": lambda: value < condition.value,
+        "le": lambda: value <= condition.value,
+        "in": lambda: value in condition.value,
+        "not_in": lambda: value not in condition.value,
+    }
     try:
-        return {
-            "eq": lambda: value == condition.value,
-            "ne": lambda: value != condition.value,
-            "gt": lambda: value > condition.value,
-            "ge": lambda: value >= condition.value,
-            "lt": lambda: value < condition.value,
-            "le": lambda: value <= condition.value,
-            "in": lambda: value in condition.value,
-            "not_in": lambda: value not in condition.value,
-        }[condition.op]()
+        return compare[condition.op]()
     except TypeError:
         return False
 
@@ -307,7 +308,7 @@ class GraphBuilder:
     def _add(self, name: str, fn: Callable[..., Any], **kwargs: Any) -> None:
         self.graph.add_node(name, _in_node(name.split("__")[0], fn), **kwargs)
 
-    def build(self) -> StateGraph:
+    def build(self) -> StateGraph[Any]:
         self.graph.add_edge(START, self.spec.start)
         for node in self.spec.nodes:
             getattr(self, f"_{node.kind}")(node)
@@ -337,7 +338,7 @@ class GraphBuilder:
 
         tool = registry()[node.tool]
 
-        async def run(state: dict[str, Any]) -> Command:
+        async def run(state: dict[str, Any]) -> Command[str]:
             args = {name: _render_arg(value, state) for name, value in node.args.items()}
             configurable = get_config().get("configurable", {})
             context = ToolContext(
@@ -378,7 +379,7 @@ class GraphBuilder:
     def _review(self, node: ReviewNode) -> None:
         editable = node.editable or node.show
 
-        def run(state: dict[str, Any]) -> Command:
+        def run(state: dict[str, Any]) -> Command[str]:
             decision = interrupt(
                 {
                     "kind": "review",
@@ -452,7 +453,7 @@ class GraphBuilder:
                 for i, x in enumerate(items)
             ] or join
 
-        async def one(task: dict[str, Any]) -> Command:
+        async def one(task: dict[str, Any]) -> Command[str]:
             answer = await self._ask(spec, task["text"], node.id)
             usage = usage_of(answer)
             if node.review:
@@ -464,7 +465,7 @@ class GraphBuilder:
                 goto=join,
             )
 
-        def gate(task: dict[str, Any]) -> Command:
+        def gate(task: dict[str, Any]) -> Command[str]:
             decision = interrupt(
                 {
                     "kind": "map_item",
@@ -530,7 +531,7 @@ class GraphBuilder:
             steps = state.get("_plans", {}).get(node.id, [])
             return [Send(task, {"index": i, **step}) for i, step in enumerate(steps)] or join
 
-        async def run_task(step: dict[str, Any]) -> Command:
+        async def run_task(step: dict[str, Any]) -> Command[str]:
             spec = self.catalog.specialist(step["specialist"])
             answer = await self._ask(spec, step["input"], node.id)
             result = {"specialist": spec.name, "task": step["input"], "answer": answer.output}
@@ -594,7 +595,8 @@ class GraphBuilder:
 
         def complete(state: dict[str, Any]) -> bool:
             parts = state.get("_parts", {}).get(node_id, {})
-            return len(parts) >= state.get("_expect", {}).get(node_id, 0)
+            expected: int = state.get("_expect", {}).get(node_id, 0)
+            return len(parts) >= expected
 
         def join(state: dict[str, Any]) -> dict[str, Any]:
             if not complete(state):
