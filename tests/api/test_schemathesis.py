@@ -1,11 +1,14 @@
 """Schemathesis (an API fuzzer nobody here wrote) against a live server on 127.0.0.1: about a
 thousand generated requests across every operation, with all of its checks (server errors,
 status codes and bodies the OpenAPI document does not state, valid data refused, invalid data
-accepted, `Allow` headers, auth ignored). Zero failures. The one exception it is told about is in
+accepted, `Allow` headers, auth ignored), the run and review routes with the ids of a real run
+waiting at a real review. Zero failures. The one exception it is told about is in
 schemathesis.toml beside this file."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import socket
 import subprocess
@@ -13,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,9 @@ import uvicorn
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
 from orchestrator.catalog import load_catalog
+from orchestrator.config import DEFAULT_TENANT
+from orchestrator.runs.runner import Runner
+from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
 from tests.workflow.fixtures import scripted_workflow_catalog
 
@@ -34,13 +41,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Live:
+    base: str
+    key: str
+    run_id: str
+    review_id: str
+
+
 @pytest.fixture
-def live_api(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The API served by uvicorn on 127.0.0.1 (rate limits out of the fuzzer's way); its base
-    URL and an admin key."""
+def live_api(tmp_path: Path) -> Iterator[Live]:
+    """The API served by uvicorn on 127.0.0.1 (rate limits out of the fuzzer's way), an admin
+    key, and a real run waiting at a real review (driven in this process to the adjuster's
+    gate), so that the run and review routes are fuzzed with ids that exist."""
     url = f"sqlite:///{tmp_path / 'cadre.db'}"
-    _, key = KeyStore(Database(url)).create("acme", "admin", "schemathesis")
+    _, key = KeyStore(Database(url)).create(DEFAULT_TENANT, "admin", "schemathesis")
     catalog = load_catalog(scripted_workflow_catalog(tmp_path / "catalog"))
+
+    async def waiting_run() -> tuple[str, str]:
+        async with Runner(catalog, database_url=url, asker=LocalAsker(catalog)) as runner:
+            run = await runner.start("claim", {"claim": "Storm damage to the roof, policy P-1"})
+            (review,) = runner.store.reviews("pending", run.id)
+            return run.id, review.id
+
+    run_id, review_id = asyncio.run(waiting_run())
     app = create_app(Settings(catalog=catalog, database_url=url, rate_per_s=1e6, burst=10**6))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
@@ -51,24 +75,28 @@ def live_api(tmp_path: Path) -> Iterator[tuple[str, str]]:
         assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", key
+        yield Live(f"http://127.0.0.1:{port}", key, run_id, review_id)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
 
 
 @pytest.mark.timeout(600)
-def test_schemathesis_finds_no_failure(live_api: tuple[str, str], tmp_path: Path) -> None:
-    base, key = live_api
+def test_schemathesis_finds_no_failure(live_api: Live, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CADRE_FUZZ_RUN_ID": live_api.run_id,
+        "CADRE_FUZZ_REVIEW_ID": live_api.review_id,
+    }
     done = subprocess.run(
         [
             str(SCHEMATHESIS),
             "--config-file",
             str(CONFIG),
             "run",
-            f"{base}/openapi.json",
+            f"{live_api.base}/openapi.json",
             "--header",
-            f"Authorization: Bearer {key}",
+            f"Authorization: Bearer {live_api.key}",
             "--max-examples",
             "30",
             "--seed",
@@ -76,6 +104,7 @@ def test_schemathesis_finds_no_failure(live_api: tuple[str, str], tmp_path: Path
             "--no-color",
         ],
         cwd=tmp_path,  # its .schemathesis/ cache goes here
+        env=env,
         capture_output=True,
         text=True,
         timeout=540,
