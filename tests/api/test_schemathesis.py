@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -29,16 +28,11 @@ from orchestrator.config import DEFAULT_TENANT
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
+from tests.conftest import _free_port
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -66,7 +60,7 @@ def live_api(tmp_path: Path) -> Iterator[Live]:
 
     run_id, review_id = asyncio.run(waiting_run())
     app = create_app(Settings(catalog=catalog, database_url=url, rate_per_s=1e6, burst=10**6))
-    port = free_port()
+    port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
