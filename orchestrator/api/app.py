@@ -15,6 +15,7 @@ definition time, and the dependency aliases are local to :func:`create_app`.)
 """
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -34,11 +35,11 @@ from starlette.routing import Match, Route
 from orchestrator.api.keys import ApiKey, KeyStore
 from orchestrator.api.long_polls import MOVING, LongPolls
 from orchestrator.api.rate_limits import RateLimits
-from orchestrator.api.webhooks import Webhooks
+from orchestrator.api.webhooks import Escalator, Webhooks
 from orchestrator.catalog import Catalog
 from orchestrator.errors import ApiError, CadreError, NotFoundError
 from orchestrator.runs.budget import TenantBudgets
-from orchestrator.runs.reviews import record_decision
+from orchestrator.runs.reviews import record_decision, review_warnings
 from orchestrator.runs.runner import check_input
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStatus, RunStore
 from orchestrator.runs.stream import POLL_S, RunEvent, pending
@@ -70,6 +71,9 @@ class Settings:
     database, so a lost wake costs only latency); set by `cadre serve`."""
     max_queued_per_tenant: int = 10_000
     """Runs a tenant may have waiting for a worker; more are refused with 429."""
+    escalate_poll_s: float | None = 30.0
+    """The longest between two looks for overdue reviews (``escalate_after``); None: this
+    process does not look (another API process does)."""
 
 
 class ErrorDetail(BaseModel):
@@ -91,7 +95,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The key's role may not do this."),
         (404, "No such run or review for this tenant (another tenant's gets the same answer)."),
         (405, "The path does not take this method (`Allow` lists the ones it takes)."),
-        (409, "A review already decided, or an Idempotency-Key reused for another request."),
+        (
+            409,
+            "A review already decided or claimed by another reviewer, a second approval from "
+            "the same reviewer, or an Idempotency-Key reused for another request.",
+        ),
         (413, "The body is over the size limit."),
         (422, "The input does not fit its schema, or a parameter is invalid."),
         (
@@ -114,6 +122,15 @@ class Decision(BaseModel):
     reason: str | None = Field(default=None, description="Why; required to reject.")
     changes: dict[str, Any] | None = Field(
         default=None, description="For edit: state key (or dotted path) to new value."
+    )
+
+
+class ClaimIn(BaseModel):
+    hold_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=480,
+        description="How long the claim holds unless renewed (claim again) or released.",
     )
 
 
@@ -149,11 +166,25 @@ def _submitted(store: RunStore, run: RunRecord, created: bool) -> JSONResponse:
 
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI application for one API process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        escalator = None
+        if settings.escalate_poll_s is not None:
+            escalator = Escalator(settings.database_url, settings.escalate_poll_s)
+            escalator.start()
+        try:
+            yield
+        finally:
+            if escalator is not None:
+                escalator.stop()
+
     app = FastAPI(
         title="Cadre",
         version=API_VERSION,
         description="Submit workflow runs, follow them, and decide their human reviews.",
         responses=ERRORS,
+        lifespan=lifespan,
     )
     local = _Local()
     catalog = settings.catalog
@@ -479,6 +510,18 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    @app.get("/v1/keys/me", tags=["keys"])
+    def whoami(key: Anyone) -> dict[str, Any]:
+        """The key the request is made with: its tenant, role, holder and how decisions made
+        with it are signed (``who``, as reviews show ``decided_by`` and ``claimed_by``)."""
+        return {
+            "id": key.id,
+            "tenant": key.tenant,
+            "role": key.role,
+            "name": key.name,
+            "who": key.who,
+        }
+
     # -- reviews ----------------------------------------------------------------------------
 
     @app.get("/v1/reviews", tags=["reviews"])
@@ -497,14 +540,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/reviews/{review_id}", tags=["reviews"])
     def get_review(review_id: str, key: Reviewer) -> dict[str, Any]:
-        """A review: what the specialist proposed, the run's state and progress so far."""
+        """A review: what the specialist proposed, the run's state and progress so far, and
+        ``warnings`` (empty lookups, values that do not fit their schema, failed tools)."""
         store = stores()[0]
         review = own_review(key, review_id)
         run = store.run(review.run_id)
+        events = store.events(run.id)
         return {
             **review_json(store, review),
             "run": run_json(store, run),
-            "events": store.events(run.id),
+            "events": events,
+            "warnings": review_warnings(review, events, catalog),
         }
 
     @app.post("/v1/reviews/{review_id}/decision", tags=["reviews"])
@@ -518,6 +564,23 @@ def create_app(settings: Settings) -> FastAPI:
         )
         wake()
         return review_json(store, review)
+
+    @app.post("/v1/reviews/{review_id}/claim", tags=["reviews"])
+    def claim_review(review_id: str, key: Reviewer, body: ClaimIn | None = None) -> dict[str, Any]:
+        """Take the review for a while, so no other reviewer decides it meanwhile (they see who
+        holds it, and get 409 if they try). Claiming again renews the claim; it runs out by
+        itself after ``hold_minutes``, or when the holder decides or releases it."""
+        own_review(key, review_id)
+        store = stores()[0]
+        hold = (body or ClaimIn()).hold_minutes * 60.0
+        return review_json(store, store.claim(review_id, key.who, hold))
+
+    @app.delete("/v1/reviews/{review_id}/claim", tags=["reviews"])
+    def release_review(review_id: str, key: Reviewer) -> dict[str, Any]:
+        """Give up your claim on the review (another reviewer's claim is left alone)."""
+        own_review(key, review_id)
+        store = stores()[0]
+        return review_json(store, store.release(review_id, key.who))
 
     # -- webhooks ---------------------------------------------------------------------------
 
@@ -597,6 +660,13 @@ def review_json(store: RunStore, review: ReviewRecord) -> dict[str, Any]:
         "decided_by": review.decided_by,
         "decided_at": review.decided_at,
         "created_at": review.created_at,
+        "key_fields": review.payload.get("key_fields", {}),
+        "claimed_by": review.holder(),
+        "claimed_until": review.claimed_until if review.holder() else None,
+        "approvals_needed": int(review.payload.get("approvals", 1)),
+        "approvals": [{"by": a["by"], "at": a["at"]} for a in review.approvals],
+        "due_at": review.due_at,
+        "overdue": review.overdue_at is not None,
     }
 
 

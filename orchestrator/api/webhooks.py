@@ -17,8 +17,10 @@ What a tenant reads about a delivery is the HTTP status the receiver answered, o
 no answer; never why a connection failed (refused, timed out, reset), which would turn the
 deliveries into a scanner of the network the API runs in.
 
-Events: ``run.awaiting_review`` and ``run.finished`` (succeeded, failed or cancelled). The same
-event for the same run and status is delivered once, however many processes notice it.
+Events: ``run.awaiting_review``, ``run.finished`` (succeeded, failed or cancelled) and
+``review.overdue`` (a review waited longer than its node's ``escalate_after``; see
+:class:`Escalator`). The same event for the same run and status (or review) is delivered once,
+however many processes notice it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 
 from orchestrator.api import webhook_targets
 from orchestrator.errors import InputError, NotFoundError
-from orchestrator.runs.store import FINISHED, RunRecord, RunStore
+from orchestrator.runs.store import FINISHED, ReviewRecord, RunRecord, RunStore
 from orchestrator.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -175,6 +177,29 @@ class Webhooks:
                 "at": time.time(),
             }
         )
+        return self._record_event(run, event, run.status, body)
+
+    def notify_overdue(self, review: ReviewRecord, store: RunStore) -> list[str]:
+        """Record a ``review.overdue`` event for each of the review's tenant's webhooks."""
+        run = store.run(review.run_id)
+        body = json.dumps(
+            {
+                "event": "review.overdue",
+                "run": {"id": run.id, "workflow": run.workflow, "status": run.status},
+                "review": {
+                    "id": review.id,
+                    "node": review.node,
+                    "title": review.payload.get("title"),
+                    "created_at": review.created_at,
+                    "due_at": review.due_at,
+                    "claimed_by": review.holder(),
+                },
+                "at": time.time(),
+            }
+        )
+        return self._record_event(run, "review.overdue", review.id, body)
+
+    def _record_event(self, run: RunRecord, event: str, status: str, body: str) -> list[str]:
         made = []
         now = time.time()
         for hook in self.all(run.tenant):
@@ -183,7 +208,7 @@ class Webhooks:
                 "INSERT INTO cadre_webhook_deliveries (id, webhook_id, run_id, event, status, "
                 "body, state, created_at, next_attempt_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
-                (delivery_id, hook.id, run.id, event, run.status, body, now, now),
+                (delivery_id, hook.id, run.id, event, status, body, now, now),
             ):
                 made.append(delivery_id)
         if made and self.background:
@@ -343,3 +368,46 @@ class _Deliverer(threading.Thread):
 
 def _hook(row: dict[str, Any]) -> Webhook:
     return Webhook(row["id"], row["tenant"], row["url"], row["created_at"])
+
+
+class Escalator(threading.Thread):
+    """Finds the reviews that waited past their node's ``escalate_after`` and sends
+    ``review.overdue`` for each, once (:meth:`RunStore.mark_overdue` picks one process). It
+    sleeps until the next review falls due, at most ``poll_s``: a review queued meanwhile with a
+    shorter wait is noticed within ``poll_s``. Runs in the API process until ``stop``."""
+
+    def __init__(self, database_url: str, poll_s: float = POLL_S) -> None:
+        super().__init__(name="cadre-escalator", daemon=True)
+        self.database_url = database_url
+        self.poll_s = poll_s
+        self.stopped = threading.Event()
+
+    def sweep(self, store: RunStore, hooks: Webhooks) -> float | None:
+        """Send what is overdue now; returns when the next pending review falls due."""
+        for review in store.mark_overdue():
+            hooks.notify_overdue(review, store)
+        rows = store.db.query(
+            "SELECT MIN(due_at) AS due FROM cadre_reviews "
+            "WHERE status = 'pending' AND overdue_at IS NULL"
+        )
+        due = rows[0]["due"] if rows else None
+        return None if due is None else float(due)
+
+    def run(self) -> None:
+        db = Database(self.database_url)
+        try:
+            store, hooks = RunStore(db), Webhooks(db)
+            while not self.stopped.is_set():
+                try:
+                    due = self.sweep(store, hooks)
+                except Exception as err:  # a database hiccup: look again after a pause
+                    log.warning("overdue reviews: %s (trying again)", err)
+                    due = None
+                wait = self.poll_s if due is None else min(self.poll_s, due - time.time())
+                self.stopped.wait(max(0.05, wait))
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(5)

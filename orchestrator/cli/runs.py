@@ -221,6 +221,7 @@ def runs_show(
                     "status": r.status,
                     "decision": r.decision,
                     "decided_by": r.decided_by,
+                    "approved_by": [a["by"] for a in r.approvals],
                     "reason": r.reason,
                     "changes": r.changes,
                 }
@@ -297,6 +298,11 @@ def _watched(event: Any) -> None:
             f"  [yellow]review {review}[/yellow] waits at {data['node']}: decide it with "
             f"`cadre review approve {review}` (or reject, edit); still watching",
             soft_wrap=True,
+        )
+    elif event.event == "approval":
+        out.print(
+            f"  review {data['review_id']}: approved by {escape(str(data['by']))} "
+            f"({data['approvals']} of {data['needed']} approvals)"
         )
     elif event.event == "decision":
         reason = f" — {data['reason']}" if data.get("reason") else ""
@@ -409,8 +415,40 @@ def review_show(review_id: Annotated[str, typer.Argument(help="Review id.")]) ->
             escape(value)
         )
     out.print(f"\neditable: {', '.join(r.payload.get('editable', [])) or '-'}")
+    needed = int(r.payload.get("approvals", 1))
+    if needed > 1:
+        named = ", ".join(a["by"] for a in r.approvals) or "none yet"
+        out.print(f"approvals: {len(r.approvals)} of {needed} ({escape(named)})")
+    if r.holder():
+        out.print(f"claimed by {escape(str(r.holder()))} until {_when(r.claimed_until)}")
+    if r.overdue_at:
+        out.print(f"[red]overdue[/red] since {_when(r.overdue_at)}")
     if r.decision:
         out.print(f"decided: {r.decision} by {r.decided_by} at {_when(r.decided_at)}")
+
+
+@review_app.command("claim")
+def review_claim(
+    review_id: Annotated[str, typer.Argument(help="Review id.")],
+    minutes: Annotated[int, typer.Option(min=1, max=480, help="How long the claim holds.")] = 15,
+    by: Reviewer = None,
+) -> None:
+    """Take a review so no other reviewer decides it meanwhile (claim again to renew)."""
+    who = by or getpass.getuser()
+    review = _store().claim(review_id, who, minutes * 60.0)
+    out.print(f"review {review.id} is yours ({who}) until {_when(review.claimed_until)}")
+
+
+@review_app.command("release")
+def review_release(
+    review_id: Annotated[str, typer.Argument(help="Review id.")],
+    by: Reviewer = None,
+) -> None:
+    """Give up your claim on a review."""
+    who = by or getpass.getuser()
+    review = _store().release(review_id, who)
+    held = f"still claimed by {review.holder()}" if review.holder() else "unclaimed"
+    out.print(f"review {review.id} is {held}")
 
 
 def _decide(
@@ -428,6 +466,13 @@ def _decide(
     async def go() -> None:
         async with _runner(loaded) as runner:
             review, record = await runner.decide(review_id, decision, who, reason, changes)
+            if review.status == "pending":  # one approval of several
+                needed = int(review.payload.get("approvals", 1))
+                out.print(
+                    f"review {review.id}: approved by {who} ({len(review.approvals)} of {needed} "
+                    "approvals; another reviewer must approve it too)"
+                )
+                return
             out.print(f"review {review.id}: {decision} by {who}")
             _report(record, runner.store)
 

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 
 from orchestrator.catalog import Catalog
-from orchestrator.errors import ConflictError, InputError
+from orchestrator.errors import CadreError, ConflictError, InputError
 from orchestrator.messages import kind_of, schema_message
 from orchestrator.runs.store import FINISHED, ReviewRecord, RunStore, not_pending
 from orchestrator.workflow.schemas import fields, produced_schemas, sub_schema
@@ -69,6 +69,39 @@ def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog)
 def state_schemas(catalog: Catalog, workflow_name: str) -> dict[str, dict[str, Any]]:
     """Each state key's schema, as declared and as its specialists produce it."""
     return produced_schemas(catalog.workflow(workflow_name), catalog)
+
+
+def review_warnings(
+    review: ReviewRecord, events: list[dict[str, Any]], catalog: Catalog
+) -> list[str]:
+    """What a reviewer should be warned of before deciding: a shown value that is empty (a
+    lookup that found nothing), one that does not fit its state schema, and a tool that failed
+    earlier in the run."""
+    warnings = []
+    try:
+        schemas = state_schemas(catalog, review.payload.get("workflow", ""))
+    except CadreError:  # the workflow is no longer in the catalog: no schemas to check against
+        schemas = {}
+    for key, value in review.payload.get("show", {}).items():
+        if value is None or value == [] or value == {} or value == "":
+            warnings.append(f"{key} is empty: the step that fills it found nothing")
+            continue
+        schema = schemas.get(key) if "." not in key else None
+        if schema:
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(schema).iter_errors(value)
+            )
+            if error is not None:
+                where = "/".join([key, *(str(p) for p in error.absolute_path)])
+                warnings.append(f"{where} does not fit its schema: {schema_message(error)}")
+    for event in events:
+        failed = event.get("tool_error")
+        if failed:
+            warnings.append(
+                f"tool {failed.get('tool')} failed in step {failed.get('node')}: "
+                f"{failed.get('error')}"
+            )
+    return warnings
 
 
 def _parts(review_id: str, path: str) -> list[str]:
@@ -162,7 +195,31 @@ def record_decision(
         raise InputError("a rejection needs a reason (--reason): it is sent back for rework")
     if decision == "edit" and not changes:
         raise InputError("an edit needs at least one --set key=value")
-    update = edit_update(review, changes or {}, catalog) if decision == "edit" else None
+    needed = int(review.payload.get("approvals", 1))
+    if decision == "reject" or needed == 1:
+        update = edit_update(review, changes or {}, catalog) if decision == "edit" else None
+        return store.decide(
+            review_id, decision, by, reason, {"set": changes, "update": update} if update else None
+        )
+    # Several approvals: an edit is its reviewer's approval of the edited values; the last
+    # approval decides, with every earlier reviewer's edits and its own (later ones win).
+    if any(a["by"] == by for a in review.approvals):
+        raise ConflictError(
+            f"review {review_id}: {by} has already approved it; the next approval must come "
+            "from a different reviewer"
+        )
+    merged: dict[str, Any] = {}
+    for earlier in review.approvals:
+        merged.update(earlier.get("changes") or {})
+    merged.update(changes or {})
+    update = edit_update(review, merged, catalog) if merged else None
+    if len(review.approvals) + 1 < needed:
+        return store.approve_partly(review_id, by, changes if decision == "edit" else None)
     return store.decide(
-        review_id, decision, by, reason, {"set": changes, "update": update} if update else None
+        review_id,
+        "edit" if merged else "approve",
+        by,
+        reason,
+        {"set": merged, "update": update} if update else None,
+        actor=by,
     )

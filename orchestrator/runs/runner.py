@@ -362,6 +362,8 @@ class Runner:
         recorded = await self._io(
             record_decision, self.store, self.catalog, review_id, decision, by, reason, changes
         )
+        if recorded.status == "pending":  # one approval of several: the run waits for the rest
+            return recorded, await self._io(self.store.run, recorded.run_id)
         run = await self.drive(recorded.run_id)
         return await self._io(self.store.review, review_id), run
 
@@ -388,6 +390,11 @@ class Runner:
         }
         if review.reason:
             attributes["cadre.review.reason"] = review.reason
+        if review.approvals:
+            attributes["cadre.review.approvers"] = [
+                *(a["by"] for a in review.approvals),
+                review.decided_by or "",
+            ]
         span = telemetry.tracer().start_span(
             "cadre.review",
             context=telemetry.extract(run.trace_context),
@@ -618,7 +625,9 @@ def instrument_checkpointer(saver: Any) -> None:
 
 
 def _resume_value(review: ReviewRecord) -> dict[str, Any]:
-    value: dict[str, Any] = {"decision": review.decision, "by": review.decided_by}
+    approvers = [a["by"] for a in review.approvals]
+    by = [*approvers, review.decided_by] if approvers else review.decided_by
+    value: dict[str, Any] = {"decision": review.decision, "by": by}
     if review.reason:
         value["reason"] = review.reason
     if review.changes:

@@ -32,6 +32,13 @@ ADDED_COLUMNS = {
         ("lease_until", "DOUBLE PRECISION"),
     ),
     "cadre_run_events": (("kind", "TEXT NOT NULL DEFAULT 'node'"),),
+    "cadre_reviews": (
+        ("claimed_by", "TEXT"),
+        ("claimed_until", "DOUBLE PRECISION"),
+        ("approvals", "TEXT"),
+        ("due_at", "DOUBLE PRECISION"),
+        ("overdue_at", "DOUBLE PRECISION"),
+    ),
 }
 """Columns added after the first release: databases made before them get them on open."""
 
@@ -49,7 +56,9 @@ SCHEMA = (
         id TEXT PRIMARY KEY, run_id TEXT NOT NULL, interrupt_id TEXT NOT NULL, node TEXT NOT NULL,
         payload TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, reason TEXT, changes TEXT,
         decided_by TEXT, decided_at DOUBLE PRECISION, applied_at DOUBLE PRECISION,
-        created_at DOUBLE PRECISION NOT NULL, UNIQUE (run_id, interrupt_id))""",
+        created_at DOUBLE PRECISION NOT NULL,
+        claimed_by TEXT, claimed_until DOUBLE PRECISION, approvals TEXT,
+        due_at DOUBLE PRECISION, overdue_at DOUBLE PRECISION, UNIQUE (run_id, interrupt_id))""",
     # {seq}: an integer identity, the log's order (see RunStore.log); filled in per backend.
     """CREATE TABLE IF NOT EXISTS cadre_run_events (
         seq {seq}, run_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, node TEXT NOT NULL,
@@ -114,6 +123,21 @@ class ReviewRecord:
     decided_by: str | None
     decided_at: float | None
     created_at: float
+    claimed_by: str | None = None
+    """The reviewer working on it, while ``claimed_until`` is ahead: others cannot decide."""
+    claimed_until: float | None = None
+    approvals: tuple[dict[str, Any], ...] = ()
+    """Approvals so far of a review that needs several: ``{"by", "at", "changes"}`` each."""
+    due_at: float | None = None
+    """When it becomes overdue (its node's ``escalate_after``), or None."""
+    overdue_at: float | None = None
+    """When it was found overdue and the ``review.overdue`` event was sent."""
+
+    def holder(self, now: float | None = None) -> str | None:
+        """Who holds the review now (a claim that ran out holds nothing)."""
+        now = time.time() if now is None else now
+        live = self.claimed_by and (self.claimed_until or 0) > now
+        return self.claimed_by if live else None
 
 
 def this_process() -> str:
@@ -153,7 +177,25 @@ def not_pending(review: ReviewRecord) -> ConflictError:
     )
 
 
-EventKind = Literal["node", "status", "awaiting_review", "decision"]
+FREE_FOR = "(claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)"
+"""The condition that a review is free for a reviewer: nobody else holds a live claim on it."""
+
+
+def held_elsewhere(review: ReviewRecord, who: str, now: float) -> ConflictError:
+    """The error for acting on a review another reviewer holds."""
+    until = time.strftime("%H:%M:%S", time.localtime(review.claimed_until or now))
+    return ConflictError(
+        f"review {review.id} is claimed by {review.claimed_by} until {until}; "
+        f"{who} may decide it once they release it or their claim runs out"
+    )
+
+
+def refused(review: ReviewRecord, who: str, now: float) -> ConflictError:
+    """Why ``who``'s conditional write to a review changed nothing."""
+    return held_elsewhere(review, who, now) if review.status == "pending" else not_pending(review)
+
+
+EventKind = Literal["node", "status", "awaiting_review", "decision", "approval"]
 SEQ = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
 """The log's sequence: assigned at insert, never reused (SQLite's AUTOINCREMENT, not a bare
 rowid, which a VACUUM may renumber)."""
@@ -506,10 +548,12 @@ class RunStore:
         if exists:
             return
         review_id, now = f"rv-{uuid.uuid4().hex[:10]}", time.time()
+        wait = payload.get("escalate_after_s")
+        due_at = now + float(wait) if wait else None
         if self.db.execute(
             "INSERT INTO cadre_reviews (id, run_id, interrupt_id, node, payload, status, "
-            "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
-            (review_id, run_id, interrupt_id, node, json.dumps(payload), now),
+            "created_at, due_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
+            (review_id, run_id, interrupt_id, node, json.dumps(payload), now, due_at),
         ):
             self._append([(run_id, now, "awaiting_review", node, {"review_id": review_id})])
 
@@ -550,27 +594,111 @@ class RunStore:
         by: str,
         reason: str | None = None,
         changes: dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
     ) -> ReviewRecord:
         """Record a decision: of two racing decisions exactly one wins, the other gets
-        ConflictError."""
+        ConflictError, as does a reviewer (``actor``, else ``by``) deciding a review another
+        reviewer holds."""
+        now = time.time()
         won = self.db.execute(
             "UPDATE cadre_reviews SET status = 'decided', decision = ?, reason = ?, changes = ?, "
-            "decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+            "decided_by = ?, decided_at = ?, claimed_by = NULL, claimed_until = NULL "
+            "WHERE id = ? AND status = 'pending' AND " + FREE_FOR,
             (
                 decision,
                 reason,
                 json.dumps(changes) if changes else None,
                 by,
-                time.time(),
+                now,
                 review_id,
+                actor or by,
+                now,
             ),
         )
         record = self.review(review_id)
         if not won:
-            raise not_pending(record)
+            raise refused(record, actor or by, now)
         shown = {"review_id": record.id, "decision": decision, "by": by, "reason": reason}
         self._append([(record.run_id, record.decided_at or 0.0, "decision", record.node, shown)])
         return record
+
+    def claim(self, review_id: str, who: str, hold_s: float) -> ReviewRecord:
+        """Take a pending review for ``hold_s`` seconds: while the claim holds, only ``who``
+        may decide it (claiming again renews it). A review another reviewer holds answers
+        ConflictError naming them."""
+        now = time.time()
+        won = self.db.execute(
+            "UPDATE cadre_reviews SET claimed_by = ?, claimed_until = ? "
+            "WHERE id = ? AND status = 'pending' AND " + FREE_FOR,
+            (who, now + hold_s, review_id, who, now),
+        )
+        record = self.review(review_id)
+        if not won:
+            raise refused(record, who, now)
+        return record
+
+    def release(self, review_id: str, who: str) -> ReviewRecord:
+        """Give up ``who``'s claim on a review (nothing happens when they hold none)."""
+        self.db.execute(
+            "UPDATE cadre_reviews SET claimed_by = NULL, claimed_until = NULL "
+            "WHERE id = ? AND claimed_by = ?",
+            (review_id, who),
+        )
+        return self.review(review_id)
+
+    def approve_partly(
+        self, review_id: str, who: str, changes: dict[str, Any] | None = None
+    ) -> ReviewRecord:
+        """Record one approval of a review that needs more than one, from a reviewer who has
+        not approved it yet; the review stays pending. Of two racing approvals each is kept
+        or refused, never lost (the row's earlier approvals are the condition of the write)."""
+        now = time.time()
+        record = self.review(review_id)
+        if record.status != "pending":
+            raise not_pending(record)
+        if any(a["by"] == who for a in record.approvals):
+            raise ConflictError(
+                f"review {review_id}: {who} has already approved it; the next approval must "
+                "come from a different reviewer"
+            )
+        before = json.dumps(list(record.approvals)) if record.approvals else ""
+        after = [*record.approvals, {"by": who, "at": now, "changes": changes}]
+        won = self.db.execute(
+            "UPDATE cadre_reviews SET approvals = ?, claimed_by = NULL, claimed_until = NULL "
+            "WHERE id = ? AND status = 'pending' AND COALESCE(approvals, '') = ? AND " + FREE_FOR,
+            (json.dumps(after), review_id, before, who, now),
+        )
+        if not won:
+            again = self.review(review_id)
+            if again.status == "pending" and again.holder(now) not in (None, who):
+                raise held_elsewhere(again, who, now)
+            raise ConflictError(
+                f"review {review_id} changed while {who} approved it (another reviewer decided "
+                "at the same moment); open it again"
+            )
+        needed = int(record.payload.get("approvals", 1))
+        shown = {"review_id": review_id, "by": who, "approvals": len(after), "needed": needed}
+        self._append([(record.run_id, now, "approval", record.node, shown)])
+        return self.review(review_id)
+
+    def mark_overdue(self, now: float | None = None) -> list[ReviewRecord]:
+        """Mark the pending reviews whose ``due_at`` has passed as overdue and return them;
+        each review is returned once, by whichever process marks it first."""
+        now = time.time() if now is None else now
+        due = self.db.query(
+            "SELECT id FROM cadre_reviews WHERE status = 'pending' AND due_at <= ? "
+            "AND overdue_at IS NULL",
+            (now,),
+        )
+        marked = []
+        for row in due:
+            if self.db.execute(
+                "UPDATE cadre_reviews SET overdue_at = ? WHERE id = ? AND overdue_at IS NULL",
+                (now, row["id"]),
+            ):
+                marked.append(self.review(row["id"]))
+        return marked
 
     def mark_applied(self, review_ids: list[str]) -> None:
         for review_id in review_ids:
@@ -594,4 +722,9 @@ class RunStore:
             decided_by=row["decided_by"],
             decided_at=row["decided_at"],
             created_at=row["created_at"],
+            claimed_by=row.get("claimed_by"),
+            claimed_until=row.get("claimed_until"),
+            approvals=tuple(_loads(row.get("approvals")) or ()),
+            due_at=row.get("due_at"),
+            overdue_at=row.get("overdue_at"),
         )

@@ -3,7 +3,8 @@ prints, both read from the run database by :func:`pending`.
 
 The events are the run's log (see :meth:`RunStore.log`), one per entry, each with the entry's
 ``seq`` as its id: ``node`` (a node finished: keys written, tokens, time, tool error), ``status``
-(a status change), ``awaiting_review`` (a review was queued), ``decision`` (a review was decided).
+(a status change), ``awaiting_review`` (a review was queued), ``approval`` (one approval of a
+review that needs several), ``decision`` (a review was decided).
 After the last entry of a finished run comes ``end`` (the final status, with the output or the
 error), whose id is that last entry's: resuming after it sends ``end`` again and nothing else.
 
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from orchestrator.runs.store import FINISHED, LogEntry, RunStore
 
-EventName = Literal["node", "status", "awaiting_review", "decision", "end"]
+EventName = Literal["node", "status", "awaiting_review", "approval", "decision", "end"]
 POLL_S = 0.25
 """How often a follower reads the log again (one indexed query)."""
 
@@ -46,7 +47,7 @@ class RunEvent:
 
 def _event(run_id: str, entry: LogEntry) -> RunEvent:
     data: dict[str, Any] = {"run_id": run_id, "at": entry.at}
-    if entry.kind in ("node", "awaiting_review", "decision"):
+    if entry.kind in ("node", "awaiting_review", "approval", "decision"):
         data["node"] = entry.node
     return RunEvent(entry.seq, entry.kind, {**data, **entry.detail})
 

@@ -169,6 +169,8 @@ def _node_problems(
     elif isinstance(node, ReviewNode):
         for key in (*node.show, *node.editable):
             yield from state_key(key, "show")
+        for key in node.key_fields:
+            yield from state_key(key, "key_fields")
     elif isinstance(node, BranchNode):
         if node.default is None:
             yield Problem(file, f"{at}.default", f"branch {node.id!r} has no default")

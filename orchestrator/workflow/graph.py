@@ -138,6 +138,15 @@ def holds(condition: Condition, state: dict[str, Any]) -> bool:
         return False
 
 
+def approvers(approvals: dict[str, Any]) -> list[str]:
+    """Everyone who approved a review of the run so far (a review that needs several approvals
+    records a list of names), sorted and each once."""
+    names: set[str] = set()
+    for who in approvals.values():
+        names.update([who] if isinstance(who, str) else who or [])
+    return sorted(name for name in names if name)
+
+
 def _render_arg(value: Any, state: dict[str, Any]) -> Any:
     if isinstance(value, str):
         return render(value, state)
@@ -388,6 +397,9 @@ class GraphBuilder:
                     "show": {key: lookup(state, key, None) for key in node.show},
                     "editable": list(editable),
                     "values": {key.split(".")[0]: state.get(key.split(".")[0]) for key in editable},
+                    "key_fields": {key: lookup(state, key, None) for key in node.key_fields},
+                    "approvals": node.approvals,
+                    "escalate_after_s": node.escalate_after_s,
                 }
             )
             if decision["decision"] == "reject":
@@ -578,7 +590,7 @@ class GraphBuilder:
                 "run": run_id,
                 "workflow": self.spec.name,
                 "node": node.id,
-                "approved_by": sorted({who for who in state.get("_approvals", {}).values() if who}),
+                "approved_by": approvers(state.get("_approvals", {})),
             }
             value = {"text": render(node.text or "", state), "provenance": provenance}
             with telemetry.span("cadre.memory.write", attributes):

@@ -9,9 +9,10 @@ are the current element and its position.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, NewType
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from orchestrator.specs import NAME_PATTERN, Spec
 
@@ -62,6 +63,11 @@ class ToolNode(Spec):
     )
 
 
+DURATION_PATTERN = r"[1-9][0-9]{0,5}[smhd]"
+"""A duration: a whole number and a unit (s, m, h or d), e.g. ``30m``."""
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 class ReviewNode(Spec):
     """A human gate: the run stops until a reviewer approves, rejects or edits."""
 
@@ -78,6 +84,41 @@ class ReviewNode(Spec):
     on_reject: str = Field(
         description="Node to route back to on rejection; the reason is in state `review_feedback`."
     )
+    key_fields: tuple[str, ...] = Field(
+        default=(),
+        max_length=6,
+        description="State paths shown on the review's row in the queue, e.g. "
+        "`fields.policy_number`, so reviewers can tell reviews apart without opening them.",
+    )
+    approvals: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Approvals from different reviewers the run needs to go on; one rejection "
+        "sends it back.",
+    )
+    escalate_after: str | None = Field(
+        default=None,
+        description="How long a review may wait (e.g. `30m`, `4h`, `2d`) before a "
+        "`review.overdue` webhook event is sent for it.",
+    )
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(DURATION_PATTERN, value):
+            raise ValueError(
+                f"{value[:40]!r} is not a duration: a whole number and a unit (s, m, h or d), "
+                "e.g. 90s, 30m, 4h or 2d"
+            )
+        return value
+
+    @property
+    def escalate_after_s(self) -> float | None:
+        """``escalate_after`` in seconds."""
+        if self.escalate_after is None:
+            return None
+        return int(self.escalate_after[:-1]) * DURATION_UNITS[self.escalate_after[-1]]
 
 
 Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "exists", "truthy"]

@@ -10,8 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,11 @@ from fastapi.testclient import TestClient
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
-from orchestrator.catalog import load_catalog
+from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.runs.store import RunStore
 from orchestrator.storage.database import Database
 from tests.catalogs import unique
+from tests.conftest import Receiver
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 # The webhook receiver below listens on 127.0.0.1, which Cadre refuses as a target unless an
@@ -40,6 +40,7 @@ class Api:
     client: TestClient
     keys: dict[str, str]
     db_url: str
+    catalog: Catalog
 
     def as_(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
@@ -54,10 +55,9 @@ def make_api(tmp_path: Path, wake: Any = None, root: Path | None = None, **setti
         for tenant in ("acme", "globex")
         for role in ("submitter", "reviewer", "admin")
     }
-    app = create_app(
-        Settings(catalog=load_catalog(root), database_url=db_url, wake=wake, **settings)
-    )
-    return Api(TestClient(app), keys, db_url)
+    catalog = load_catalog(root)
+    app = create_app(Settings(catalog=catalog, database_url=db_url, wake=wake, **settings))
+    return Api(TestClient(app), keys, db_url, catalog)
 
 
 @pytest.fixture
@@ -279,6 +279,61 @@ def test_a_tenant_that_spent_its_daily_budget_gets_429_at_submission(api: Api) -
     )
 
 
+def review_waiting(api: Api, tenant: str = "acme") -> str:
+    """A claim run of ``tenant`` driven in this process (LocalAsker) to its adjuster review."""
+    import asyncio
+
+    from orchestrator.runs.runner import Runner
+    from orchestrator.specialists.local import LocalAsker
+
+    catalog = api.catalog
+
+    async def go() -> str:
+        async with Runner(
+            catalog, database_url=api.db_url, asker=LocalAsker(catalog), tenant=tenant
+        ) as runner:
+            record = await runner.start("claim", BIG_CLAIM)
+            return runner.store.reviews("pending", record.id)[0].id
+
+    return asyncio.run(go())
+
+
+def test_a_reviewer_claims_a_review_and_another_is_refused_409(api: Api) -> None:
+    review = review_waiting(api)
+    claim = api.client.post(
+        f"/v1/reviews/{review}/claim", json={"hold_minutes": 5}, headers=api.as_("acme-reviewer")
+    )
+    assert claim.status_code == 200
+    held = claim.json()
+    assert held["claimed_by"].startswith("reviewer at acme")
+    assert 290 < held["claimed_until"] - time.time() <= 300
+    queue = api.client.get("/v1/reviews", headers=api.as_("acme-admin")).json()["reviews"]
+    assert [r["claimed_by"] for r in queue] == [held["claimed_by"]]
+    assert queue[0]["key_fields"] == {}
+    for call in (
+        lambda: api.client.post(f"/v1/reviews/{review}/claim", headers=api.as_("acme-admin")),
+        lambda: api.client.post(
+            f"/v1/reviews/{review}/decision",
+            json={"decision": "approve"},
+            headers=api.as_("acme-admin"),
+        ),
+    ):
+        refused = call()
+        assert refused.status_code == 409
+        assert "is claimed by reviewer at acme" in refused.json()["error"]["message"]
+    # Releasing someone else's claim leaves it; the holder's release frees the review.
+    kept = api.client.delete(f"/v1/reviews/{review}/claim", headers=api.as_("acme-admin"))
+    assert kept.json()["claimed_by"] == held["claimed_by"]
+    freed = api.client.delete(f"/v1/reviews/{review}/claim", headers=api.as_("acme-reviewer"))
+    assert freed.status_code == 200 and freed.json()["claimed_by"] is None
+    bad = api.client.post(
+        f"/v1/reviews/{review}/claim", json={"hold_minutes": 0}, headers=api.as_("acme-reviewer")
+    )
+    assert bad.status_code == 422
+    other = api.client.post(f"/v1/reviews/{review}/claim", headers=api.as_("globex-reviewer"))
+    assert other.status_code == 404
+
+
 def test_a_long_poll_answers_when_the_run_ends_or_when_it_times_out(api: Api) -> None:
     run_id = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).json()["id"]
     url, who = f"/v1/runs/{run_id}", api.as_("acme-submitter")
@@ -302,37 +357,6 @@ def test_a_long_poll_answers_when_the_run_ends_or_when_it_times_out(api: Api) ->
 
 
 # -- the whole flow on Ray ------------------------------------------------------------------
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that keeps what it was sent."""
-
-    url: str
-    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-    def events(self) -> list[str]:
-        return [json.loads(body)["event"] for _, body in self.got]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    got: list[tuple[dict[str, str], bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield Receiver(f"http://127.0.0.1:{server.server_port}/hook", got)
-    server.shutdown()
 
 
 def wait_for(api: Api, run_id: str, status: str, timeout_s: float = 90) -> dict[str, Any]:

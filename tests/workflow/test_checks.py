@@ -199,3 +199,17 @@ def test_fixed_answer_fields_must_be_fields_and_values_the_specialist_has(tmp_pa
     assert "nodes.4.fixed.decision: 'aprove'" in wrong_value and "pay" in wrong_value
     assert "nodes.4.fixed.rationale: 'payuot' is not in the workflow's state" in template
     assert "nodes.4.fixed.verdict: 'decider' answers no field 'verdict'" in no_field
+
+
+def test_review_desk_fields_are_checked(tmp_path: Path) -> None:
+    flow = broken(CLAIM_FLOW)
+    gate = next(n for n in flow["nodes"] if n["id"] == "adjuster")
+    gate.update(key_fields=["fields.policy_numbr", "claim"], approvals=9, escalate_after="soon")
+    found = problems_with(tmp_path, flow)
+    joined = "\n".join(found)
+    assert "approvals" in joined and "less than or equal to 5" in joined
+    assert "escalate_after" in joined and "soon" in joined
+    gate.update(approvals=2, escalate_after="90m")
+    found = problems_with(tmp_path / "again", flow)
+    assert any("key_fields" in p and "policy_numbr" in p for p in found), found
+    assert len(found) == 1, found  # `claim` is the workflow's input, so it is state

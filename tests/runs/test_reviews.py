@@ -1,0 +1,191 @@
+"""The review desk's rules, on both databases, with runs driven in this process (LocalAsker,
+scripted engine): a reviewer claims a review and others cannot decide it until the claim is
+released or runs out; a gate that needs two approvals needs two different reviewers, and their
+edits are applied together; a review past its node's ``escalate_after`` is marked overdue once
+and its webhooks get ``review.overdue``; the queue shows each review's key fields."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator.api.webhooks import Escalator, Webhooks
+from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.errors import ConflictError
+from orchestrator.runs.reviews import review_warnings
+from orchestrator.runs.runner import Runner
+from orchestrator.specialists.local import LocalAsker
+from tests.workflow.fixtures import scripted_workflow_catalog
+
+
+def claim_catalog(tmp_path: Path, **gate: Any) -> Catalog:
+    """The claim flow, its adjuster gate given ``gate``'s fields."""
+    root = scripted_workflow_catalog(tmp_path / "c")
+    path = root.parent / "graphs" / "claim.yaml"
+    flow = yaml.safe_load(path.read_text())
+    adjuster = next(n for n in flow["nodes"] if n["id"] == "adjuster")
+    adjuster.update(gate)
+    path.write_text(yaml.safe_dump(flow, sort_keys=False))
+    return load_catalog(root)
+
+
+def drive(catalog: Catalog, url: str, body: Any) -> Any:
+    async def go() -> Any:
+        async with Runner(catalog, database_url=url, asker=LocalAsker(catalog)) as runner:
+            return await body(runner)
+
+    return asyncio.run(go())
+
+
+def test_a_claimed_review_is_decided_only_by_its_holder_until_released(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalog = claim_catalog(tmp_path)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        held = runner.store.claim(review.id, "rita", 600)
+        assert held.holder() == "rita"
+        assert held.claimed_until is not None and held.claimed_until > time.time() + 590
+        with pytest.raises(ConflictError, match=r"claimed by rita until .*; sam may decide"):
+            await runner.decide(review.id, "approve", "sam")
+        with pytest.raises(ConflictError, match="claimed by rita"):
+            runner.store.claim(review.id, "sam", 600)
+        assert runner.store.claim(review.id, "rita", 60).holder() == "rita"  # a renewal
+        assert runner.store.release(review.id, "sam").holder() == "rita"  # not sam's to release
+        assert runner.store.release(review.id, "rita").holder() is None
+        decided, record = await runner.decide(review.id, "approve", "sam")
+        return decided, record
+
+    decided, record = drive(catalog, database_url, body)
+    assert (decided.decided_by, decided.claimed_by, record.status) == ("sam", None, "succeeded")
+
+
+def test_a_claim_that_ran_out_holds_nothing(tmp_path: Path, database_url: str) -> None:
+    catalog = claim_catalog(tmp_path)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        runner.store.claim(review.id, "rita", 0.2)
+        await asyncio.sleep(0.3)
+        assert runner.store.review(review.id).holder() is None
+        assert runner.store.claim(review.id, "sam", 600).holder() == "sam"
+        return await runner.decide(review.id, "approve", "sam")
+
+    decided, record = drive(catalog, database_url, body)
+    assert decided.decided_by == "sam" and record.status == "succeeded"
+
+
+def test_two_approvals_need_two_reviewers_and_apply_both_edits(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalog = claim_catalog(tmp_path, approvals=2, editable=["fields", "payout"])
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        first, record = await runner.decide(
+            review.id, "edit", "rita", changes={"fields.amount": 1800}
+        )
+        assert (first.status, record.status) == ("pending", "awaiting_review")
+        assert [a["by"] for a in first.approvals] == ["rita"]
+        with pytest.raises(ConflictError, match="rita has already approved it"):
+            await runner.decide(review.id, "approve", "rita")
+        decided, record = await runner.decide(review.id, "edit", "sam", changes={"payout": 1700})
+        stream = [e for e in runner.store.log(record.id).entries if e.kind != "node"]
+        return decided, record, stream
+
+    decided, record, stream = drive(catalog, database_url, body)
+    assert record.status == "succeeded"
+    assert record.output["fields"]["amount"] == 1800  # rita's edit
+    assert record.output["payout"] == 1700  # sam's edit
+    assert decided.decision == "edit" and decided.decided_by == "sam"
+    assert decided.changes is not None
+    assert decided.changes["set"] == {"fields.amount": 1800, "payout": 1700}
+    approval = next(e for e in stream if e.kind == "approval")
+    assert approval.detail == {
+        "review_id": decided.id,
+        "by": "rita",
+        "approvals": 1,
+        "needed": 2,
+    }
+
+
+def test_one_rejection_sends_back_a_gate_that_needs_two_approvals(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalog = claim_catalog(tmp_path, approvals=2)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        await runner.decide(review.id, "approve", "rita")
+        return await runner.decide(review.id, "reject", "sam", reason="rework: amount wrong")
+
+    decided, record = drive(catalog, database_url, body)
+    assert decided.decision == "reject"
+    # The rework path's answer is below the review threshold: the run finishes.
+    assert record.status == "succeeded" and record.output["fields"]["amount"] == 500
+
+
+def test_an_overdue_review_is_escalated_once_to_the_tenants_webhooks(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CADRE_WEBHOOK_ALLOW", "127.0.0.1/32")
+    catalog = claim_catalog(
+        tmp_path, escalate_after="1s", key_fields=["fields.policy_number", "payout"]
+    )
+
+    async def body(runner: Runner) -> Any:
+        hooks = Webhooks(runner.db, background=False)
+        hooks.register("default", "http://127.0.0.1:9/hook")
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        escalator = Escalator(database_url)
+        assert escalator.sweep(runner.store, hooks) == pytest.approx(review.created_at + 1, 0.01)
+        assert hooks.deliveries("default") == []  # not due yet
+        await asyncio.sleep(1.1)
+        escalator.sweep(runner.store, hooks)
+        escalator.sweep(runner.store, hooks)  # a second look sends nothing more
+        rows = runner.db.query("SELECT event, status, body FROM cadre_webhook_deliveries")
+        return review, runner.store.review(review.id), rows
+
+    review, after, rows = drive(catalog, database_url, body)
+    assert review.payload["key_fields"] == {"fields.policy_number": "P-1", "payout": 2400}
+    assert after.overdue_at is not None
+    assert [(r["event"], r["status"]) for r in rows] == [("review.overdue", review.id)]
+    sent = json.loads(rows[0]["body"])
+    assert sent["review"]["id"] == review.id
+    assert sent["review"]["title"] == "Large claim: check the extracted fields"
+    assert sent["run"]["status"] == "awaiting_review"
+
+
+def test_a_reviewer_is_warned_of_empty_lookups_misfits_and_failed_tools(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalog = claim_catalog(tmp_path)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        return review
+
+    review = drive(catalog, database_url, body)
+    assert review_warnings(review, [], catalog) == []
+    shown = {"fields": {"policy_number": "P-1", "amount": "lots"}, "payout": None}
+    odd = dataclasses.replace(review, payload={**review.payload, "show": shown})
+    failed = {"tool_error": {"node": "payout", "tool": "calculator", "error": "division by zero"}}
+    assert review_warnings(odd, [{"node": "payout"}, failed], catalog) == [
+        "fields/amount does not fit its schema: 'lots' is not of type 'number'",
+        "payout is empty: the step that fills it found nothing",
+        "tool calculator failed in step payout: division by zero",
+    ]
