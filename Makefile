@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cadre-installed
 
-.PHONY: setup setup-vllm setup-phoenix demo test test-vllm test-phoenix lint bench bench-vllm adapters clean
+.PHONY: setup setup-vllm setup-phoenix demo test test-vllm test-phoenix screenshots lint bench bench-vllm adapters clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,12 @@ test-vllm: setup-vllm
 
 test-phoenix: setup setup-phoenix
 	$(BIN)/python -m pytest -m phoenix
+
+# The reviewer page as the browser test leaves it: docs/review-queue.png and docs/review-edit.png.
+screenshots: setup
+	bash scripts/system-deps.sh
+	mkdir -p docs
+	CADRE_SCREENSHOTS=$(CURDIR)/docs $(BIN)/python -m pytest -q tests/api/test_review_page.py -k two_reviewers
 
 lint: setup
 	$(BIN)/ruff check orchestrator tests bench

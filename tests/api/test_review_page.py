@@ -4,6 +4,8 @@ queue, see what is proposed, get refused for a bad decision, approve, and the ru
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import threading
@@ -15,12 +17,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import yaml
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
 from orchestrator.catalog import load_catalog
 from orchestrator.storage.database import Database
 from tests.catalogs import unique
+from tests.conftest import Receiver
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
@@ -37,21 +41,32 @@ def _free_port() -> int:
 class Served:
     """The API with its run workers, served by uvicorn on a loopback port."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **gate: Any) -> None:
         from orchestrator.cli.serve import run_driver
         from orchestrator.hosting.workers import RunWorkers
         from orchestrator.runs.worker import serve_in_thread
 
         root = scripted_workflow_catalog(tmp_path)
+        flow_path = tmp_path / "graphs" / "claim.yaml"
+        flow = yaml.safe_load(flow_path.read_text())
+        next(n for n in flow["nodes"] if n["id"] == "adjuster").update(gate)
+        flow_path.write_text(yaml.safe_dump(flow, sort_keys=False))
         url = f"sqlite:///{tmp_path / 'cadre.db'}"
+        self.url = url
         self.workers = RunWorkers(
             run_driver(root, tmp_path / "graphs", url), serve_in_thread, 1, prefix=unique("w")
         )
         keys = KeyStore(Database(url))
         self.reviewer = keys.create("acme", "reviewer", "Rita Reviewer")[1]
+        self.second = keys.create("acme", "reviewer", "Sam Second")[1]
         self.submitter = keys.create("acme", "submitter")[1]
         app = create_app(
-            Settings(catalog=load_catalog(root), database_url=url, wake=self.workers.wake)
+            Settings(
+                catalog=load_catalog(root),
+                database_url=url,
+                wake=self.workers.wake,
+                escalate_poll_s=0.2,
+            )
         )
         self.base = f"http://127.0.0.1:{_free_port()}"
         port = int(self.base.rsplit(":", 1)[1])
@@ -125,21 +140,129 @@ def test_a_reviewer_approves_a_real_run_in_the_browser(served: Served) -> None:
         expect(link).to_be_visible()
 
         link.click()
-        expect(page.locator("#proposed")).to_contain_text('"amount": 2500')
+        expect(page.locator("#input")).to_contain_text("Storm damage, policy P-1")
+        expect(page.locator("#proposed dl")).to_contain_text("amount")
+        expect(page.locator("#proposed dl")).to_contain_text("2500")
         expect(page.locator("#events")).to_contain_text("extract")
         expect(page.locator("#usage")).to_contain_text("extractor")
         expect(page.locator("#usage")).to_contain_text("tool calculator")
 
         page.click("#reject")  # no reason given
         expect(page.locator("#decision-error")).to_contain_text("needs a reason")
+        page.click("#edit")  # nothing edited yet
+        expect(page.locator("#decision-error")).to_contain_text("Nothing is changed")
         page.fill("#edits textarea", '{"policy_number": "P-1", "amount": "lots"}')
-        page.click("#edit")
+        page.click("#edit")  # the diff is shown first; nothing is saved yet
+        expect(page.locator("#diff")).to_contain_text("2500")
+        expect(page.locator("#diff")).to_contain_text("lots")
+        assert served.run(submitted["id"])["status"] == "awaiting_review"
+        page.click("#confirm-edit")
         expect(page.locator("#decision-error")).to_contain_text("amount")
         assert served.run(submitted["id"])["status"] == "awaiting_review"
 
         page.click("#approve")
         expect(page.locator("#outcome")).to_contain_text("approve by Rita Reviewer")
+        expect(page.locator("#run-status")).to_have_text("succeeded")  # from the run's stream
         browser.close()
 
     done = served.wait(submitted["id"], "succeeded")
     assert done["output"]["decision"] == {"decision": "pay"}
+
+
+@pytest.fixture
+def served_two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    monkeypatch.setenv("CADRE_WEBHOOK_ALLOW", "127.0.0.1")  # the receiver below
+    built = Served(
+        tmp_path,
+        approvals=2,
+        key_fields=["fields.policy_number", "payout"],
+        editable=["fields"],
+        escalate_after="2s",
+    )
+    yield built
+    built.close()
+
+
+def sign_in(page: Any, served: Served, key: str) -> None:
+    page.goto(f"{served.base}/review")
+    page.fill("#key", key)
+    page.click("#sign-in-form button")
+
+
+def test_two_reviewers_take_turns_on_a_gate_that_needs_both_approvals(
+    served_two: Served, receiver: Receiver
+) -> None:
+    """Claims, the edit diff, two approvals, an overdue review's webhook and the live page; with
+    CADRE_SCREENSHOTS=DIR (`make screenshots`) it saves the queue and the review it shows."""
+    from playwright.sync_api import expect, sync_playwright
+
+    served = served_two
+    shots = os.environ.get("CADRE_SCREENSHOTS")
+    admin = KeyStore(Database(served.url)).create("acme", "admin")[1]
+    hook = served.http.post(
+        "/v1/webhooks", json={"url": receiver.url}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert hook.status_code == 201, hook.text
+    submitted = served.http.post(
+        "/v1/runs", json={"workflow": "claim", "input": {"claim": "Hail on the roof, policy P-1"}}
+    ).json()
+    review_id = served.wait(submitted["id"], "awaiting_review")["pending_reviews"][0]["id"]
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        rita = browser.new_context().new_page()
+        sam = browser.new_context(viewport={"width": 700, "height": 900}).new_page()
+        sign_in(rita, served, served.reviewer)
+        row = rita.locator("#queue-rows tr", has=rita.locator(f"a[data-review='{review_id}']"))
+        expect(row.locator(".key-fields")).to_have_text("policy number: P-1 · payout: 2400")
+        expect(row).to_contain_text("0 of 2 approvals")
+        # Waiting past the gate's `escalate_after` (2 s): the webhook hears, the queue shows it.
+        deadline = time.monotonic() + 30
+        while "review.overdue" not in receiver.events() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "review.overdue" in receiver.events(), receiver.events()
+        overdue = json.loads(next(b for _, b in receiver.got if b"review.overdue" in b))
+        assert overdue["review"]["id"] == review_id
+        rita.click("#filters button")
+        expect(row.locator(".badge.overdue")).to_have_text("overdue")
+        rita.click(f"a[data-review='{review_id}']")
+        expect(rita.locator("#input")).to_contain_text("Hail on the roof, policy P-1")
+        rita.click("#claim")
+        expect(rita.locator("#holder")).to_contain_text("Taken by Rita Reviewer")
+
+        sign_in(sam, served, served.second)
+        expect(sam.locator(f"a[data-review='{review_id}']")).to_be_visible()
+        expect(sam.locator("#queue-rows")).to_contain_text("taken by Rita Reviewer")
+        if shots:
+            sam.screenshot(path=f"{shots}/review-queue.png", full_page=True)
+        sam.click(f"a[data-review='{review_id}']")
+        expect(sam.locator("#holder")).to_contain_text("Taken by Rita Reviewer")
+        expect(sam.locator("#approve")).to_be_disabled()
+        expect(sam.locator("#claim")).to_be_disabled()
+        # On a narrow window the claim is still whole: wrapped, not cut off on the right.
+        claim = sam.locator("#input .wrapped")
+        expect(claim).to_have_text("Hail on the roof, policy P-1")
+        box = claim.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 700
+
+        rita.fill("#edits textarea", '{"policy_number": "P-1", "amount": 1800}')
+        rita.click("#edit")
+        expect(rita.locator("#diff")).to_contain_text("1800")
+        if shots:
+            rita.screenshot(path=f"{shots}/review-edit.png", full_page=True)
+        rita.click("#confirm-edit")
+        expect(rita.locator("#outcome")).to_contain_text("Approved so far by Rita Reviewer")
+        expect(rita.locator("#approve")).to_be_disabled()  # a second approval is someone else's
+
+        # Sam's page follows the run's stream: Rita's approval arrives without a reload.
+        expect(sam.locator("#outcome")).to_contain_text("Approved so far by Rita Reviewer")
+        expect(sam.locator("#approve")).to_be_enabled()
+        sam.click("#approve")
+        expect(sam.locator("#outcome")).to_contain_text("edit by Rita Reviewer")
+        expect(sam.locator("#outcome")).to_contain_text("and Sam Second")
+        expect(sam.locator("#run-status")).to_have_text("succeeded")
+        expect(rita.locator("#run-status")).to_have_text("succeeded")
+        browser.close()
+
+    done = served.wait(submitted["id"], "succeeded")
+    assert done["output"]["fields"] == {"policy_number": "P-1", "amount": 1800}
