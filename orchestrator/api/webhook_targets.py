@@ -82,7 +82,10 @@ def is_public(address: IPAddress) -> bool:
 def check(url: str, allow: Allowlist | None = None) -> Target:
     """The target to connect to for ``url``; InputError when it is refused."""
     allow = allow if allow is not None else Allowlist.from_env()
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError as err:  # e.g. an unclosed IPv6 bracket: "https://o]"
+        raise InputError(f"webhook url {url[:200]!r}: not a URL ({err})") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise InputError(f"webhook url {url!r}: give an absolute http:// or https:// URL")
     host = parsed.hostname.lower().rstrip(".")

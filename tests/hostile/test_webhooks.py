@@ -92,6 +92,13 @@ def test_non_http_targets_are_refused(hooks: Webhooks, url: str) -> None:
     assert hooks.all("acme") == []
 
 
+@pytest.mark.parametrize("url", ["HtTps://o]", "http://[::1", "https://[not-an-address]/"])
+def test_a_url_that_does_not_parse_is_refused_not_a_crash(hooks: Webhooks, url: str) -> None:
+    with pytest.raises(InputError, match="webhook url"):
+        hooks.register("acme", url)
+    assert hooks.all("acme") == []
+
+
 def test_a_private_name_and_an_unresolvable_one_are_refused_alike(hooks: Webhooks) -> None:
     """The refusal does not tell a tenant which internal names exist."""
     messages = []
