@@ -43,6 +43,18 @@ from orchestrator.runs.reviews import record_decision, review_warnings
 from orchestrator.runs.runner import check_input
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStatus, RunStore
 from orchestrator.runs.stream import POLL_S, RunEvent, pending
+from orchestrator.runs.views import (
+    NodeEvents,
+    ReviewDetail,
+    ReviewList,
+    ReviewView,
+    RunPage,
+    RunView,
+    WebhookEvent,
+    review_view,
+    run_brief,
+    run_view,
+)
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import day_start
 
@@ -144,6 +156,58 @@ class WebhookIn(BaseModel):
     )
 
 
+class WorkflowView(BaseModel):
+    name: str
+    description: str
+    input_schema: dict[str, Any] = Field(description="The JSON Schema a run's input must fit.")
+    output: list[str] = Field(description="The state keys a finished run's output holds.")
+
+
+class WorkflowList(BaseModel):
+    workflows: list[WorkflowView]
+
+
+class KeyView(BaseModel):
+    id: str
+    tenant: str
+    role: Literal["submitter", "reviewer", "admin"]
+    name: str
+    who: str = Field(description="How decisions and claims made with this key are signed.")
+
+
+class WebhookView(BaseModel):
+    id: str
+    tenant: str
+    url: str
+    created_at: float
+
+
+class WebhookCreated(WebhookView):
+    secret: str = Field(description="The HMAC signing secret: shown only in this answer.")
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookView]
+
+
+class Delivery(BaseModel):
+    id: str
+    webhook_id: str
+    run_id: str
+    event: str
+    status: str = Field(description="The run status (or the review id) the event is about.")
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    response_code: int | None
+    created_at: float
+    next_attempt_at: float | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[Delivery]
+
+
 class _Local(threading.local):
     """Each handler thread's own connection and stores (their tables are set up once)."""
 
@@ -155,7 +219,7 @@ class _Local(threading.local):
 def _submitted(store: RunStore, run: RunRecord, created: bool) -> JSONResponse:
     """202 for a run just queued; 200 for a retry answered with the run it already made."""
     return JSONResponse(
-        run_json(store, run),
+        run_view(store, run).model_dump(mode="json"),
         status_code=202 if created else 200,
         headers={
             "Location": f"/v1/runs/{run.id}",
@@ -339,23 +403,29 @@ def create_app(settings: Settings) -> FastAPI:
     # -- workflows --------------------------------------------------------------------------
 
     @app.get("/v1/workflows", tags=["workflows"])
-    def list_workflows(key: Anyone) -> dict[str, Any]:
+    def list_workflows(key: Anyone) -> WorkflowList:
         """The workflows a run can be submitted to, with their input schemas."""
-        return {
-            "workflows": [
-                {
-                    "name": w.name,
-                    "description": w.description,
-                    "input_schema": w.input_schema,
-                    "output": list(w.output),
-                }
+        return WorkflowList(
+            workflows=[
+                WorkflowView(
+                    name=w.name,
+                    description=w.description,
+                    input_schema=w.input_schema,
+                    output=list(w.output),
+                )
                 for w in sorted(catalog.workflows.values(), key=lambda w: w.name)
             ]
-        }
+        )
 
     # -- runs -------------------------------------------------------------------------------
 
-    @app.post("/v1/runs", status_code=202, tags=["runs"])
+    @app.post(
+        "/v1/runs",
+        status_code=202,
+        tags=["runs"],
+        response_model=RunView,
+        responses={200: {"model": RunView, "description": "A retry: the run it already made."}},
+    )
     def submit_run(
         body: Submission,
         key: Submitter,
@@ -406,12 +476,12 @@ def create_app(settings: Settings) -> FastAPI:
         workflow: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(pattern=CURSOR)] = None,
-    ) -> dict[str, Any]:
+    ) -> RunPage:
         """The tenant's runs, newest first; pass ``next_cursor`` back as ``cursor`` for more."""
         store = stores()[0]
         runs = store.runs(status, workflow, limit, tenant=key.tenant, before=_decode_cursor(cursor))
         next_cursor = _cursor(runs[-1]) if len(runs) == limit else None
-        return {"runs": [run_json(store, r, brief=True) for r in runs], "next_cursor": next_cursor}
+        return RunPage(runs=[run_brief(r) for r in runs], next_cursor=next_cursor)
 
     @app.get("/v1/runs/{run_id}", tags=["runs"])
     async def get_run(
@@ -426,28 +496,28 @@ def create_app(settings: Settings) -> FastAPI:
                 "most this many seconds (a long poll: one request instead of many).",
             ),
         ] = 0.0,
-    ) -> dict[str, Any]:
+    ) -> RunView:
         """A run: status, output, usage, and the reviews it waits for."""
         run = await asyncio.to_thread(own_run, key, run_id)
         if wait_s and run.status in MOVING:  # held on the event loop: a waiter holds no thread
             await long_polls.wait(run_id, wait_s)
             run = await asyncio.to_thread(lambda: stores()[0].run(run_id))
-        return await asyncio.to_thread(lambda: run_json(stores()[0], run))
+        return await asyncio.to_thread(lambda: run_view(stores()[0], run))
 
     @app.post("/v1/runs/{run_id}/cancel", tags=["runs"])
-    def cancel_run(run_id: str, key: Submitter) -> dict[str, Any]:
+    def cancel_run(run_id: str, key: Submitter) -> RunView:
         """Cancel a run; a worker driving it stops after its current step."""
         own_run(key, run_id)
         store, _, hooks = stores()
         run = store.cancel(run_id)
         hooks.notify(run, store)
-        return run_json(store, run)
+        return run_view(store, run)
 
     @app.get("/v1/runs/{run_id}/events", tags=["runs"])
-    def run_events(run_id: str, key: Anyone) -> dict[str, Any]:
+    def run_events(run_id: str, key: Anyone) -> NodeEvents:
         """The nodes the run has finished so far, in order."""
         own_run(key, run_id)
-        return {"events": stores()[0].events(run_id)}
+        return NodeEvents.model_validate({"events": stores()[0].events(run_id)})
 
     @app.get(
         "/v1/runs/{run_id}/stream",
@@ -511,16 +581,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.get("/v1/keys/me", tags=["keys"])
-    def whoami(key: Anyone) -> dict[str, Any]:
+    def whoami(key: Anyone) -> KeyView:
         """The key the request is made with: its tenant, role, holder and how decisions made
         with it are signed (``who``, as reviews show ``decided_by`` and ``claimed_by``)."""
-        return {
-            "id": key.id,
-            "tenant": key.tenant,
-            "role": key.role,
-            "name": key.name,
-            "who": key.who,
-        }
+        return KeyView(id=key.id, tenant=key.tenant, role=key.role, name=key.name, who=key.who)
 
     # -- reviews ----------------------------------------------------------------------------
 
@@ -530,31 +594,33 @@ def create_app(settings: Settings) -> FastAPI:
         status: Literal["pending", "decided", "applied", "cancelled"] = "pending",
         workflow: str | None = None,
         older_than_s: Annotated[float | None, Query(ge=0)] = None,
-    ) -> dict[str, Any]:
+    ) -> ReviewList:
         """The tenant's review queue, oldest first."""
         store = stores()[0]
         reviews = store.reviews(
             status, tenant=key.tenant, workflow=workflow, older_than_s=older_than_s
         )
-        return {"reviews": [review_json(store, r) for r in reviews]}
+        return ReviewList(reviews=[review_view(r) for r in reviews])
 
     @app.get("/v1/reviews/{review_id}", tags=["reviews"])
-    def get_review(review_id: str, key: Reviewer) -> dict[str, Any]:
+    def get_review(review_id: str, key: Reviewer) -> ReviewDetail:
         """A review: what the specialist proposed, the run's state and progress so far, and
         ``warnings`` (empty lookups, values that do not fit their schema, failed tools)."""
         store = stores()[0]
         review = own_review(key, review_id)
         run = store.run(review.run_id)
         events = store.events(run.id)
-        return {
-            **review_json(store, review),
-            "run": run_json(store, run),
-            "events": events,
-            "warnings": review_warnings(review, events, catalog),
-        }
+        return ReviewDetail.model_validate(
+            {
+                **review_view(review).model_dump(),
+                "run": run_view(store, run),
+                "events": events,
+                "warnings": review_warnings(review, events, catalog),
+            }
+        )
 
     @app.post("/v1/reviews/{review_id}/decision", tags=["reviews"])
-    def decide(review_id: str, body: Decision, key: Reviewer) -> dict[str, Any]:
+    def decide(review_id: str, body: Decision, key: Reviewer) -> ReviewView:
         """Approve, reject (with a reason: the run goes back for rework) or edit (changes
         checked against the state schema); a run worker then drives the run on."""
         own_review(key, review_id)
@@ -563,46 +629,61 @@ def create_app(settings: Settings) -> FastAPI:
             store, catalog, review_id, body.decision, key.who, body.reason, body.changes
         )
         wake()
-        return review_json(store, review)
+        return review_view(review)
 
     @app.post("/v1/reviews/{review_id}/claim", tags=["reviews"])
-    def claim_review(review_id: str, key: Reviewer, body: ClaimIn | None = None) -> dict[str, Any]:
+    def claim_review(review_id: str, key: Reviewer, body: ClaimIn | None = None) -> ReviewView:
         """Take the review for a while, so no other reviewer decides it meanwhile (they see who
         holds it, and get 409 if they try). Claiming again renews the claim; it runs out by
         itself after ``hold_minutes``, or when the holder decides or releases it."""
         own_review(key, review_id)
         store = stores()[0]
         hold = (body or ClaimIn()).hold_minutes * 60.0
-        return review_json(store, store.claim(review_id, key.who, hold))
+        return review_view(store.claim(review_id, key.who, hold))
 
     @app.delete("/v1/reviews/{review_id}/claim", tags=["reviews"])
-    def release_review(review_id: str, key: Reviewer) -> dict[str, Any]:
+    def release_review(review_id: str, key: Reviewer) -> ReviewView:
         """Give up your claim on the review (another reviewer's claim is left alone)."""
         own_review(key, review_id)
         store = stores()[0]
-        return review_json(store, store.release(review_id, key.who))
+        return review_view(store.release(review_id, key.who))
 
     # -- webhooks ---------------------------------------------------------------------------
 
     @app.post("/v1/webhooks", status_code=201, tags=["webhooks"])
-    def add_webhook(body: WebhookIn, key: Admin) -> dict[str, Any]:
+    def add_webhook(body: WebhookIn, key: Admin) -> WebhookCreated:
         """Register a URL for the tenant's run events; the signing secret is shown only now."""
         hook, secret = stores()[2].register(key.tenant, body.url)
-        return {**asdict(hook), "secret": secret}
+        return WebhookCreated(**asdict(hook), secret=secret)
 
     @app.get("/v1/webhooks", tags=["webhooks"])
-    def list_webhooks(key: Admin) -> dict[str, Any]:
-        return {"webhooks": [asdict(h) for h in stores()[2].all(key.tenant)]}
+    def list_webhooks(key: Admin) -> WebhookList:
+        return WebhookList(webhooks=[WebhookView(**asdict(h)) for h in stores()[2].all(key.tenant)])
 
     @app.delete("/v1/webhooks/{hook_id}", status_code=204, tags=["webhooks"])
     def delete_webhook(hook_id: str, key: Admin) -> None:
         stores()[2].delete(key.tenant, hook_id)
 
     @app.get("/v1/webhooks/deliveries", tags=["webhooks"])
-    def deliveries(key: Admin, run_id: str | None = None) -> dict[str, Any]:
+    def deliveries(key: Admin, run_id: str | None = None) -> DeliveryList:
         """What was sent to the tenant's webhooks, and how each delivery went."""
         rows = stores()[2].deliveries(key.tenant, run_id)
-        return {"deliveries": [{k: v for k, v in r.items() if k != "body"} for r in rows]}
+        return DeliveryList.model_validate({"deliveries": rows})
+
+    for event, meaning in (
+        ("run.awaiting_review", "A run of the tenant stopped at a review."),
+        ("run.finished", "A run of the tenant succeeded, failed or was cancelled."),
+        ("review.overdue", "A review waited longer than its node's `escalate_after`."),
+    ):
+        app.webhooks.post(
+            event,
+            summary=meaning,
+            tags=["webhooks"],
+            status_code=200,
+            responses={
+                "4XX": {"description": "Not delivered: tried again after 2 s, 15 s and 60 s."}
+            },
+        )(_webhook_doc(event))
 
     page = (Path(__file__).parent / "web" / "review.html").read_text()
 
@@ -618,56 +699,15 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def run_json(store: RunStore, run: RunRecord, brief: bool = False) -> dict[str, Any]:
-    """A run as the API shows it."""
-    shown: dict[str, Any] = {
-        "id": run.id,
-        "workflow": run.workflow,
-        "status": run.status,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-        "finished_at": run.finished_at,
-    }
-    if brief:
-        return shown
-    pending = store.reviews("pending", run.id) if run.status == "awaiting_review" else []
-    return {
-        **shown,
-        "input": run.input,
-        "output": run.output,
-        "error": run.error,
-        "usage": run.usage,
-        "tools": run.tools,
-        "input_tokens": run.input_tokens,
-        "output_tokens": run.output_tokens,
-        "pending_reviews": [
-            {"id": r.id, "node": r.node, "created_at": r.created_at} for r in pending
-        ],
-    }
+def _webhook_doc(event: str) -> Callable[[WebhookEvent], None]:
+    """What the OpenAPI document shows for one webhook event: the body Cadre POSTs."""
 
+    def posted(body: WebhookEvent) -> None:
+        """Signed ``X-Cadre-Signature: sha256=HMAC(secret, body)``; answer 2xx, or it is
+        retried after 2 s, 15 s and 60 s."""
 
-def review_json(store: RunStore, review: ReviewRecord) -> dict[str, Any]:
-    return {
-        "id": review.id,
-        "run_id": review.run_id,
-        "node": review.node,
-        "status": review.status,
-        "workflow": review.payload.get("workflow"),
-        "proposed": review.payload,
-        "decision": review.decision,
-        "reason": review.reason,
-        "changes": (review.changes or {}).get("set"),
-        "decided_by": review.decided_by,
-        "decided_at": review.decided_at,
-        "created_at": review.created_at,
-        "key_fields": review.payload.get("key_fields", {}),
-        "claimed_by": review.holder(),
-        "claimed_until": review.claimed_until if review.holder() else None,
-        "approvals_needed": int(review.payload.get("approvals", 1)),
-        "approvals": [{"by": a["by"], "at": a["at"]} for a in review.approvals],
-        "due_at": review.due_at,
-        "overdue": review.overdue_at is not None,
-    }
+    posted.__name__ = event.replace(".", "_")
+    return posted
 
 
 CURSOR = r"^[0-9]{1,20}(\.[0-9]{1,20})?_[A-Za-z0-9-]{1,64}$"

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import threading
@@ -39,6 +38,7 @@ from typing import Any
 from orchestrator.api import webhook_targets
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.runs.store import FINISHED, ReviewRecord, RunRecord, RunStore
+from orchestrator.runs.views import webhook_event
 from orchestrator.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -163,40 +163,13 @@ class Webhooks:
             event = "run.finished"
         else:
             return []
-        body = json.dumps(
-            {
-                "event": event,
-                "run": {
-                    "id": run.id,
-                    "workflow": run.workflow,
-                    "status": run.status,
-                    "output": run.output,
-                    "error": run.error,
-                },
-                "reviews": [{"id": r.id, "node": r.node} for r in store.reviews("pending", run.id)],
-                "at": time.time(),
-            }
-        )
+        body = webhook_event(event, run, store).model_dump_json()
         return self._record_event(run, event, run.status, body)
 
     def notify_overdue(self, review: ReviewRecord, store: RunStore) -> list[str]:
         """Record a ``review.overdue`` event for each of the review's tenant's webhooks."""
         run = store.run(review.run_id)
-        body = json.dumps(
-            {
-                "event": "review.overdue",
-                "run": {"id": run.id, "workflow": run.workflow, "status": run.status},
-                "review": {
-                    "id": review.id,
-                    "node": review.node,
-                    "title": review.payload.get("title"),
-                    "created_at": review.created_at,
-                    "due_at": review.due_at,
-                    "claimed_by": review.holder(),
-                },
-                "at": time.time(),
-            }
-        )
+        body = webhook_event("review.overdue", run, store, review).model_dump_json()
         return self._record_event(run, "review.overdue", review.id, body)
 
     def _record_event(self, run: RunRecord, event: str, status: str, body: str) -> list[str]:

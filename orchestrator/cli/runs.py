@@ -200,35 +200,9 @@ def runs_show(
     reviews = store.reviews(None, run_id)
     events = store.events(run_id)
     if as_json:
-        data = {
-            "id": record.id,
-            "workflow": record.workflow,
-            "status": record.status,
-            "input": record.input,
-            "output": record.output,
-            "error": record.error,
-            "usage": record.usage,
-            "tools": record.tools,
-            "review_wait_s": sum((r.decided_at or time.time()) - r.created_at for r in reviews),
-            "created_at": record.created_at,
-            "finished_at": record.finished_at,
-            "nodes": [e["node"] for e in events],
-            "tool_errors": [e["tool_error"] for e in events if e.get("tool_error")],
-            "reviews": [
-                {
-                    "id": r.id,
-                    "node": r.node,
-                    "status": r.status,
-                    "decision": r.decision,
-                    "decided_by": r.decided_by,
-                    "approved_by": [a["by"] for a in r.approvals],
-                    "reason": r.reason,
-                    "changes": r.changes,
-                }
-                for r in reviews
-            ],
-        }
-        out.print_json(json.dumps(data))
+        from orchestrator.runs.views import run_report
+
+        out.print_json(run_report(store, record).model_dump_json())
         return
     out.print(f"[bold]{record.id}[/bold]  {record.workflow}  [bold]{record.status}[/bold]")
     out.print(f"started {_when(record.created_at)}   finished {_when(record.finished_at)}")
@@ -277,7 +251,9 @@ def runs_show(
 def _watched(event: Any) -> None:
     """One line for one event of a run's stream (see :mod:`orchestrator.runs.stream`)."""
     data, when = event.data, time.strftime("%H:%M:%S", time.localtime(event.data.get("at", 0)))
-    if event.event == "node":
+    if event.event == "token":  # a streaming node's text as it is generated
+        out.print(f"  [dim]{escape(data['node'])} …[/dim] {escape(data['text'])}", soft_wrap=True)
+    elif event.event == "node":
         tokens = ", ".join(
             f"{who} {u.get('input_tokens', 0)}→{u.get('output_tokens', 0)} tokens"
             for who, u in data.get("usage", {}).items()

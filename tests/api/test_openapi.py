@@ -72,3 +72,44 @@ def test_any_cursor_of_the_documented_shape_is_a_position(tmp_path: Path) -> Non
     made_up = api.client.get("/v1/runs", params={"cursor": "1.5_run-x"}, headers=admin)
     assert made_up.status_code == 200 and made_up.json()["runs"] == []
     assert api.client.get("/v1/runs", params={"cursor": "nope"}, headers=admin).status_code == 422
+
+
+def test_answers_are_typed_and_the_webhook_events_documented(tmp_path: Path) -> None:
+    doc = make_api(tmp_path).client.get("/openapi.json").json()
+
+    def answer(path: str, method: str, status: str) -> object:
+        return doc["paths"][path][method]["responses"][status]["content"]["application/json"][
+            "schema"
+        ]
+
+    for path, method, status, model in (
+        ("/v1/runs", "post", "202", "RunView"),
+        ("/v1/runs", "post", "200", "RunView"),
+        ("/v1/runs", "get", "200", "RunPage"),
+        ("/v1/runs/{run_id}", "get", "200", "RunView"),
+        ("/v1/runs/{run_id}/cancel", "post", "200", "RunView"),
+        ("/v1/runs/{run_id}/events", "get", "200", "NodeEvents"),
+        ("/v1/reviews", "get", "200", "ReviewList"),
+        ("/v1/reviews/{review_id}", "get", "200", "ReviewDetail"),
+        ("/v1/reviews/{review_id}/decision", "post", "200", "ReviewView"),
+        ("/v1/reviews/{review_id}/claim", "post", "200", "ReviewView"),
+        ("/v1/webhooks", "post", "201", "WebhookCreated"),
+        ("/v1/webhooks", "get", "200", "WebhookList"),
+        ("/v1/webhooks/deliveries", "get", "200", "DeliveryList"),
+        ("/v1/workflows", "get", "200", "WorkflowList"),
+        ("/v1/keys/me", "get", "200", "KeyView"),
+    ):
+        assert answer(path, method, status) == {"$ref": f"#/components/schemas/{model}"}, path
+    schemas = doc["components"]["schemas"]
+    assert schemas["RunView"]["properties"]["status"]["enum"] == [
+        "queued",
+        "running",
+        "awaiting_review",
+        "succeeded",
+        "failed",
+        "cancelled",
+    ]
+    assert set(doc["webhooks"]) == {"run.awaiting_review", "run.finished", "review.overdue"}
+    for item in doc["webhooks"].values():
+        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/WebhookEvent"}

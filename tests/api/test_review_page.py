@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,18 +23,12 @@ from orchestrator.api.keys import KeyStore
 from orchestrator.catalog import load_catalog
 from orchestrator.storage.database import Database
 from tests.catalogs import unique
-from tests.conftest import Receiver
+from tests.conftest import Receiver, _free_port
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:

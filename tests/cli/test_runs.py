@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.runs.views import RunReport, RunView
+
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stdout + result.stderr
@@ -52,8 +54,13 @@ def test_run_review_and_decide_from_the_cli(cli) -> None:  # type: ignore[no-unt
     assert twice.returncode == 2 and "already decided: approve by alice" in twice.stderr
     no_traceback(twice)
 
-    record = json.loads(cli("runs", "show", run_id, "--json", catalog=False).stdout)
+    shown = cli("runs", "show", run_id, "--json", catalog=False).stdout
+    record = json.loads(shown)
+    # The same fields, names and types as the API's run (GET /v1/runs/{id}), and its history.
+    assert RunReport.model_validate_json(shown).model_dump(mode="json") == record
+    assert set(RunView.model_fields) < set(record)
     assert record["status"] == "succeeded"
+    assert record["reviews"][0]["approved_by"] == ["alice"]
     assert record["nodes"] == ["extract", "payout", "size", "adjuster", "decide"]
     assert record["reviews"][0]["decided_by"] == "alice"
     assert set(record["usage"]) == {"extractor", "decider"}
