@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -50,11 +50,19 @@ class SpecialistAnswer:
     """The adapter that answered (``SPECIALIST/vN`` for a registry version), None: the base."""
 
 
+OnText = Callable[[str], None]
+"""Where a streamed answer's text goes, piece by piece, as the engine generates it."""
+
+
 class Asker(Protocol):
     """Anything that can ask a specialist: the host pool, or a test's stand-in."""
 
     async def ask_spec(
-        self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
+        self,
+        specialist: SpecialistSpec,
+        text: str,
+        history: Sequence[Message] = (),
+        on_text: OnText | None = None,
     ) -> SpecialistAnswer: ...
 
 

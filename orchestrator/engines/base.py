@@ -8,7 +8,7 @@ dataclasses so they cross Ray actor boundaries cheaply.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -67,3 +67,20 @@ class Engine(Protocol):
     async def close(self) -> None:
         """Release the model. The engine is unusable afterwards."""
         ...
+
+
+async def stream_of(
+    engine: Engine, request: GenerationRequest
+) -> AsyncIterator[str | GenerationResult]:
+    """The request's text as the engine produces it, piece by piece, then its whole result. An
+    engine with a ``stream`` method of that shape streams (llama.cpp, scripted); any other gives
+    its text in one piece once it is done."""
+    streaming = getattr(engine, "stream", None)
+    if streaming is None:
+        (result,) = await engine.generate([request])
+        if result.text:
+            yield result.text
+        yield result
+        return
+    async for item in streaming(request):
+        yield item

@@ -23,7 +23,7 @@ import ctypes
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,36 @@ class LlamaCppEngine:
                 results.append(await asyncio.to_thread(self._generate_one, request))
         return results
 
-    def _generate_one(self, request: GenerationRequest) -> GenerationResult:
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str | GenerationResult]:
+        """The text piece by piece as llama.cpp decodes it (from its thread), then the result."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | GenerationResult | BaseException] = asyncio.Queue()
+
+        def produce() -> None:
+            def put(item: str | GenerationResult | BaseException) -> None:
+                loop.call_soon_threadsafe(pieces.put_nowait, item)
+
+            try:
+                put(self._generate_one(request, on_text=put))
+            except BaseException as err:  # handed to the consumer, raised there
+                put(err)
+
+        async with self._lock:
+            producing = asyncio.ensure_future(asyncio.to_thread(produce))
+            try:
+                while True:
+                    item = await pieces.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                    if isinstance(item, GenerationResult):
+                        return
+            finally:
+                await producing  # the context is not touched again before it is done
+
+    def _generate_one(
+        self, request: GenerationRequest, on_text: Callable[[str], None] | None = None
+    ) -> GenerationResult:
         self._use(request.adapter)
         model = self._base
         kwargs: dict[str, Any] = {
@@ -158,6 +187,8 @@ class LlamaCppEngine:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         started = time.perf_counter()
         try:
+            if on_text is not None:
+                return self._streamed(model, kwargs, on_text, started)
             out = model.create_chat_completion(**kwargs)
         except ValueError as err:
             match = _OVERFLOW.search(str(err))
@@ -180,6 +211,31 @@ class LlamaCppEngine:
             output_tokens=int(usage["completion_tokens"]),
             finish_reason=finish,
             model_time_s=elapsed,
+        )
+
+    @staticmethod
+    def _streamed(
+        model: Any, kwargs: dict[str, Any], on_text: Callable[[str], None], started: float
+    ) -> GenerationResult:
+        """One completion streamed: each decoded piece to ``on_text``. llama-cpp-python's
+        stream has no usage: each piece is one token (a character of several tokens comes as
+        one piece), and the context then holds the prompt's tokens and the answer's, all but
+        the last one when the answer ran out of tokens (it was never evaluated)."""
+        pieces, finish = [], "stop"
+        for chunk in model.create_chat_completion(**kwargs, stream=True):
+            choice = chunk["choices"][0]
+            piece = choice["delta"].get("content")
+            if piece:
+                pieces.append(piece)
+                on_text(piece)
+            if choice.get("finish_reason") == "length":
+                finish = "length"
+        return GenerationResult(
+            text="".join(pieces),
+            input_tokens=max(0, int(model.n_tokens) - len(pieces) + (finish == "length")),
+            output_tokens=len(pieces),
+            finish_reason="length" if finish == "length" else "stop",
+            model_time_s=time.perf_counter() - started,
         )
 
     async def close(self) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -152,6 +153,16 @@ class ScriptedEngine:
             finish_reason=finish,  # type: ignore[arg-type]
             model_time_s=time.perf_counter() - started,
         )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str | GenerationResult]:
+        """The reply word by word (each with the space after it), then the result."""
+        if self._closed:
+            raise RuntimeError("scripted engine is closed")
+        result = await self._one(request)
+        for word in re.findall(r"\s*\S+\s*", result.text):
+            yield word
+            await asyncio.sleep(0)
+        yield result
 
     def _reply(self, request: GenerationRequest) -> str:
         last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")

@@ -8,7 +8,7 @@ concurrently is the engine's business (llama.cpp serializes behind a lock, vLLM 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import ray
@@ -43,6 +43,14 @@ class ModelHost:
         """Generate with the hosted engine, traced as children of the caller's span
         (``carrier`` holds its W3C traceparent); see :class:`TracedEngine`."""
         return await self.traced.generate(requests, carrier)
+
+    async def generate_stream(
+        self, request: GenerationRequest, carrier: dict[str, str] | None = None
+    ) -> AsyncIterator[str | GenerationResult]:
+        """One request's text as it is generated, then its result (a Ray streaming generator:
+        the caller gets each piece as soon as it is yielded)."""
+        async for item in self.traced.stream(request, carrier):
+            yield item
 
     async def stats(self) -> dict[str, int | str]:
         """What this host is doing: its process, calls in flight and served, and the engine's

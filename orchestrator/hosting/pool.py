@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from orchestrator import telemetry
-from orchestrator.calls import SpecialistAnswer
+from orchestrator.calls import OnText, SpecialistAnswer
 from orchestrator.catalog import Catalog
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import CadreError, EngineError, HostUnavailableError
@@ -163,6 +163,45 @@ class HostPool:
             f"(last: {_reason(last)}); see the host logs under /tmp/ray/session_latest/logs"
         )
 
+    async def stream(
+        self, model_name: str, request: GenerationRequest
+    ) -> AsyncIterator[str | GenerationResult]:
+        """One request on the model's least-busy host, its text piece by piece as the host
+        yields it, then its result. A host that dies before the first piece is retried as
+        :meth:`generate` retries; one that dies mid-answer fails the call (what was sent
+        cannot be taken back)."""
+        await self._started(model_name)
+        replica = self._least_busy(self.replicas(model_name))
+        replica.inflight += 1
+        sent = False
+        try:
+            pieces: Any = replica.handle.generate_stream.options(num_returns="streaming").remote(
+                request, telemetry.inject()
+            )
+            async for ref in pieces:
+                item = await ref
+                sent = True
+                yield item
+            return
+        except RayTaskError as err:
+            cause = err.cause
+            if isinstance(cause, CadreError):
+                raise cause from None
+            raise EngineError(f"host {replica.name} failed: {cause!r}") from None
+        except RayActorError as err:
+            if sent:
+                raise HostUnavailableError(
+                    f"model {model_name!r}: host {replica.name} died while answering "
+                    f"({_reason(err)})"
+                ) from None
+            await self._recover(model_name, replica)
+        finally:
+            replica.inflight -= 1
+        result, _ = await self.generate(model_name, request)  # the host died before answering
+        if result.text:
+            yield result.text
+        yield result
+
     async def _recover(self, model_name: str, replica: Replica, timeout_s: float = 30.0) -> None:
         """After a host died: wait until Ray has restarted it, so the retry is not spent on the
         restart; if Ray gave up on it (MAX_RESTARTS used), start a new host in its place."""
@@ -178,10 +217,17 @@ class HostPool:
         return await self.ask_spec(self.catalog.specialist(specialist_name), text)
 
     async def ask_spec(
-        self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
+        self,
+        specialist: SpecialistSpec,
+        text: str,
+        history: Sequence[Message] = (),
+        on_text: OnText | None = None,
     ) -> SpecialistAnswer:
-        """Ask with a specialist spec in hand (a workflow may narrow its output schema)."""
-        return await ask_through(self.generate, self.catalog, specialist, text, history)
+        """Ask with a specialist spec in hand (a workflow may narrow its output schema); with
+        ``on_text``, the answer's text goes to it piece by piece as the host generates it."""
+        return await ask_through(
+            self.generate, self.catalog, specialist, text, history, self.stream, on_text
+        )
 
 
 def _check_placement(model: ModelSpec) -> None:

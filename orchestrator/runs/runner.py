@@ -44,6 +44,7 @@ from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.store import (
     FINISHED,
+    EventKind,
     ReviewRecord,
     RunRecord,
     RunStore,
@@ -52,6 +53,7 @@ from orchestrator.runs.store import (
 from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.workflow.graph import (
     INTERNAL_KEYS,
+    TOKEN,
     compile_workflow,
     memory_namespace,
 )
@@ -122,8 +124,9 @@ class Runner:
         self._stops: dict[str, asyncio.Event] = {}
         """The runs this driver holds, each with the signal to stop driving it (cancelled, or
         its lease lost)."""
-        self._events: list[tuple[str, float, str, dict[str, Any]]] = []
-        """Finished nodes not yet written: a tick's worth, written in one statement."""
+        self._events: list[tuple[str, float, EventKind, str, dict[str, Any]]] = []
+        """Finished nodes (and streamed text) not yet written: a tick's worth, written in one
+        statement."""
         self._flushing: asyncio.Future[None] | None = None
         """The batch of finished nodes being written, if one is."""
 
@@ -232,6 +235,18 @@ class Runner:
             for run_id, stop in list(self._stops.items()):
                 if run_id in renewal.cancelled or run_id not in renewal.held:
                     stop.set()
+
+    def _token(self, run_id: str, chunk: Any) -> None:
+        """A piece of a streaming node's text: added to that node's ``token`` event not yet
+        written, if there is one, so a tick writes one event per node, not one per token."""
+        if not isinstance(chunk, dict) or TOKEN not in chunk:
+            return
+        node, piece = str(chunk.get("node", "")), str(chunk[TOKEN])
+        last = self._events[-1] if self._events else None
+        if last is not None and last[0] == run_id and last[2] == "token" and last[3] == node:
+            last[4]["text"] += piece
+            return
+        self._events.append((run_id, time.time(), "token", node, {"text": piece}))
 
     async def _flush_events(self) -> None:
         """Write the finished nodes of every run held (one statement)."""
@@ -390,6 +405,8 @@ class Runner:
         }
         if review.reason:
             attributes["cadre.review.reason"] = review.reason
+        if review.changes and review.changes.get("set"):
+            attributes["cadre.review.changed"] = sorted(review.changes["set"])
         if review.approvals:
             attributes["cadre.review.approvers"] = [
                 *(a["by"] for a in review.approvals),
@@ -500,8 +517,13 @@ class Runner:
         try:
             # durability="sync": each step's checkpoint is written before the next step starts,
             # so a crash loses at most the step in flight and no write is pending at a chunk.
-            stream = graph.astream(data, config, stream_mode="updates", durability="sync")
-            async for chunk in stream:
+            stream = graph.astream(
+                data, config, stream_mode=["updates", "custom"], durability="sync"
+            )
+            async for mode, chunk in stream:
+                if mode == "custom":
+                    self._token(run_id, chunk)
+                    continue
                 if chunk.get("__metadata__", {}).get("cached"):
                     continue  # replayed from the checkpoint, not run again
                 for node, update in chunk.items():
@@ -522,7 +544,7 @@ class Runner:
                     detail = {"keys": list(step.keys), "usage": step.usage}
                     if update.get("tool_error"):  # kept with the step: the next tool resets it
                         detail["tool_error"] = update["tool_error"]
-                    self._events.append((run_id, time.time(), node, detail))
+                    self._events.append((run_id, time.time(), "node", node, detail))
                     self.on_progress(step)
                 if stop.is_set():  # cancelled, or the lease went to another driver
                     await stream.aclose()

@@ -195,7 +195,7 @@ def refused(review: ReviewRecord, who: str, now: float) -> ConflictError:
     return held_elsewhere(review, who, now) if review.status == "pending" else not_pending(review)
 
 
-EventKind = Literal["node", "status", "awaiting_review", "decision", "approval"]
+EventKind = Literal["node", "token", "status", "awaiting_review", "decision", "approval"]
 SEQ = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
 """The log's sequence: assigned at insert, never reused (SQLite's AUTOINCREMENT, not a bare
 rowid, which a VACUUM may renumber)."""
@@ -497,11 +497,11 @@ class RunStore:
             values,
         )
 
-    def add_events(self, events: list[tuple[str, float, str, dict[str, Any]]]) -> None:
-        """Record finished nodes, ``(run_id, at, node, detail)`` each, in one statement. A
-        driver writes a run's nodes before that run's next status change or review (see
-        :meth:`Runner._record <orchestrator.runs.runner.Runner._record>`)."""
-        self._append([(run_id, at, "node", node, detail) for run_id, at, node, detail in events])
+    def add_events(self, events: list[tuple[str, float, EventKind, str, dict[str, Any]]]) -> None:
+        """Record finished nodes and streamed text, ``(run_id, at, kind, node, detail)`` each,
+        in one statement. A driver writes a run's nodes before that run's next status change
+        or review (see :meth:`Runner._record <orchestrator.runs.runner.Runner._record>`)."""
+        self._append(list(events))
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         """The nodes the run finished, in order."""
@@ -620,6 +620,8 @@ class RunStore:
         if not won:
             raise refused(record, actor or by, now)
         shown = {"review_id": record.id, "decision": decision, "by": by, "reason": reason}
+        if changes and changes.get("set"):  # an edit: what it set, for the audit trail
+            shown["changes"] = changes["set"]
         self._append([(record.run_id, record.decided_at or 0.0, "decision", record.node, shown)])
         return record
 

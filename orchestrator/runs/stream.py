@@ -2,7 +2,9 @@
 prints, both read from the run database by :func:`pending`.
 
 The events are the run's log (see :meth:`RunStore.log`), one per entry, each with the entry's
-``seq`` as its id: ``node`` (a node finished: keys written, tokens, time, tool error), ``status``
+``seq`` as its id: ``token`` (text a streaming node's specialist generated since the last
+one, for nodes with ``stream: true``), ``node`` (a node finished: keys written, tokens, time,
+tool error), ``status``
 (a status change), ``awaiting_review`` (a review was queued), ``approval`` (one approval of a
 review that needs several), ``decision`` (a review was decided).
 After the last entry of a finished run comes ``end`` (the final status, with the output or the
@@ -24,7 +26,7 @@ from typing import Any, Literal
 
 from orchestrator.runs.store import FINISHED, LogEntry, RunStore
 
-EventName = Literal["node", "status", "awaiting_review", "approval", "decision", "end"]
+EventName = Literal["node", "token", "status", "awaiting_review", "approval", "decision", "end"]
 POLL_S = 0.25
 """How often a follower reads the log again (one indexed query)."""
 
@@ -47,7 +49,7 @@ class RunEvent:
 
 def _event(run_id: str, entry: LogEntry) -> RunEvent:
     data: dict[str, Any] = {"run_id": run_id, "at": entry.at}
-    if entry.kind in ("node", "awaiting_review", "approval", "decision"):
+    if entry.kind in ("node", "token", "awaiting_review", "approval", "decision"):
         data["node"] = entry.node
     return RunEvent(entry.seq, entry.kind, {**data, **entry.detail})
 

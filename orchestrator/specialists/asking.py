@@ -7,19 +7,23 @@ this process); everything else about a call happens here.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from orchestrator import telemetry
-from orchestrator.calls import SpecialistAnswer, build_request, model_label, parse_answer
+from orchestrator.calls import OnText, SpecialistAnswer, build_request, model_label, parse_answer
 from orchestrator.catalog import Catalog
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
-from orchestrator.errors import ContextLengthError
+from orchestrator.errors import ContextLengthError, EngineError
 from orchestrator.specialists.traced import PROVIDERS, request_model
 from orchestrator.specs import ModelSpec, SpecialistSpec
 
 Generate = Callable[[str, GenerationRequest], Awaitable[tuple[GenerationResult, int]]]
 """Generate one request on a model (by name); returns the result and the attempts it took."""
+
+
+Stream = Callable[[str, GenerationRequest], AsyncIterator[str | GenerationResult]]
+"""Generate one request on a model (by name): its text piece by piece, then its result."""
 
 
 async def ask_through(
@@ -28,14 +32,20 @@ async def ask_through(
     specialist: SpecialistSpec,
     text: str,
     history: Sequence[Message] = (),
+    stream: Stream | None = None,
+    on_text: OnText | None = None,
 ) -> SpecialistAnswer:
-    """Ask ``specialist`` about ``text`` through ``generate``; the answer is checked against
+    """Ask ``specialist`` about ``text`` through ``generate`` (or, with ``on_text``, through
+    ``stream``, each piece of text to ``on_text`` as it comes); the answer is checked against
     the specialist's output schema. The registry's live adapter version, if any, answers."""
     adapter = catalog.adapter_path(specialist)
     request = build_request(specialist, text, adapter, history)
     started = time.perf_counter()
     try:
-        result, attempts = await generate(specialist.model, request)
+        if on_text is not None and stream is not None:
+            result, attempts = await _streamed(stream, specialist.model, request, on_text)
+        else:
+            result, attempts = await generate(specialist.model, request)
     except ContextLengthError as err:
         raise ContextLengthError(
             f"specialist {specialist.name!r} (model {specialist.model!r}): {err.message}",
@@ -60,6 +70,20 @@ async def ask_through(
         attempts=attempts,
         adapter=model_label(specialist.model, adapter) if adapter else None,
     )
+
+
+async def _streamed(
+    stream: Stream, model: str, request: GenerationRequest, on_text: OnText
+) -> tuple[GenerationResult, int]:
+    result: GenerationResult | None = None
+    async for item in stream(model, request):
+        if isinstance(item, GenerationResult):
+            result = item
+        elif item:
+            on_text(item)
+    if result is None:
+        raise EngineError(f"model {model!r}: the stream ended without a result")
+    return result, 1
 
 
 _instruments: dict[str, Any] = {}

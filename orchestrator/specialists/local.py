@@ -7,9 +7,9 @@ per step without the Ray hop (``bench/bench_workflow.py``). A user's runs go thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
-from orchestrator.calls import SpecialistAnswer
+from orchestrator.calls import OnText, SpecialistAnswer
 from orchestrator.catalog import Catalog
 from orchestrator.engines import create_engine
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
@@ -38,10 +38,22 @@ class LocalAsker:
         (result,) = await self.engine(model_name).generate([request])
         return result, 1
 
+    async def stream(
+        self, model_name: str, request: GenerationRequest
+    ) -> AsyncIterator[str | GenerationResult]:
+        async for item in self.engine(model_name).stream(request):
+            yield item
+
     async def ask_spec(
-        self, specialist: SpecialistSpec, text: str, history: Sequence[Message] = ()
+        self,
+        specialist: SpecialistSpec,
+        text: str,
+        history: Sequence[Message] = (),
+        on_text: OnText | None = None,
     ) -> SpecialistAnswer:
-        return await ask_through(self.generate, self.catalog, specialist, text, history)
+        return await ask_through(
+            self.generate, self.catalog, specialist, text, history, self.stream, on_text
+        )
 
     async def aclose(self) -> None:
         """Close every engine started."""

@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from orchestrator import telemetry
 from orchestrator.calls import model_label
-from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult
+from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, stream_of
 from orchestrator.specs import ModelSpec
 
 PROVIDERS = {"llamacpp": "llama.cpp", "vllm": "vllm", "scripted": "cadre.scripted"}
@@ -70,26 +70,57 @@ class TracedEngine:
         in_host = time.perf_counter() - arrived
         model_total = sum(r.model_time_s for r in results)
         queue = max(0.0, in_host - model_total) / max(1, len(results))
-        for span, result in zip(spans, results, strict=True):
-            span.set_attributes(
-                {
-                    "gen_ai.usage.input_tokens": result.input_tokens,
-                    "gen_ai.usage.output_tokens": result.output_tokens,
-                    "gen_ai.response.finish_reasons": [result.finish_reason],
-                    "cadre.host.queue_time_s": queue,
-                    "cadre.engine.model_time_s": result.model_time_s,
-                }
-            )
-            if telemetry.capture_content():
-                span.set_attribute(
-                    "gen_ai.output.messages",
-                    json.dumps([{"role": "assistant", "content": result.text}]),
-                )
+        return [self._finish(span, r, queue) for span, r in zip(spans, results, strict=True)]
+
+    async def stream(
+        self, request: GenerationRequest, carrier: dict[str, str] | None = None
+    ) -> AsyncIterator[str | GenerationResult]:
+        """The request's text as the engine produces it, then its result (as :meth:`generate`
+        gives it), in one ``chat {model}`` span; see :func:`stream_of`."""
+        arrived = time.perf_counter()
+        span = telemetry.tracer().start_span(
+            f"chat {request_model(self.model, request)}",
+            context=telemetry.extract(carrier),
+            kind=SpanKind.CLIENT,
+            attributes={**self._request_attributes(request), "gen_ai.request.stream": True},
+        )
+        self.inflight += 1
+        try:
+            async for item in stream_of(self.engine, request):
+                if isinstance(item, GenerationResult):
+                    self.served += 1
+                    queue = max(0.0, time.perf_counter() - arrived - item.model_time_s)
+                    yield self._finish(span, item, queue)
+                    return
+                yield item
+        except BaseException as err:
+            span.set_attribute("error.type", type(err).__name__)
+            span.set_status(Status(StatusCode.ERROR, str(err)[:500]))
             span.end()
-        return [
-            dataclasses.replace(r, extra={**r.extra, "queue_time_s": queue, "host": self.name})
-            for r in results
-        ]
+            raise
+        finally:
+            self.inflight -= 1
+
+    def _finish(self, span: Any, result: GenerationResult, queue: float) -> GenerationResult:
+        """End a request's span with what it cost; the result, with where and how long it
+        waited in ``extra``."""
+        span.set_attributes(
+            {
+                "gen_ai.usage.input_tokens": result.input_tokens,
+                "gen_ai.usage.output_tokens": result.output_tokens,
+                "gen_ai.response.finish_reasons": [result.finish_reason],
+                "cadre.host.queue_time_s": queue,
+                "cadre.engine.model_time_s": result.model_time_s,
+            }
+        )
+        if telemetry.capture_content():
+            span.set_attribute(
+                "gen_ai.output.messages",
+                json.dumps([{"role": "assistant", "content": result.text}]),
+            )
+        span.end()
+        extra = {**result.extra, "queue_time_s": queue, "host": self.name}
+        return dataclasses.replace(result, extra=extra)
 
     def stats(self) -> dict[str, Any]:
         """Calls in flight and served, and the engine's own figures where it keeps some."""

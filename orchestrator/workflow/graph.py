@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
-from langgraph.config import get_config, get_store
+from langgraph.config import get_config, get_store, get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
@@ -54,6 +54,8 @@ from orchestrator.workflow.spec import (
 )
 from orchestrator.workflow.templates import lookup, render
 
+TOKEN = "token"
+"""The key of a piece of streamed text in the graph's custom stream (see ``_ask``)."""
 INTERNAL_KEYS = ("_usage", "_tools", "_parts", "_plans", "_routes", "_expect", "_approvals")
 _MISSING = object()
 
@@ -220,9 +222,12 @@ class GraphBuilder:
         text: str,
         node_id: str,
         state: dict[str, Any] | None = None,
+        stream: bool = False,
     ) -> SpecialistAnswer:
         """One specialist call inside an ``invoke_agent {specialist}`` span, within the run's
-        token budgets (``state``, where the node has it, tells what the run already used)."""
+        token budgets (``state``, where the node has it, tells what the run already used).
+        With ``stream``, the answer's text goes to the graph's custom stream as it comes
+        (``{"node", "text"}`` pieces, which the runner logs as ``token`` events)."""
         if self.asker is None:
             raise RunError("this graph was compiled for drawing only; it cannot call specialists")
         attributes = {
@@ -248,6 +253,13 @@ class GraphBuilder:
                         node_id=node_id,
                     )
                     answer = await ask_with_tools(self.asker, specialist, text, context)
+                elif stream:
+                    write = get_stream_writer()
+                    answer = await self.asker.ask_spec(
+                        specialist,
+                        text,
+                        on_text=lambda piece: write({TOKEN: piece, "node": node_id}),
+                    )
                 else:
                     answer = await self.asker.ask_spec(specialist, text)
             except BaseException:
@@ -336,7 +348,9 @@ class GraphBuilder:
             if decided:  # every field is the workflow's: nothing is left to ask
                 return {node.output: check_answer(spec, fixed, f"node {node.id!r}'s fixed answer")}
             asked = with_fixed(spec, fixed)
-            answer = await self._ask(asked, render(node.input, state), node.id, state)
+            answer = await self._ask(
+                asked, render(node.input, state), node.id, state, stream=node.stream
+            )
             return {node.output: {**answer.output, **fixed}, "_usage": usage_of(answer)}
 
         self._add(node.id, run)

@@ -37,6 +37,12 @@ class SpecialistNode(Spec):
         "narrowed to these values, so it writes the other fields (a rationale) knowing them. "
         "Text is a template over state.",
     )
+    stream: bool = Field(
+        default=False,
+        description="Send the answer's text to the run's stream (`token` events) as the "
+        "engine generates it, where the engine streams (llama.cpp); other engines send it "
+        "whole once it is done.",
+    )
     next: str = Field(description="Node to run afterwards, or `end`.")
 
 

@@ -144,3 +144,23 @@ def test_real_model_host_serves_concurrent_specialists(tmp_path: Path) -> None:
     assert sequential[0]["sentiment"] in {"positive", "negative", "neutral"}
     assert sequential[1]["team"] in {"billing", "technical", "account", "shipping"}
     pool.shutdown()
+
+
+def test_a_streamed_answer_comes_through_the_host_piece_by_piece(tmp_path: Path) -> None:
+    """Through a real actor (a Ray streaming generator): the pieces arrive in order, make up
+    the answer's text, and the answer is the one a plain call gives."""
+    catalog, model = scripted_catalog(tmp_path)
+    pool = HostPool(catalog)
+    spec = catalog.specialist("sentiment")
+    pieces: list[str] = []
+    streamed = asyncio.run(pool.ask_spec(spec, "the parcel arrived broken", on_text=pieces.append))
+    plain = asyncio.run(pool.ask_spec(spec, "the parcel arrived broken"))
+    assert len(pieces) == 2 and "".join(pieces) == streamed.text == plain.text
+    assert streamed.output == plain.output and streamed.host == f"{model}-0"
+    assert (streamed.input_tokens, streamed.output_tokens) == (
+        plain.input_tokens,
+        plain.output_tokens,
+    )
+    (replica,) = pool.replicas(model)
+    assert ray.get(replica.handle.stats.remote())["served"] == 2
+    pool.shutdown()

@@ -21,6 +21,7 @@ from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import ConflictError
 from orchestrator.runs.reviews import review_warnings
 from orchestrator.runs.runner import Runner
+from orchestrator.runs.views import WebhookEvent
 from orchestrator.specialists.local import LocalAsker
 from tests.workflow.fixtures import scripted_workflow_catalog
 
@@ -111,6 +112,9 @@ def test_two_approvals_need_two_reviewers_and_apply_both_edits(
     assert decided.decision == "edit" and decided.decided_by == "sam"
     assert decided.changes is not None
     assert decided.changes["set"] == {"fields.amount": 1800, "payout": 1700}
+    decision = next(e for e in stream if e.kind == "decision")  # the audit trail has the edit
+    assert decision.detail["changes"] == {"fields.amount": 1800, "payout": 1700}
+    assert decision.detail["by"] == "sam"
     approval = next(e for e in stream if e.kind == "approval")
     assert approval.detail == {
         "review_id": decided.id,
@@ -164,6 +168,7 @@ def test_an_overdue_review_is_escalated_once_to_the_tenants_webhooks(
     assert after.overdue_at is not None
     assert [(r["event"], r["status"]) for r in rows] == [("review.overdue", review.id)]
     sent = json.loads(rows[0]["body"])
+    assert WebhookEvent.model_validate(sent).review is not None  # the documented body
     assert sent["review"]["id"] == review.id
     assert sent["review"]["title"] == "Large claim: check the extracted fields"
     assert sent["run"]["status"] == "awaiting_review"
