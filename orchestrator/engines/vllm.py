@@ -21,7 +21,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -195,7 +195,7 @@ class VllmEngine:
             )
         return ids
 
-    def _sampling(self, request: GenerationRequest, prompt_tokens: int) -> Any:
+    def _sampling(self, request: GenerationRequest, prompt_tokens: int, pieces: bool) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
         structured = None
@@ -211,23 +211,53 @@ class VllmEngine:
             seed=request.seed,
             repetition_penalty=request.repetition_penalty,
             structured_outputs=structured,
-            output_kind=RequestOutputKind.FINAL_ONLY,
+            output_kind=RequestOutputKind.DELTA if pieces else RequestOutputKind.FINAL_ONLY,
         )
 
     async def _generate_one(self, request: GenerationRequest) -> GenerationResult:
+        result = None
+        async for item in self._run(request, pieces=False):
+            result = item
+        assert isinstance(result, GenerationResult)  # without pieces, the result is all
+        return result
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str | GenerationResult]:
+        """The text as vLLM decodes it (its delta outputs), then the result."""
+        async for item in self._run(request, pieces=True):
+            yield item
+
+    async def _run(
+        self, request: GenerationRequest, pieces: bool
+    ) -> AsyncIterator[str | GenerationResult]:
+        """One request: with ``pieces``, each new piece of text as it is decoded; then the
+        result."""
         ids = self._prompt(request)
-        params = self._sampling(request, len(ids))
+        params = self._sampling(request, len(ids), pieces)
         lora = await self._acquire(request.adapter) if request.adapter else None
         self.running += 1
         self.peak_running = max(self.peak_running, self.running)
         started = time.perf_counter()
-        final = None
+        texts: list[str] = []
+        tokens = 0
+        finish_reason, prompt_ids, seen = None, None, False
         try:
             stream = self._engine.generate(
                 {"prompt_token_ids": ids}, params, uuid.uuid4().hex, lora_request=lora
             )
             async for output in stream:
-                final = output
+                if not output.outputs:
+                    continue
+                seen = True
+                choice = output.outputs[0]
+                prompt_ids = output.prompt_token_ids or prompt_ids
+                finish_reason = choice.finish_reason or finish_reason
+                if not pieces:  # the final output: the whole answer
+                    texts, tokens = [choice.text], len(choice.token_ids)
+                    continue
+                tokens += len(choice.token_ids)
+                if choice.text:
+                    texts.append(choice.text)
+                    yield choice.text
         except (asyncio.CancelledError, ContextLengthError):
             raise
         except Exception as err:
@@ -236,14 +266,13 @@ class VllmEngine:
             self.running -= 1
             if request.adapter:
                 await self._release(request.adapter)
-        if final is None or not final.outputs:
+        if not seen:
             raise EngineError("vLLM returned no output for the request")
-        choice = final.outputs[0]
-        finish: FinishReason = "length" if choice.finish_reason == "length" else "stop"
-        return GenerationResult(
-            text=choice.text,
-            input_tokens=len(final.prompt_token_ids or ids),
-            output_tokens=len(choice.token_ids),
+        finish: FinishReason = "length" if finish_reason == "length" else "stop"
+        yield GenerationResult(
+            text="".join(texts),
+            input_tokens=len(prompt_ids or ids),
+            output_tokens=tokens,
             finish_reason=finish,
             model_time_s=time.perf_counter() - started,
             extra={"adapter": lora.lora_name if lora is not None else None},

@@ -16,7 +16,13 @@ from typing import Any, TypeVar
 import jsonschema
 import pytest
 
-from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, Message
+from orchestrator.engines.base import (
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    Message,
+    stream_of,
+)
 from orchestrator.errors import ContextLengthError
 
 CONTEXT = 1024
@@ -166,3 +172,23 @@ def test_prompt_longer_than_context_is_a_typed_error(engine: Engine) -> None:
     assert info.value.context_length == CONTEXT
     assert info.value.prompt_tokens > CONTEXT
     assert "Shorten the input" in str(info.value)
+
+
+def test_a_stream_is_the_answer_piece_by_piece(engine: Engine) -> None:
+    """Every engine streams: several pieces, in order, that make up the text a plain call gives,
+    then the same result."""
+    request = ask(STORY, max_tokens=24)
+    (whole,) = run(engine, request)
+
+    async def streamed() -> list[str | GenerationResult]:
+        return [item async for item in stream_of(engine, request)]
+
+    *pieces, result = on_loop(engine, streamed())
+    assert len(pieces) > 3 and all(isinstance(p, str) for p in pieces), pieces
+    assert isinstance(result, GenerationResult)
+    assert "".join(pieces) == result.text == whole.text  # type: ignore[arg-type]
+    assert (result.input_tokens, result.output_tokens, result.finish_reason) == (
+        whole.input_tokens,
+        whole.output_tokens,
+        whole.finish_reason,
+    )

@@ -64,22 +64,3 @@ def test_repetition_penalty_reaches_the_sampler(smollm2_path: Path) -> None:
     assert answer(1.0) == answer(1.0)
     assert answer(2.0) != answer(1.0)
     asyncio.run(engine.close())
-
-
-def test_a_streamed_answer_is_the_generated_one_piece_by_piece(smollm2_path: Path) -> None:
-    engine = LlamaCppEngine(smollm2_path, 1024)
-    request = GenerationRequest(
-        messages=(Message("user", "Name three colours of the rainbow."),), max_tokens=24
-    )
-
-    async def both() -> tuple[object, list[object]]:
-        (whole,) = await engine.generate([request])
-        return whole, [item async for item in engine.stream(request)]
-
-    whole, items = asyncio.run(both())
-    *pieces, result = items
-    assert len(pieces) > 3 and all(isinstance(p, str) for p in pieces)
-    assert "".join(pieces) == result.text == whole.text  # type: ignore[attr-defined]
-    assert result.output_tokens == whole.output_tokens == len(pieces)  # type: ignore[attr-defined]
-    assert result.input_tokens == whole.input_tokens  # type: ignore[attr-defined]
-    asyncio.run(engine.close())
