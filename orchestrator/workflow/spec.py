@@ -40,8 +40,8 @@ class SpecialistNode(Spec):
     stream: bool = Field(
         default=False,
         description="Send the answer's text to the run's stream (`token` events) as the "
-        "engine generates it, where the engine streams (llama.cpp); other engines send it "
-        "whole once it is done.",
+        "engine generates it (llama.cpp, vLLM); an engine that cannot stream sends it whole "
+        "once it is done.",
     )
     next: str = Field(description="Node to run afterwards, or `end`.")
 
