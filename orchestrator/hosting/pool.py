@@ -146,12 +146,8 @@ class HostPool:
             try:
                 (result,) = await replica.handle.generate.remote([request], telemetry.inject())
                 return result, attempt
-            except RayTaskError as err:
-                # The engine raised: unwrap to the original typed error (no retry).
-                cause = err.cause
-                if isinstance(cause, CadreError):
-                    raise cause from None
-                raise EngineError(f"host {replica.name} failed: {cause!r}") from None
+            except RayTaskError as err:  # the engine raised: its own typed error, no retry
+                raise _engine_error(err, replica) from None
             except RayActorError as err:
                 last = err
                 await asyncio.sleep(self.retry_delay_s * attempt)
@@ -184,10 +180,7 @@ class HostPool:
                 yield item
             return
         except RayTaskError as err:
-            cause = err.cause
-            if isinstance(cause, CadreError):
-                raise cause from None
-            raise EngineError(f"host {replica.name} failed: {cause!r}") from None
+            raise _engine_error(err, replica) from None
         except RayActorError as err:
             if sent:
                 raise HostUnavailableError(
@@ -228,6 +221,14 @@ class HostPool:
         return await ask_through(
             self.generate, self.catalog, specialist, text, history, self.stream, on_text
         )
+
+
+def _engine_error(err: RayTaskError, replica: Replica) -> CadreError:
+    """What the engine raised inside the host: its own typed error where it is one of ours."""
+    cause = err.cause
+    if isinstance(cause, CadreError):
+        return cause
+    return EngineError(f"host {replica.name} failed: {cause!r}")
 
 
 def _check_placement(model: ModelSpec) -> None:
