@@ -359,12 +359,7 @@ class Escalator(threading.Thread):
         """Send what is overdue now; returns when the next pending review falls due."""
         for review in store.mark_overdue():
             hooks.notify_overdue(review, store)
-        rows = store.db.query(
-            "SELECT MIN(due_at) AS due FROM cadre_reviews "
-            "WHERE status = 'pending' AND overdue_at IS NULL"
-        )
-        due = rows[0]["due"] if rows else None
-        return None if due is None else float(due)
+        return store.next_due()
 
     def run(self) -> None:
         db = Database(self.database_url)

@@ -16,7 +16,13 @@ import jsonschema
 from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, ConflictError, InputError
 from orchestrator.messages import kind_of, schema_message
-from orchestrator.runs.store import FINISHED, ReviewRecord, RunStore, not_pending
+from orchestrator.runs.store import (
+    FINISHED,
+    ReviewRecord,
+    RunStore,
+    check_new_approver,
+    not_pending,
+)
 from orchestrator.workflow.schemas import fields, produced_schemas, sub_schema
 
 PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|0|[1-9][0-9]{0,5}")
@@ -203,11 +209,7 @@ def record_decision(
         )
     # Several approvals: an edit is its reviewer's approval of the edited values; the last
     # approval decides, with every earlier reviewer's edits and its own (later ones win).
-    if any(a["by"] == by for a in review.approvals):
-        raise ConflictError(
-            f"review {review_id}: {by} has already approved it; the next approval must come "
-            "from a different reviewer"
-        )
+    check_new_approver(review, by)
     merged: dict[str, Any] = {}
     for earlier in review.approvals:
         merged.update(earlier.get("changes") or {})

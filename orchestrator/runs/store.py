@@ -190,6 +190,15 @@ def held_elsewhere(review: ReviewRecord, who: str, now: float) -> ConflictError:
     )
 
 
+def check_new_approver(review: ReviewRecord, who: str) -> None:
+    """A review that needs several approvals needs them from different reviewers."""
+    if any(a["by"] == who for a in review.approvals):
+        raise ConflictError(
+            f"review {review.id}: {who} has already approved it; the next approval must come "
+            "from a different reviewer"
+        )
+
+
 def refused(review: ReviewRecord, who: str, now: float) -> ConflictError:
     """Why ``who``'s conditional write to a review changed nothing."""
     return held_elsewhere(review, who, now) if review.status == "pending" else not_pending(review)
@@ -659,11 +668,7 @@ class RunStore:
         record = self.review(review_id)
         if record.status != "pending":
             raise not_pending(record)
-        if any(a["by"] == who for a in record.approvals):
-            raise ConflictError(
-                f"review {review_id}: {who} has already approved it; the next approval must "
-                "come from a different reviewer"
-            )
+        check_new_approver(record, who)
         before = json.dumps(list(record.approvals)) if record.approvals else ""
         after = [*record.approvals, {"by": who, "at": now, "changes": changes}]
         won = self.db.execute(
@@ -683,6 +688,15 @@ class RunStore:
         shown = {"review_id": review_id, "by": who, "approvals": len(after), "needed": needed}
         self._append([(record.run_id, now, "approval", record.node, shown)])
         return self.review(review_id)
+
+    def next_due(self) -> float | None:
+        """When the next pending review not yet overdue falls due (None: none has a due time)."""
+        rows = self.db.query(
+            "SELECT MIN(due_at) AS due FROM cadre_reviews "
+            "WHERE status = 'pending' AND overdue_at IS NULL"
+        )
+        due = rows[0]["due"] if rows else None
+        return None if due is None else float(due)
 
     def mark_overdue(self, now: float | None = None) -> list[ReviewRecord]:
         """Mark the pending reviews whose ``due_at`` has passed as overdue and return them;
