@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -27,7 +28,9 @@ RUNNING = {"make test", "make test-vllm", "make test-phoenix"}
 """What runs these tests: CI runs both (see below)."""
 VLLM = [c for c in COMMANDS if "vllm" in c and c not in RUNNING]
 """Commands for the vLLM environment: they run in `make test-vllm`, in order."""
-MAIN = [c for c in COMMANDS if "vllm" not in c and c not in RUNNING]
+SCREENSHOTS = "make screenshots"
+"""Checked on its own below: what it writes, not only its exit status."""
+MAIN = [c for c in COMMANDS if "vllm" not in c and c not in RUNNING | {SCREENSHOTS}]
 
 
 def test_the_first_screen_shows_demo_and_test() -> None:
@@ -54,6 +57,16 @@ def test_readme_command_runs(command: str) -> None:
 @pytest.mark.parametrize("command", VLLM)
 def test_readme_vllm_command_runs(command: str) -> None:
     run_as_shown(command)
+
+
+def test_make_screenshots_writes_the_images_the_readme_links() -> None:
+    started = time.time()
+    run_as_shown(SCREENSHOTS)
+    for name in ("review-queue.png", "review-edit.png"):
+        image = ROOT / "docs" / name
+        assert f"(docs/{name})" in README
+        assert image.stat().st_mtime >= started - 1, f"{name} was not written again"
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 10_000
 
 
 def run_as_shown(command: str) -> None:

@@ -164,3 +164,20 @@ def test_a_streamed_answer_comes_through_the_host_piece_by_piece(tmp_path: Path)
     (replica,) = pool.replicas(model)
     assert ray.get(replica.handle.stats.remote())["served"] == 2
     pool.shutdown()
+
+
+def test_a_streamed_call_whose_host_keeps_dying_fails_boundedly_with_nothing_sent(
+    tmp_path: Path,
+) -> None:
+    """The host dies before its first piece each time: retried as a plain call is, then a
+    clear error; nothing was streamed, and the pool serves the next streamed call."""
+    catalog, model = scripted_catalog(tmp_path, exit_process_on="CRASH")
+    pool = HostPool(catalog, max_retries=1, retry_delay_s=0.1)
+    spec = catalog.specialist("sentiment")
+    pieces: list[str] = []
+    with pytest.raises(HostUnavailableError, match="died 2 times"):
+        asyncio.run(pool.ask_spec(spec, "CRASH the engine", on_text=pieces.append))
+    assert pieces == []
+    answer = asyncio.run(pool.ask_spec(spec, "a normal message", on_text=pieces.append))
+    assert answer.output == {"sentiment": "positive"} and "".join(pieces) == answer.text
+    pool.shutdown()
