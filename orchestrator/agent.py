@@ -17,6 +17,7 @@ from orchestrator.calls import Asker, SpecialistAnswer
 from orchestrator.engines.base import Message
 from orchestrator.errors import CadreError, OutputSchemaError
 from orchestrator.specs import SpecialistSpec
+from orchestrator.telemetry import gen_ai
 from orchestrator.tools import ToolContext, registry
 from orchestrator.tools.runner import call_tool
 
@@ -95,7 +96,7 @@ async def ask_with_tools(
         is_call = name in specialist.tools and set(answer.output) == {"tool", "args"}
         if last or not is_call:
             return _final(answer, totals, calls)
-        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
+        attributes = {gen_ai.OPERATION_NAME: gen_ai.EXECUTE_TOOL, gen_ai.TOOL_NAME: name}
         with telemetry.span(f"execute_tool {name}", attributes):
             try:
                 result: Any = await call_tool(tools[name], answer.output["args"], context)

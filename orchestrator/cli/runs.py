@@ -512,7 +512,8 @@ def trace(
     """The run's trace from the local span file: every step, its time, tokens and errors."""
     from pathlib import Path
 
-    from orchestrator import telemetry, traces
+    from orchestrator import telemetry
+    from orchestrator.telemetry import traces
 
     record = _store().run(run_id)
     trace_id = traces.trace_id_of(record.trace_context)

@@ -51,6 +51,7 @@ from orchestrator.runs.store import (
     new_owner,
 )
 from orchestrator.storage.database import Database, open_checkpointer
+from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.graph import (
     INTERNAL_KEYS,
     TOKEN,
@@ -395,8 +396,8 @@ class Runner:
     def _review_span(self, review: ReviewRecord, run: RunRecord) -> None:
         """``cadre.review``: from the interrupt to the decision, in the run's trace."""
         attributes: dict[str, Any] = {
-            "gen_ai.conversation.id": run.id,
-            "gen_ai.workflow.name": run.workflow,
+            gen_ai.CONVERSATION_ID: run.id,
+            gen_ai.WORKFLOW_NAME: run.workflow,
             "cadre.node": review.node,
             "cadre.review.id": review.id,
             "cadre.review.decision": review.decision or "",
@@ -425,9 +426,9 @@ class Runner:
         """One stretch of a run in this driver, an ``invoke_workflow`` span; a resumed
         stretch joins the trace of the run's first one."""
         attributes = {
-            "gen_ai.operation.name": "invoke_workflow",
-            "gen_ai.workflow.name": record.workflow,
-            "gen_ai.conversation.id": record.id,
+            gen_ai.OPERATION_NAME: gen_ai.INVOKE_WORKFLOW,
+            gen_ai.WORKFLOW_NAME: record.workflow,
+            gen_ai.CONVERSATION_ID: record.id,
             "cadre.resumed": resumed,
         }
         parent = record.trace_context if resumed else None
@@ -448,12 +449,12 @@ class Runner:
         ``invoke_workflow`` stretches, and the first, the trace's root, ended with the status
         it had then; viewers show this span's status and length as the run's."""
         attributes: dict[str, Any] = {
-            "gen_ai.conversation.id": run.id,
-            "gen_ai.workflow.name": run.workflow,
+            gen_ai.CONVERSATION_ID: run.id,
+            gen_ai.WORKFLOW_NAME: run.workflow,
             "cadre.run.status": run.status,
             "cadre.run.total_s": (run.finished_at or time.time()) - run.created_at,
-            "gen_ai.usage.input_tokens": run.input_tokens,
-            "gen_ai.usage.output_tokens": run.output_tokens,
+            gen_ai.USAGE_INPUT_TOKENS: run.input_tokens,
+            gen_ai.USAGE_OUTPUT_TOKENS: run.output_tokens,
         }
         span = telemetry.tracer().start_span(
             "cadre.run",
@@ -624,7 +625,7 @@ def instrument_checkpointer(saver: Any) -> None:
         @functools.wraps(method)
         async def write(run_config: Any, *args: Any, **kwargs: Any) -> Any:
             thread = run_config.get("configurable", {}).get("thread_id", "")
-            attributes = {"cadre.checkpoint.op": name, "gen_ai.conversation.id": thread}
+            attributes = {"cadre.checkpoint.op": name, gen_ai.CONVERSATION_ID: thread}
             if as_spans:
                 with telemetry.span(CHECKPOINT_WRITE, attributes):
                     return await method(run_config, *args, **kwargs)

@@ -17,6 +17,7 @@ from orchestrator.engines.base import GenerationRequest, GenerationResult, Messa
 from orchestrator.errors import ContextLengthError, EngineError
 from orchestrator.specialists.traced import PROVIDERS, request_model
 from orchestrator.specs import ModelSpec, SpecialistSpec
+from orchestrator.telemetry import gen_ai
 
 Generate = Callable[[str, GenerationRequest], Awaitable[tuple[GenerationResult, int]]]
 """Generate one request on a model (by name); returns the result and the attempts it took."""
@@ -96,16 +97,16 @@ def _record_metrics(
     if not _instruments:
         meter = telemetry.meter()
         _instruments["tokens"] = meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per call."
+            gen_ai.CLIENT_TOKEN_USAGE, unit="{token}", description="Tokens used per call."
         )
         _instruments["duration"] = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="Duration of a call."
+            gen_ai.CLIENT_OPERATION_DURATION, unit="s", description="Duration of a call."
         )
     attributes = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": PROVIDERS[model.engine],
-        "gen_ai.request.model": request_model(model, request),
+        gen_ai.OPERATION_NAME: gen_ai.CHAT,
+        gen_ai.PROVIDER_NAME: PROVIDERS[model.engine],
+        gen_ai.REQUEST_MODEL: request_model(model, request),
     }
     _instruments["duration"].record(seconds, attributes)
     for kind, count in (("input", result.input_tokens), ("output", result.output_tokens)):
-        _instruments["tokens"].record(count, {**attributes, "gen_ai.token.type": kind})
+        _instruments["tokens"].record(count, {**attributes, gen_ai.TOKEN_TYPE: kind})

@@ -18,6 +18,7 @@ from orchestrator import telemetry
 from orchestrator.calls import model_label
 from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, stream_of
 from orchestrator.specs import ModelSpec
+from orchestrator.telemetry import gen_ai
 
 PROVIDERS = {"llamacpp": "llama.cpp", "vllm": "vllm", "scripted": "cadre.scripted"}
 """``gen_ai.provider.name`` per engine (none of them has a registered well-known value)."""
@@ -82,7 +83,7 @@ class TracedEngine:
             f"chat {request_model(self.model, request)}",
             context=telemetry.extract(carrier),
             kind=SpanKind.CLIENT,
-            attributes={**self._request_attributes(request), "gen_ai.request.stream": True},
+            attributes={**self._request_attributes(request), gen_ai.REQUEST_STREAM: True},
         )
         self.inflight += 1
         try:
@@ -106,16 +107,16 @@ class TracedEngine:
         waited in ``extra``."""
         span.set_attributes(
             {
-                "gen_ai.usage.input_tokens": result.input_tokens,
-                "gen_ai.usage.output_tokens": result.output_tokens,
-                "gen_ai.response.finish_reasons": [result.finish_reason],
+                gen_ai.USAGE_INPUT_TOKENS: result.input_tokens,
+                gen_ai.USAGE_OUTPUT_TOKENS: result.output_tokens,
+                gen_ai.RESPONSE_FINISH_REASONS: [result.finish_reason],
                 "cadre.host.queue_time_s": queue,
                 "cadre.engine.model_time_s": result.model_time_s,
             }
         )
         if telemetry.capture_content():
             span.set_attribute(
-                "gen_ai.output.messages",
+                gen_ai.OUTPUT_MESSAGES,
                 json.dumps([{"role": "assistant", "content": result.text}]),
             )
         span.end()
@@ -133,19 +134,19 @@ class TracedEngine:
 
     def _request_attributes(self, request: GenerationRequest) -> dict[str, Any]:
         attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": PROVIDERS[self.model.engine],
-            "gen_ai.request.model": request_model(self.model, request),
-            "gen_ai.request.max_tokens": request.max_tokens,
-            "gen_ai.request.temperature": request.temperature,
-            "gen_ai.request.top_p": request.top_p,
-            "gen_ai.agent.name": request.tag,
+            gen_ai.OPERATION_NAME: gen_ai.CHAT,
+            gen_ai.PROVIDER_NAME: PROVIDERS[self.model.engine],
+            gen_ai.REQUEST_MODEL: request_model(self.model, request),
+            gen_ai.REQUEST_MAX_TOKENS: request.max_tokens,
+            gen_ai.REQUEST_TEMPERATURE: request.temperature,
+            gen_ai.REQUEST_TOP_P: request.top_p,
+            gen_ai.AGENT_NAME: request.tag,
             "cadre.model": self.model.name,
             "cadre.host": self.name,
         }
         if request.seed is not None:
-            attributes["gen_ai.request.seed"] = request.seed
+            attributes[gen_ai.REQUEST_SEED] = request.seed
         if telemetry.capture_content():
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
-            attributes["gen_ai.input.messages"] = json.dumps(messages)
+            attributes[gen_ai.INPUT_MESSAGES] = json.dumps(messages)
         return attributes

@@ -30,6 +30,7 @@ from orchestrator.calls import Asker, SpecialistAnswer, check_answer, model_labe
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import BudgetExceeded, CadreError, InputError, RunError
 from orchestrator.specs import SpecialistSpec
+from orchestrator.telemetry import gen_ai
 from orchestrator.tools.base import ToolContext
 from orchestrator.tools.runner import call_tool
 from orchestrator.workflow.budget import (
@@ -232,10 +233,10 @@ class GraphBuilder:
             raise RunError("this graph was compiled for drawing only; it cannot call specialists")
         attributes = {
             **self._run_attributes(node_id),
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": specialist.name,
-            "gen_ai.agent.description": specialist.description,
-            "gen_ai.request.model": model_label(specialist.model, specialist.adapter),
+            gen_ai.OPERATION_NAME: gen_ai.INVOKE_AGENT,
+            gen_ai.AGENT_NAME: specialist.name,
+            gen_ai.AGENT_DESCRIPTION: specialist.description,
+            gen_ai.REQUEST_MODEL: model_label(specialist.model, specialist.adapter),
         }
         with telemetry.span(f"invoke_agent {specialist.name}", attributes) as span:
             if specialist.corpus and self.corpora is not None:
@@ -268,9 +269,9 @@ class GraphBuilder:
             self.budget.settle(hold, answer.input_tokens + answer.output_tokens)
             span.set_attributes(
                 {
-                    "gen_ai.usage.input_tokens": answer.input_tokens,
-                    "gen_ai.usage.output_tokens": answer.output_tokens,
-                    "gen_ai.response.finish_reasons": [answer.finish_reason],
+                    gen_ai.USAGE_INPUT_TOKENS: answer.input_tokens,
+                    gen_ai.USAGE_OUTPUT_TOKENS: answer.output_tokens,
+                    gen_ai.RESPONSE_FINISH_REASONS: [answer.finish_reason],
                 }
             )
             return answer
@@ -321,8 +322,8 @@ class GraphBuilder:
     def _run_attributes(self, node_id: str) -> dict[str, Any]:
         run_id = get_config().get("configurable", {}).get("thread_id", "")
         return {
-            "gen_ai.conversation.id": run_id,
-            "gen_ai.workflow.name": self.spec.name,
+            gen_ai.CONVERSATION_ID: run_id,
+            gen_ai.WORKFLOW_NAME: self.spec.name,
             "cadre.node": node_id,
         }
 
@@ -372,9 +373,9 @@ class GraphBuilder:
             )
             attributes = {
                 **self._run_attributes(node.id),
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": tool.name,
-                "gen_ai.tool.description": tool.description,
+                gen_ai.OPERATION_NAME: gen_ai.EXECUTE_TOOL,
+                gen_ai.TOOL_NAME: tool.name,
+                gen_ai.TOOL_DESCRIPTION: tool.description,
             }
             started = time.perf_counter()
             error: dict[str, Any] | None = None
@@ -647,7 +648,7 @@ async def retrieve_into(corpora: Any, corpus: str, text: str, node_id: str = "")
     from orchestrator.memory.corpus import cite
 
     attributes = {
-        "gen_ai.operation.name": "retrieval",
+        gen_ai.OPERATION_NAME: gen_ai.RETRIEVAL,
         "cadre.corpus": corpus,
         "cadre.node": node_id,
     }

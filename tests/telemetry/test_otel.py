@@ -30,7 +30,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.errors import OutputSchemaError
 from orchestrator.hosting.pool import HostPool
 from orchestrator.runs.runner import Runner
-from orchestrator.traces import load_tree, trace_id_of
+from orchestrator.telemetry.traces import load_tree, trace_id_of
 from tests.conftest import ROOT, TelemetryHarness
 from tests.workflow.fixtures import scripted_workflow_catalog
 

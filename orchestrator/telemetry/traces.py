@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import NotFoundError
+from orchestrator.telemetry import gen_ai
 
 CHECKPOINT = "cadre.checkpoint.write"
 
@@ -70,7 +71,7 @@ def describe(node: SpanNode) -> str:
     """The one-line summary of a span: tokens, model, review decision, error."""
     a = node.record["attributes"]
     bits = []
-    if "gen_ai.usage.input_tokens" in a:
+    if gen_ai.USAGE_INPUT_TOKENS in a:
         bits.append(
             f"{a['gen_ai.usage.input_tokens']}→{a.get('gen_ai.usage.output_tokens', 0)} tokens"
         )

@@ -1,0 +1,51 @@
+"""Telemetry: OpenTelemetry setup and export (:mod:`.otel`), the GenAI attribute names
+(:mod:`.gen_ai`), and reading a run's trace back (:mod:`.traces`).
+
+``from orchestrator import telemetry`` gives the setup and span helpers under their own names
+(``telemetry.setup``, ``telemetry.span``, ``telemetry.inject``)."""
+
+from orchestrator.telemetry.otel import (
+    CONTENT_ENV,
+    DEFAULT_TRACE_FILE,
+    FLUSH_ENV,
+    SERVICE,
+    TRACE_FILE_ENV,
+    GuardedExporter,
+    JsonlSpanExporter,
+    TelemetryConfig,
+    capture_content,
+    config_from_env,
+    export_failures,
+    extract,
+    flush,
+    inject,
+    meter,
+    setup,
+    shutdown,
+    span,
+    span_record,
+    tracer,
+)
+
+__all__ = [
+    "CONTENT_ENV",
+    "DEFAULT_TRACE_FILE",
+    "FLUSH_ENV",
+    "SERVICE",
+    "TRACE_FILE_ENV",
+    "GuardedExporter",
+    "JsonlSpanExporter",
+    "TelemetryConfig",
+    "capture_content",
+    "config_from_env",
+    "export_failures",
+    "extract",
+    "flush",
+    "inject",
+    "meter",
+    "setup",
+    "shutdown",
+    "span",
+    "span_record",
+    "tracer",
+]
