@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
+from orchestrator import config
 from orchestrator.errors import CatalogError, NotFoundError, Problem
 from orchestrator.messages import clip, schema_message
 from orchestrator.models import models_dir, prepared_path
@@ -42,8 +42,6 @@ from orchestrator.workflow.checks import check_workflow
 from orchestrator.workflow.spec import WorkflowSpec
 from orchestrator.yaml_files import load_yaml
 
-CATALOG_ENV = "CADRE_CATALOG"
-GRAPHS_ENV = "CADRE_GRAPHS"
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -99,12 +97,12 @@ class Catalog:
 
 def default_root() -> Path:
     """The catalog folder: $CADRE_CATALOG, else ./agents."""
-    return Path(os.environ.get(CATALOG_ENV, "agents"))
+    return config.catalog_root()
 
 
 def default_graphs(root: Path) -> Path:
     """The workflow folder: $CADRE_GRAPHS, else the graphs/ folder beside the catalog."""
-    return Path(os.environ.get(GRAPHS_ENV) or root.resolve().parent / "graphs")
+    return config.graphs_root(root)
 
 
 def load_catalog(root: Path | str | None = None, graphs: Path | str | None = None) -> Catalog:
@@ -119,7 +117,7 @@ def load_catalog(root: Path | str | None = None, graphs: Path | str | None = Non
                     str(root),
                     "",
                     "catalog folder not found; pass --catalog or set "
-                    f"{CATALOG_ENV} to a folder with models/ and specialists/",
+                    f"{config.CATALOG_ENV} to a folder with models/ and specialists/",
                 )
             ]
         )

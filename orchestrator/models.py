@@ -15,15 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import config
 from orchestrator.errors import InputError, missing_dependency
 from orchestrator.specs import ModelSpec
-
-MODELS_ENV = "CADRE_MODELS_DIR"
 
 
 def models_dir() -> Path:
     """Where prepared models live: $CADRE_MODELS_DIR, else .cadre/models."""
-    return Path(os.environ.get(MODELS_ENV) or ".cadre/models")
+    return config.models_dir()
 
 
 def prepared_path(name: str) -> Path | None:

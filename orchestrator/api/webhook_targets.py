@@ -20,14 +20,14 @@ internal address, so the check itself does not tell a tenant which internal name
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlparse, urlunparse
 
+from orchestrator import config
 from orchestrator.errors import InputError
 
-ALLOW_ENV = "CADRE_WEBHOOK_ALLOW"
+ALLOW_ENV = config.WEBHOOK_ALLOW_ENV
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,10 +44,7 @@ class Allowlist:
     def from_env(cls) -> Allowlist:
         """``$CADRE_WEBHOOK_ALLOW``: host names and CIDRs (a bare IP is its /32 or /128)."""
         hosts, networks = set(), []
-        for item in os.environ.get(ALLOW_ENV, "").split(","):
-            item = item.strip().lower()
-            if not item:
-                continue
+        for item in (entry.lower() for entry in config.webhook_allow()):
             try:
                 networks.append(ipaddress.ip_network(item, strict=False))
             except ValueError:

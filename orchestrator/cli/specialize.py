@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from orchestrator import config
 from orchestrator.cli.common import CatalogOption, load, out
 from orchestrator.errors import InputError
 
@@ -234,7 +235,7 @@ def evaluate(
         if floor:
             evals["majority"] = {"label": floor[0], "score": floor[1], "data": digest}
         registry.update_meta(version, eval=evals)
-    plot = report(spec, rows, expected, data, digest, Path(".cadre/evals") / spec.name)
+    plot = report(spec, rows, expected, data, digest, config.evals_dir() / spec.name)
     out.print(f"plot: {plot}  (results beside it as JSON)")
 
 

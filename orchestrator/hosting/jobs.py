@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import config
 from orchestrator.errors import InputError, UserError
 
 EXCLUDES = [".git", ".venv", ".venv-*", ".cadre", "__pycache__", "*.pyc"]
@@ -32,9 +33,9 @@ def job_env(catalog: str, graphs: str, database_url: str) -> dict[str, str]:
     the job then reads the cluster's own ``CADRE_DATABASE_URL``, which the deployment sets on
     every node from a secret (deploy/kuberay/secret.yaml), or a password file (``PGPASSFILE``).
     """
-    env = {"CADRE_CATALOG": catalog, "CADRE_GRAPHS": graphs}
+    env = {config.CATALOG_ENV: catalog, config.GRAPHS_ENV: graphs}
     if not has_password(database_url):
-        env["CADRE_DATABASE_URL"] = database_url
+        env[config.DATABASE_ENV] = database_url
     return env
 
 

@@ -16,22 +16,21 @@ forced (and the force is recorded); rollback returns to the version live before.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import config
 from orchestrator.errors import ConflictError, InputError, NotFoundError
 
-ADAPTERS_ENV = "CADRE_ADAPTERS_DIR"
 VERSION = re.compile(r"^v(\d+)$")
 
 
 def adapters_dir() -> Path:
     """Where adapters live: $CADRE_ADAPTERS_DIR, else .cadre/adapters."""
-    return Path(os.environ.get(ADAPTERS_ENV) or ".cadre/adapters")
+    return config.adapters_dir()
 
 
 @dataclass(frozen=True)

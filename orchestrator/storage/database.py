@@ -20,17 +20,17 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from orchestrator import config
 from orchestrator.errors import UserError
 
-DATABASE_ENV = "CADRE_DATABASE_URL"
-DEFAULT_SQLITE = ".cadre/cadre.db"
+DATABASE_ENV = config.DATABASE_ENV
 POSTGRES_POOL = 8
 """Checkpointer connections one driver may open on Postgres."""
 
 
 def database_url() -> str:
     """$CADRE_DATABASE_URL, else the SQLite file under .cadre/ in the working directory."""
-    return os.environ.get(DATABASE_ENV) or f"sqlite:///{DEFAULT_SQLITE}"
+    return config.database_url()
 
 
 def _is_postgres(url: str) -> bool:

@@ -5,11 +5,7 @@
 (``telemetry.setup``, ``telemetry.span``, ``telemetry.inject``)."""
 
 from orchestrator.telemetry.otel import (
-    CONTENT_ENV,
-    DEFAULT_TRACE_FILE,
-    FLUSH_ENV,
     SERVICE,
-    TRACE_FILE_ENV,
     GuardedExporter,
     JsonlSpanExporter,
     TelemetryConfig,
@@ -28,11 +24,7 @@ from orchestrator.telemetry.otel import (
 )
 
 __all__ = [
-    "CONTENT_ENV",
-    "DEFAULT_TRACE_FILE",
-    "FLUSH_ENV",
     "SERVICE",
-    "TRACE_FILE_ENV",
     "GuardedExporter",
     "JsonlSpanExporter",
     "TelemetryConfig",

@@ -51,12 +51,10 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from orchestrator import config
+
 log = logging.getLogger("cadre.telemetry")
 
-TRACE_FILE_ENV = "CADRE_TRACE_FILE"
-CONTENT_ENV = "CADRE_CAPTURE_CONTENT"
-FLUSH_ENV = "CADRE_OTEL_FLUSH_TIMEOUT_S"
-DEFAULT_TRACE_FILE = ".cadre/traces.jsonl"
 SERVICE = "cadre"
 
 
@@ -80,11 +78,11 @@ class TelemetryConfig:
 
 def config_from_env() -> TelemetryConfig:
     """The telemetry config this process's environment describes."""
-    path = Path(os.environ.get(TRACE_FILE_ENV) or DEFAULT_TRACE_FILE).resolve()
+    path = config.trace_file().resolve()
     return TelemetryConfig(
         trace_file=str(path),
         otel_env={k: v for k, v in os.environ.items() if k.startswith("OTEL_")},
-        capture_content=os.environ.get(CONTENT_ENV, "").lower() in ("1", "true", "yes"),
+        capture_content=config.capture_content(),
     )
 
 
@@ -268,7 +266,7 @@ def export_failures() -> int:
 
 
 def _timeout(timeout_s: float | None) -> float:
-    return timeout_s if timeout_s is not None else float(os.environ.get(FLUSH_ENV, "2"))
+    return timeout_s if timeout_s is not None else config.flush_timeout_s()
 
 
 def _bounded(work: Any, timeout_s: float) -> None:

@@ -9,7 +9,6 @@ hop against the allowlist; ``notify`` commits its idempotency key with its outbo
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import urllib.error
@@ -20,11 +19,12 @@ from urllib.parse import urljoin, urlparse
 
 from pydantic import BaseModel, Field
 
+from orchestrator import config
 from orchestrator.errors import InputError, RunError, ToolTimeoutError
 from orchestrator.tools import idempotency
 from orchestrator.tools.base import Tool, ToolContext
 
-HTTP_ALLOWLIST_ENV = "CADRE_HTTP_ALLOWLIST"
+HTTP_ALLOWLIST_ENV = config.HTTP_ALLOWLIST_ENV
 MAX_HTTP_BYTES = 200_000
 MAX_REDIRECTS = 5
 HTTP_TIMEOUT_S = 10.0
@@ -113,9 +113,7 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 
 
 def http_get(args: HttpArgs, context: ToolContext) -> dict[str, Any]:
-    allowed = {
-        h.strip().lower() for h in os.environ.get(HTTP_ALLOWLIST_ENV, "").split(",") if h.strip()
-    }
+    allowed = set(config.http_allowlist())
     url = args.url
     for _hop in range(MAX_REDIRECTS + 1):
         _check_allowed(url, allowed, first=args.url)
