@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from orchestrator.calls import build_request
+from orchestrator.specialize.training import Example, LoraSettings, train_lora
 from orchestrator.specs import SpecialistSpec
-from orchestrator.training import Example, LoraSettings, train_lora
 
 REPLY_SCHEMA = {
     "type": "object",

@@ -18,8 +18,8 @@ import yaml
 
 from orchestrator.calls import build_request
 from orchestrator.models import prepared_path
+from orchestrator.specialize.training import Example, LoraSettings, train_lora
 from orchestrator.specs import SpecialistSpec
-from orchestrator.training import Example, LoraSettings, train_lora
 
 HERE = Path(__file__).resolve().parent
 SPECIALISTS = ("ticket-router", "sentiment-tagger")

@@ -61,7 +61,12 @@ def specialize(
     from orchestrator.calls import build_request
     from orchestrator.specialize.data import as_served, data_hash, load_examples
     from orchestrator.specialize.registry import Registry
-    from orchestrator.training import Example, LoraSettings, require_training_stack
+    from orchestrator.specialize.training import (
+        Example,
+        LoraSettings,
+        require_training_stack,
+        train_on_ray,
+    )
 
     loaded = load(catalog)
     spec = loaded.specialist(specialist)
@@ -112,8 +117,6 @@ def specialize(
         version = registry.claim(spec.name, meta)
     started = time.perf_counter()
     losses: list[float] = []
-    from orchestrator.hosting.train import fit
-
     with Progress(
         TextColumn(f"[bold]{spec.name} {version.name}[/bold]"),
         BarColumn(),
@@ -128,7 +131,7 @@ def specialize(
             losses.append(loss)
             bar.update(task, completed=step, loss=f"{loss:.3f}")
 
-        metrics = fit(
+        metrics = train_on_ray(
             base,
             examples,
             version.path,

@@ -6,6 +6,9 @@ specialist should give. Only the answer's tokens are trained on. The result is a
 directory (``adapter_config.json`` + ``adapter_model.safetensors``) that the vLLM engine loads
 on the shared base model.
 
+:func:`step_loop` is the one training loop: :func:`train_lora` runs it in this process, and
+:func:`train_on_ray` hands it to Ray Train (:mod:`orchestrator.hosting.train`), one per worker.
+
 torch, transformers and peft are imported inside the functions: importing this module is cheap.
 """
 
@@ -15,12 +18,13 @@ import importlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.engines.base import Message
 from orchestrator.errors import InputError, missing_dependency
+from orchestrator.hosting.train import ADAPTER, TrainSession, fit
 
 ATTENTION_AND_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -87,21 +91,14 @@ def train_lora(
     )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     generator = torch.Generator().manual_seed(settings.seed)
-    model.train()
     trained = Trained(path=Path(out))
-    for step in range(1, settings.steps + 1):
-        picks = torch.randint(
-            len(rows), (min(settings.batch_size, len(rows)),), generator=generator
-        )
-        batch = [rows[int(i)] for i in picks]
-        loss = answer_loss(torch, model, _pad(torch, batch, pad))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        value = float(loss.detach())
-        trained.losses.append(value)
+
+    def after_step(step: int, loss: float) -> None:
+        trained.losses.append(loss)
         if on_step is not None:
-            on_step(step, value)
+            on_step(step, loss)
+
+    step_loop(torch, model, optimizer, rows, pad, settings, lambda _: generator, after_step)
     partial = Path(out).with_name(Path(out).name + ".partial")
     for stale in (partial, Path(out)):
         shutil.rmtree(stale, ignore_errors=True)
@@ -110,6 +107,36 @@ def train_lora(
     partial.replace(out)
     trained.seconds = time.perf_counter() - started
     return trained
+
+
+def step_loop(
+    torch: Any,
+    model: Any,
+    optimizer: Any,
+    rows: Sequence[tuple[list[int], list[int]]],
+    pad: int,
+    settings: LoraSettings,
+    generator_for: Callable[[int], Any],
+    after_step: Callable[[int, float], None],
+    start: int = 0,
+) -> float:
+    """The one training loop, in this process and on each Ray Train worker: steps
+    ``start + 1`` to ``settings.steps``, each on a batch drawn with ``generator_for(step)``, the
+    loss on the answer tokens only. ``after_step(step, loss)`` follows every optimizer step
+    (progress, checkpoints). Returns the last loss."""
+    model.train()
+    loss_value = float("nan")
+    for step in range(start + 1, settings.steps + 1):
+        picks = torch.randint(
+            len(rows), (min(settings.batch_size, len(rows)),), generator=generator_for(step)
+        )
+        loss = answer_loss(torch, model, _pad(torch, [rows[int(i)] for i in picks], pad))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        loss_value = float(loss.detach())
+        after_step(step, loss_value)
+    return loss_value
 
 
 def require_training_stack(ray_train: bool = False) -> None:
@@ -188,3 +215,85 @@ def _pad(torch: Any, batch: list[tuple[list[int], list[int]]], pad: int) -> tupl
     labels = [lab + [-100] * (width - len(lab)) for _, lab in batch]
     mask = [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch]
     return torch.tensor(input_ids), torch.tensor(labels), torch.tensor(mask)
+
+
+def train_on_ray(
+    base: Path,
+    examples: Sequence[Example],
+    out: Path,
+    settings: LoraSettings,
+    storage: Path,
+    *,
+    workers: int = 1,
+    use_gpu: bool = False,
+    checkpoint_every: int = 10,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train as a Ray Train job (:func:`orchestrator.hosting.train.fit`) and write the adapter to
+    ``out``; returns the final metrics (step, loss, resumed_from, workers). Called again with
+    the same ``storage``, it continues from the latest checkpoint."""
+    config = {
+        "base": str(Path(base).resolve()),
+        "examples": [([asdict(m) for m in e.messages], e.answer) for e in examples],
+        "settings": asdict(settings),
+        "checkpoint_every": checkpoint_every,
+    }
+    return fit(_ray_worker, config, out, storage, workers=workers, use_gpu=use_gpu, on_step=on_step)
+
+
+def _ray_worker(session: TrainSession, config: dict[str, Any]) -> None:
+    """One Ray Train worker: its shard of the examples, LoRA on the base, the one step loop,
+    a checkpoint every ``checkpoint_every`` steps and at the end."""
+    import os
+
+    import torch
+    from peft import set_peft_model_state_dict
+    from peft.utils import get_peft_model_state_dict
+
+    rank, world = session.rank, session.world
+    settings = LoraSettings(
+        **{**config["settings"], "target_modules": tuple(config["settings"]["target_modules"])}
+    )
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    torch.manual_seed(settings.seed)
+    tokenizer, model = lora_model(config["base"], settings)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
+    )
+    state = session.restore(lambda folder: torch.load(folder / "state.pt", weights_only=False))
+    start = 0
+    if state is not None:
+        set_peft_model_state_dict(model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    peft_model = model
+    model = session.prepare_model(model)
+    examples = [
+        Example(tuple(Message(**m) for m in messages), answer)
+        for messages, answer in config["examples"]
+    ]
+    rows = [_tokenize(tokenizer, e) for e in examples][rank::world]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def generator_for(step: int) -> Any:
+        # Batches depend on (seed, step, rank) only: a resumed run sees the same ones.
+        return torch.Generator().manual_seed(settings.seed * 100_003 + step * 97 + rank)
+
+    def save(step: int, folder: Path) -> None:
+        torch.save(
+            {
+                "adapter": get_peft_model_state_dict(peft_model),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+            },
+            folder / "state.pt",
+        )
+        peft_model.save_pretrained(str(folder / ADAPTER))
+
+    def after_step(step: int, loss: float) -> None:
+        session.progress(step, loss)
+        if step % config["checkpoint_every"] == 0 or step == settings.steps:
+            metrics = {"step": step, "loss": loss, "resumed_from": start, "workers": world}
+            session.report(metrics, lambda folder: save(step, folder))
+
+    step_loop(torch, model, optimizer, rows, pad, settings, generator_for, after_step, start)
