@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.calls import build_request
+from orchestrator.specialists.calls import build_request
 from orchestrator.specialize.training import Example, LoraSettings, train_lora
 from orchestrator.specs import SpecialistSpec
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.calls import build_request
 from orchestrator.models import prepared_path
+from orchestrator.specialists.calls import build_request
 from orchestrator.specialize.training import Example, LoraSettings, train_lora
 from orchestrator.specs import SpecialistSpec
 

@@ -216,7 +216,7 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
             text = await retrieve_into(corpora, specialist.corpus, text)
         startup = time.perf_counter() - started
         if specialist.tools:
-            from orchestrator.agent import ask_with_tools
+            from orchestrator.specialists.tool_loop import ask_with_tools
             from orchestrator.tools import ToolContext
 
             context = ToolContext(catalog_root=catalog.root)

@@ -58,7 +58,7 @@ def specialize(
     in the adapter registry (.cadre/adapters/SPECIALIST/vN), never overwriting an earlier one."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from orchestrator.calls import build_request
+    from orchestrator.specialists.calls import build_request
     from orchestrator.specialize.data import as_served, data_hash, load_examples
     from orchestrator.specialize.registry import Registry
     from orchestrator.specialize.training import (

@@ -34,7 +34,6 @@ from langgraph.types import Command
 from opentelemetry import trace
 
 from orchestrator import config, telemetry
-from orchestrator.calls import Asker
 from orchestrator.catalog import Catalog
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import CadreError, InputError
@@ -50,6 +49,7 @@ from orchestrator.runs.store import (
     RunStore,
     new_owner,
 )
+from orchestrator.specialists.calls import Asker
 from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.graph import (

@@ -11,10 +11,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from orchestrator import telemetry
-from orchestrator.calls import OnText, SpecialistAnswer, build_request, model_label, parse_answer
 from orchestrator.catalog import Catalog
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import ContextLengthError, EngineError
+from orchestrator.specialists.calls import (
+    OnText,
+    SpecialistAnswer,
+    build_request,
+    model_label,
+    parse_answer,
+)
 from orchestrator.specialists.traced import PROVIDERS, request_model
 from orchestrator.specs import ModelSpec, SpecialistSpec
 from orchestrator.telemetry import gen_ai

@@ -15,8 +15,8 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from orchestrator import telemetry
-from orchestrator.calls import model_label
 from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, stream_of
+from orchestrator.specialists.calls import model_label
 from orchestrator.specs import ModelSpec
 from orchestrator.telemetry import gen_ai
 

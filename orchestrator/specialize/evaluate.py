@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.calls import build_request, parse_answer
 from orchestrator.engines.base import GenerationRequest
 from orchestrator.errors import InputError, OutputSchemaError
+from orchestrator.specialists.calls import build_request, parse_answer
 from orchestrator.specialize.data import Labeled, as_served
 from orchestrator.specialize.metrics import majority, mean, score
 from orchestrator.specs import ModelSpec, SpecialistSpec

@@ -1,10 +1,10 @@
 """LoRA adapters for a specialist: a few steps of PEFT fine-tuning on chat examples.
 
 An example is a chat (the specialist's system prompt, its few-shot turns and the input, exactly
-as :func:`orchestrator.calls.build_request` renders them at serving time) and the answer the
-specialist should give. Only the answer's tokens are trained on. The result is a PEFT adapter
-directory (``adapter_config.json`` + ``adapter_model.safetensors``) that the vLLM engine loads
-on the shared base model.
+as :func:`orchestrator.specialists.calls.build_request` renders them at serving time) and the
+answer the specialist should give. Only the answer's tokens are trained on. The result is a PEFT
+adapter directory (``adapter_config.json`` + ``adapter_model.safetensors``) that the vLLM engine
+loads on the shared base model.
 
 :func:`step_loop` is the one training loop: :func:`train_lora` runs it in this process, and
 :func:`train_on_ray` hands it to Ray Train (:mod:`orchestrator.hosting.train`), one per worker.

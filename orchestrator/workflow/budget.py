@@ -24,8 +24,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from orchestrator.calls import build_request
 from orchestrator.errors import BudgetExceeded
+from orchestrator.specialists.calls import build_request
 from orchestrator.specs import SpecialistSpec
 
 CHARS_PER_TOKEN = 4

@@ -26,9 +26,15 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
 from orchestrator import telemetry
-from orchestrator.calls import Asker, SpecialistAnswer, check_answer, model_label, with_fixed
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import BudgetExceeded, CadreError, InputError, RunError
+from orchestrator.specialists.calls import (
+    Asker,
+    SpecialistAnswer,
+    check_answer,
+    model_label,
+    with_fixed,
+)
 from orchestrator.specs import SpecialistSpec
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools.base import ToolContext
@@ -244,7 +250,7 @@ class GraphBuilder:
             hold = await self._reserve(state, specialist, text, span)
             try:
                 if specialist.tools:
-                    from orchestrator.agent import ask_with_tools
+                    from orchestrator.specialists.tool_loop import ask_with_tools
 
                     configurable = get_config().get("configurable", {})
                     context = ToolContext(

@@ -34,7 +34,7 @@ SPEC = SpecialistSpec.model_validate(fruit_specialist("fruit", "smollm2-135m"))
 
 
 def ask(engine: LlamaCppEngine, adapter: Path | None, question: str = PROBE) -> str:
-    from orchestrator.calls import build_request
+    from orchestrator.specialists.calls import build_request
 
     request = build_request(SPEC, question, str(adapter) if adapter else None)
     return asyncio.run(engine.generate([request]))[0].text.lower()

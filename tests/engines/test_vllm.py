@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from orchestrator.calls import build_request
 from orchestrator.engines.base import GenerationRequest, Message
 from orchestrator.errors import EngineError
+from orchestrator.specialists.calls import build_request
 from orchestrator.specs import SpecialistSpec
 from tests.adapters import PROBE, fruit_specialist
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.calls import SpecialistAnswer
 from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
+from orchestrator.specialists.calls import SpecialistAnswer
 from tests.adapters import PROBE, fruit_specialist
 from tests.catalogs import unique, write_catalog
 

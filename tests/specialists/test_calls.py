@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.calls import build_request, parse_answer
 from orchestrator.engines.base import GenerationResult
 from orchestrator.errors import InputError, OutputSchemaError
+from orchestrator.specialists.calls import build_request, parse_answer
 from orchestrator.specs import SpecialistSpec
 from tests.catalogs import specialist
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from orchestrator.agent import ask_with_tools, call_schema
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import OutputSchemaError
 from orchestrator.hosting.pool import HostPool
+from orchestrator.specialists.tool_loop import ask_with_tools, call_schema
 from orchestrator.tools import ToolContext
 from tests.catalogs import scripted_model, specialist, unique, write_catalog
 
