@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.specialists.calls import build_request
 from orchestrator.specialize.training import Example, LoraSettings, train_lora
-from orchestrator.specs import SpecialistSpec
 
 REPLY_SCHEMA = {
     "type": "object",

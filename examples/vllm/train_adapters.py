@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.models import prepared_path
+from orchestrator.catalog.specs import SpecialistSpec
+from orchestrator.catalog.weights import prepared_path
 from orchestrator.specialists.calls import build_request
 from orchestrator.specialize.training import Example, LoraSettings, train_lora
-from orchestrator.specs import SpecialistSpec
 
 HERE = Path(__file__).resolve().parent
 SPECIALISTS = ("ticket-router", "sentiment-tagger")

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from orchestrator.catalog.specs import NAME_PATTERN
 from orchestrator.errors import InputError, NotFoundError
-from orchestrator.specs import NAME_PATTERN
 from orchestrator.storage.database import Database
 
 Role = Literal["submitter", "reviewer", "admin"]

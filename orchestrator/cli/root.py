@@ -19,9 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import __version__
+from orchestrator.catalog.specs import ModelSpec
 from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.errors import CadreError, InputError
-from orchestrator.specs import ModelSpec
 
 app = typer.Typer(
     name="cadre",
@@ -104,7 +104,7 @@ def specialists_show(
     catalog: CatalogOption = None,
 ) -> None:
     """One specialist in full, each field with what it means."""
-    from orchestrator.specs import SpecialistSpec
+    from orchestrator.catalog.specs import SpecialistSpec
 
     loaded = load(catalog)
     spec = loaded.specialist(name)
@@ -152,7 +152,7 @@ def models_prepare(
     catalog: CatalogOption = None,
 ) -> None:
     """Turn a model's packaged GGUF file into an HF-format directory (what vLLM loads)."""
-    from orchestrator.models import prepare_hf
+    from orchestrator.catalog.weights import prepare_hf
 
     loaded = load(catalog)
     model = loaded.model(name)

@@ -25,7 +25,7 @@ def register(app: typer.Typer, specialists_app: typer.Typer) -> None:
 def base_directory(catalog: Any, model_name: str) -> Path:
     """The HF-format directory a specialist's base model trains from (a packaged GGUF is
     prepared once, as `cadre models prepare` does)."""
-    from orchestrator.models import prepare_hf, prepared_path
+    from orchestrator.catalog.weights import prepare_hf, prepared_path
 
     model = catalog.model(model_name)
     weights = catalog.weights_path(model)

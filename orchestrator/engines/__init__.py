@@ -1,7 +1,8 @@
 """Model engines behind one interface (:class:`~orchestrator.engines.base.Engine`).
 
-Engines are created from a :class:`~orchestrator.specs.ModelSpec` by :func:`create_engine`. Heavy
-engines import their libraries lazily, inside their own module, so importing this package is cheap.
+Engines are created from a :class:`~orchestrator.catalog.specs.ModelSpec` by
+:func:`create_engine`. Heavy engines import their libraries lazily, inside their own module, so
+importing this package is cheap.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from orchestrator.catalog.specs import EngineKind, ModelSpec
 from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, Message
-from orchestrator.specs import EngineKind, ModelSpec
 
 __all__ = [
     "Engine",

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.specs import Spec
+from orchestrator.catalog.specs import Spec
 
 
 class LlamaCppOptions(Spec):

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from orchestrator.catalog.specs import Spec
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.errors import ContextLengthError
-from orchestrator.specs import Spec
 
 
 class ScriptRule(Spec):

@@ -14,10 +14,10 @@ from pathlib import Path
 import ray
 
 from orchestrator import telemetry
+from orchestrator.catalog.specs import ModelSpec
 from orchestrator.engines import create_engine
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.specialists.traced import TracedEngine
-from orchestrator.specs import ModelSpec
 
 
 class ModelHost:

@@ -25,13 +25,13 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from orchestrator import telemetry
 from orchestrator.catalog import Catalog
+from orchestrator.catalog.specs import ModelSpec, SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import CadreError, EngineError, HostUnavailableError
 from orchestrator.hosting.host import RemoteModelHost
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
 from orchestrator.specialists.asking import ask_through
 from orchestrator.specialists.calls import OnText, SpecialistAnswer
-from orchestrator.specs import ModelSpec, SpecialistSpec
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator import telemetry
 from orchestrator.catalog import Catalog
+from orchestrator.catalog.specs import ModelSpec, SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import ContextLengthError, EngineError
 from orchestrator.specialists.calls import (
@@ -22,7 +23,6 @@ from orchestrator.specialists.calls import (
     parse_answer,
 )
 from orchestrator.specialists.traced import PROVIDERS, request_model
-from orchestrator.specs import ModelSpec, SpecialistSpec
 from orchestrator.telemetry import gen_ai
 
 Generate = Callable[[str, GenerationRequest], Awaitable[tuple[GenerationResult, int]]]

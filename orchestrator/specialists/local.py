@@ -10,12 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from orchestrator.catalog import Catalog
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines import create_engine
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.specialists.asking import ask_through
 from orchestrator.specialists.calls import OnText, SpecialistAnswer
 from orchestrator.specialists.traced import TracedEngine
-from orchestrator.specs import SpecialistSpec
 
 
 class LocalAsker:

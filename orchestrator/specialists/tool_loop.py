@@ -13,10 +13,10 @@ import json
 from typing import Any
 
 from orchestrator import telemetry
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import Message
 from orchestrator.errors import CadreError, OutputSchemaError
 from orchestrator.specialists.calls import Asker, SpecialistAnswer
-from orchestrator.specs import SpecialistSpec
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools import ToolContext, registry
 from orchestrator.tools.runner import call_tool

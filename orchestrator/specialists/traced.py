@@ -15,9 +15,9 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from orchestrator import telemetry
+from orchestrator.catalog.specs import ModelSpec
 from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, stream_of
 from orchestrator.specialists.calls import model_label
-from orchestrator.specs import ModelSpec
 from orchestrator.telemetry import gen_ai
 
 PROVIDERS = {"llamacpp": "llama.cpp", "vllm": "vllm", "scripted": "cadre.scripted"}

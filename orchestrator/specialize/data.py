@@ -19,9 +19,9 @@ from typing import Any
 
 import jsonschema
 
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.errors import DataError, InputError
 from orchestrator.messages import schema_message
-from orchestrator.specs import SpecialistSpec
 
 
 @dataclass(frozen=True)

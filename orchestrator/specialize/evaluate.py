@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.catalog.specs import ModelSpec, SpecialistSpec
 from orchestrator.engines.base import GenerationRequest
 from orchestrator.errors import InputError, OutputSchemaError
 from orchestrator.specialists.calls import build_request, parse_answer
 from orchestrator.specialize.data import Labeled, as_served
 from orchestrator.specialize.metrics import majority, mean, score
-from orchestrator.specs import ModelSpec, SpecialistSpec
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.specs import EvaluationSpec
+from orchestrator.catalog.specs import EvaluationSpec
 
 
 def _same(a: Any, b: Any) -> bool:

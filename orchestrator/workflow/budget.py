@@ -24,9 +24,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.errors import BudgetExceeded
 from orchestrator.specialists.calls import build_request
-from orchestrator.specs import SpecialistSpec
 
 CHARS_PER_TOKEN = 4
 """A prompt's tokens are guessed as its characters over this (English text, BPE tokenizers)."""

@@ -26,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
 from orchestrator import telemetry
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import BudgetExceeded, CadreError, InputError, RunError
 from orchestrator.specialists.calls import (
@@ -35,7 +36,6 @@ from orchestrator.specialists.calls import (
     model_label,
     with_fixed,
 )
-from orchestrator.specs import SpecialistSpec
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools.base import ToolContext
 from orchestrator.tools.runner import call_tool

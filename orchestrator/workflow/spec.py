@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, NewType
 
 from pydantic import Field, field_validator
 
-from orchestrator.specs import NAME_PATTERN, Spec
+from orchestrator.catalog.specs import NAME_PATTERN, Spec
 
 NodeId = NewType("NodeId", str)
 END_NODE = "end"

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from orchestrator.catalog import load_catalog
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines import lora_gguf
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.engines.llamacpp import LlamaCppEngine
@@ -24,7 +25,6 @@ from orchestrator.engines.options import LlamaCppOptions
 from orchestrator.errors import EngineError
 from orchestrator.specialists.asking import ask_through
 from orchestrator.specialize.registry import Registry
-from orchestrator.specs import SpecialistSpec
 from tests.adapters import PROBE, fruit_specialist
 
 pytestmark = pytest.mark.model

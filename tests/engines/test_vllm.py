@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, Message
 from orchestrator.errors import EngineError
 from orchestrator.specialists.calls import build_request
-from orchestrator.specs import SpecialistSpec
 from tests.adapters import PROBE, fruit_specialist
 
 pytestmark = pytest.mark.vllm

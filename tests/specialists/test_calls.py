@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import GenerationResult
 from orchestrator.errors import InputError, OutputSchemaError
 from orchestrator.specialists.calls import build_request, parse_answer
-from orchestrator.specs import SpecialistSpec
 from tests.catalogs import specialist
 
 SPEC = SpecialistSpec.model_validate(

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.catalog import load_catalog
+from orchestrator.catalog.specs import EvaluationSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.engines.scripted import ScriptedEngine, ScriptedOptions, ScriptRule
 from orchestrator.specialize.data import Labeled, as_served
 from orchestrator.specialize.evaluate import conditions, run
 from orchestrator.specialize.metrics import majority
-from orchestrator.specs import EvaluationSpec
 from tests.conftest import ROOT
 
 CATALOG = load_catalog(ROOT / "agents")

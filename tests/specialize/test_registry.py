@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.catalog.specs import EvaluationSpec
 from orchestrator.errors import ConflictError, InputError, NotFoundError
 from orchestrator.specialize.metrics import field_f1, score
 from orchestrator.specialize.registry import Registry
-from orchestrator.specs import EvaluationSpec
 from tests.conftest import ROOT
 
 METRIC = "exact_match"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.catalog import load_catalog
+from orchestrator.catalog.specs import ModelSpec
+from orchestrator.catalog.weights import prepare_hf
 from orchestrator.errors import InputError
-from orchestrator.models import prepare_hf
-from orchestrator.specs import ModelSpec
 from tests.conftest import ROOT
 
 

@@ -26,10 +26,7 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import config
-from orchestrator.errors import CatalogError, NotFoundError, Problem
-from orchestrator.messages import clip, schema_message
-from orchestrator.models import models_dir, prepared_path
-from orchestrator.specs import (
+from orchestrator.catalog.specs import (
     ModelSpec,
     NoWeights,
     PackageWeights,
@@ -38,9 +35,12 @@ from orchestrator.specs import (
     SpecialistSpec,
     resolve_relative,
 )
+from orchestrator.catalog.weights import models_dir, prepared_path
+from orchestrator.catalog.yaml_files import load_yaml
+from orchestrator.errors import CatalogError, NotFoundError, Problem
+from orchestrator.messages import clip, schema_message
 from orchestrator.workflow.checks import check_workflow
 from orchestrator.workflow.spec import WorkflowSpec
-from orchestrator.yaml_files import load_yaml
 
 S = TypeVar("S", bound=BaseModel)
 

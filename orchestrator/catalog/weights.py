@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import config
+from orchestrator.catalog.specs import ModelSpec
 from orchestrator.errors import InputError, missing_dependency
-from orchestrator.specs import ModelSpec
 
 
 def models_dir() -> Path:
