@@ -20,18 +20,12 @@ from typing import Literal, get_args
 
 from orchestrator.catalog.specs import NAME_PATTERN
 from orchestrator.errors import InputError, NotFoundError
+from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
 Role = Literal["submitter", "reviewer", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 PREFIX = "cadre_"
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cadre_api_keys (
-        id TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, name TEXT NOT NULL,
-        secret_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-        revoked_at DOUBLE PRECISION)""",
-)
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ class KeyStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.set_up("keys", lambda: [db.execute(statement) for statement in SCHEMA])
+        self.db.set_up("keys", lambda: schema.create(db, schema.API_KEYS))
 
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
         """A new key; returns it and the plain key string, which is not stored anywhere."""

@@ -11,15 +11,8 @@ from __future__ import annotations
 
 import time
 
+from orchestrator.storage import schema
 from orchestrator.storage.database import Database
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_rate_buckets (
-    key_id TEXT PRIMARY KEY,
-    tokens DOUBLE PRECISION NOT NULL,
-    at DOUBLE PRECISION NOT NULL
-)
-"""
 
 # The bucket refilled up to now, capped at the burst; a token is taken only if one is there.
 _REFILLED = (
@@ -39,7 +32,7 @@ class RateLimits:
 
     def __init__(self, db: Database, rate: float, burst: int) -> None:
         self.db, self.rate, self.burst = db, float(rate), int(burst)
-        db.set_up("rate_limits", lambda: db.execute(SCHEMA))
+        db.set_up("rate_limits", lambda: schema.create(db, schema.RATE_BUCKETS))
 
     def take(self, key: str) -> float:
         """0 if the request may go now (its token is taken), else the seconds until one is there."""

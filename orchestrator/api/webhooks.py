@@ -39,6 +39,7 @@ from orchestrator.api import webhook_targets
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.runs.store import FINISHED, ReviewRecord, RunRecord, RunStore
 from orchestrator.runs.views import webhook_event
+from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -54,20 +55,6 @@ POLL_S = 30.0
 """The longest a deliverer sleeps while deliveries are pending (it is woken for new ones)."""
 NO_ANSWER = "no answer (the receiver could not be reached or did not answer in time)"
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cadre_webhooks (
-        id TEXT PRIMARY KEY, tenant TEXT NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS cadre_webhook_deliveries (
-        id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, run_id TEXT NOT NULL,
-        event TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL,
-        state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
-        response_code INTEGER, created_at DOUBLE PRECISION NOT NULL,
-        next_attempt_at DOUBLE PRECISION, claimed_until DOUBLE PRECISION,
-        UNIQUE (webhook_id, run_id, event, status))""",
-)
-ADDED_COLUMNS = {"next_attempt_at": "DOUBLE PRECISION", "claimed_until": "DOUBLE PRECISION"}
-"""Columns a deliveries table from before durable deliveries lacks."""
 SHOWN = (
     "d.id, d.webhook_id, d.run_id, d.event, d.status, d.state, d.attempts, d.last_error, "
     "d.response_code, d.created_at, d.next_attempt_at"
@@ -97,18 +84,7 @@ class Webhooks:
             _wake(db.url)
 
     def _create(self) -> None:
-        for statement in SCHEMA:
-            self.db.execute(statement)
-        present = self.db.columns("cadre_webhook_deliveries")
-        for column, kind in ADDED_COLUMNS.items():
-            if column not in present:
-                try:
-                    self.db.execute(
-                        f"ALTER TABLE cadre_webhook_deliveries ADD COLUMN {column} {kind}"
-                    )
-                except Exception:  # another process added it first
-                    if column not in self.db.columns("cadre_webhook_deliveries"):
-                        raise
+        schema.create(self.db, schema.WEBHOOKS, schema.WEBHOOK_DELIVERIES)
 
     def register(self, tenant: str, url: str) -> tuple[Webhook, str]:
         """A new webhook for the tenant; returns it and its signing secret (shown once).

@@ -24,6 +24,7 @@ import numpy as np
 
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.memory.embeddings import Embedder, default_embedder, from_blob, to_blob
+from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -31,14 +32,6 @@ SUFFIXES = (".md", ".txt")
 CHUNK_CHARS = 700
 RRF_K = 60
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cadre_corpus_files (
-        corpus TEXT NOT NULL, path TEXT NOT NULL, sha TEXT NOT NULL,
-        indexed_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (corpus, path))""",
-    """CREATE TABLE IF NOT EXISTS cadre_corpus_chunks (
-        corpus TEXT NOT NULL, path TEXT NOT NULL, chunk INTEGER NOT NULL, text TEXT NOT NULL,
-        embedding {blob} NOT NULL, PRIMARY KEY (corpus, path, chunk))""",
-)
 
 CHUNK_UPSERT = (
     "INSERT INTO cadre_corpus_chunks (corpus, path, chunk, text, embedding) VALUES (?, ?, ?, ?, ?) "
@@ -111,9 +104,7 @@ class Corpora:
         self.root = Path(root)
         self.db = db
         self.embedder = embedder or default_embedder()
-        blob = "BYTEA" if db.postgres else "BLOB"
-        for statement in SCHEMA:
-            db.execute(statement.format(blob=blob))
+        schema.create(db, schema.CORPUS_FILES, schema.CORPUS_CHUNKS)
         self._checked: set[str] = set()
 
     def folder(self, name: str) -> Path:

@@ -44,15 +44,9 @@ from langgraph.store.base import (
 
 from orchestrator.errors import InputError
 from orchestrator.memory.embeddings import Embedder, default_embedder, from_blob, to_blob
+from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cadre_store (
-        prefix TEXT NOT NULL, key TEXT NOT NULL, namespace TEXT NOT NULL, value TEXT NOT NULL,
-        embedding {blob}, created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION,
-        ttl DOUBLE PRECISION, PRIMARY KEY (prefix, key))""",
-)
 SEP = "\x1f"  # joins namespace parts; a part may hold anything but this
 
 # One statement, so two writers of a key never both insert; the first put's created_at stays.
@@ -107,12 +101,7 @@ class SqlStore(BaseStore):
         self.db = db
         self.embedder = embedder or default_embedder()
         self.index_fields = index_fields
-        blob = "BYTEA" if db.postgres else "BLOB"
-        for statement in SCHEMA:
-            db.execute(statement.format(blob=blob))
-        if "ttl" not in db.columns("cadre_store"):  # a table made before TTLs were kept
-            guard = "IF NOT EXISTS " if db.postgres else ""
-            db.execute(f"ALTER TABLE cadre_store ADD COLUMN {guard}ttl DOUBLE PRECISION")
+        schema.create(db, schema.STORE)
 
     # -- BaseStore ---------------------------------------------------------------------------
 

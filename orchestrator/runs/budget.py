@@ -15,12 +15,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from orchestrator.errors import InputError
+from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import TokenBudget, day_start
-
-SCHEMA = """CREATE TABLE IF NOT EXISTS cadre_tenant_budgets (
-    tenant TEXT PRIMARY KEY, tokens_per_day BIGINT NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL)"""
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class TenantBudgets:
         self.db = db
         self.cache_s = cache_s
         self._cache: dict[str, tuple[float, int | None]] = {}
-        self.db.set_up("tenant_budgets", lambda: db.execute(SCHEMA))
+        self.db.set_up("tenant_budgets", lambda: schema.create(db, schema.TENANT_BUDGETS))
 
     def set(self, tenant: str, tokens_per_day: int | None) -> None:
         """Give ``tenant`` a daily budget, or none (``None``)."""

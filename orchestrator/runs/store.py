@@ -18,65 +18,13 @@ from typing import Any, Literal, NewType
 
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
 RunId = NewType("RunId", str)
 ReviewId = NewType("ReviewId", str)
 RunStatus = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
-
-ADDED_COLUMNS = {
-    "cadre_runs": (
-        ("tenant", "TEXT NOT NULL DEFAULT 'default'"),
-        ("idempotency_key", "TEXT"),
-        ("lease_until", "DOUBLE PRECISION"),
-    ),
-    "cadre_run_events": (("kind", "TEXT NOT NULL DEFAULT 'node'"),),
-    "cadre_reviews": (
-        ("claimed_by", "TEXT"),
-        ("claimed_until", "DOUBLE PRECISION"),
-        ("approvals", "TEXT"),
-        ("due_at", "DOUBLE PRECISION"),
-        ("overdue_at", "DOUBLE PRECISION"),
-    ),
-}
-"""Columns added after the first release: databases made before them get them on open."""
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cadre_runs (
-        id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL,
-        input TEXT NOT NULL, output TEXT, error TEXT, usage TEXT,
-        input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-        tools TEXT, trace_context TEXT,
-        owner TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
-        finished_at DOUBLE PRECISION,
-        tenant TEXT NOT NULL DEFAULT 'default', idempotency_key TEXT,
-        lease_until DOUBLE PRECISION)""",
-    """CREATE TABLE IF NOT EXISTS cadre_reviews (
-        id TEXT PRIMARY KEY, run_id TEXT NOT NULL, interrupt_id TEXT NOT NULL, node TEXT NOT NULL,
-        payload TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, reason TEXT, changes TEXT,
-        decided_by TEXT, decided_at DOUBLE PRECISION, applied_at DOUBLE PRECISION,
-        created_at DOUBLE PRECISION NOT NULL,
-        claimed_by TEXT, claimed_until DOUBLE PRECISION, approvals TEXT,
-        due_at DOUBLE PRECISION, overdue_at DOUBLE PRECISION, UNIQUE (run_id, interrupt_id))""",
-    # {seq}: an integer identity, the log's order (see RunStore.log); filled in per backend.
-    """CREATE TABLE IF NOT EXISTS cadre_run_events (
-        seq {seq}, run_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, node TEXT NOT NULL,
-        kind TEXT NOT NULL DEFAULT 'node', detail TEXT)""",
-    "CREATE INDEX IF NOT EXISTS cadre_reviews_run ON cadre_reviews (run_id)",
-    "CREATE INDEX IF NOT EXISTS cadre_runs_tenant ON cadre_runs (tenant, created_at)",
-    # A retried submission with the same key finds the first run (NULL keys never collide).
-    "CREATE UNIQUE INDEX IF NOT EXISTS cadre_runs_idempotency "
-    "ON cadre_runs (tenant, idempotency_key)",
-    "CREATE INDEX IF NOT EXISTS cadre_events_run ON cadre_run_events (run_id)",
-    # A stream reads a run's log after the last id it sent: one range scan a poll.
-    "CREATE INDEX IF NOT EXISTS cadre_events_run_seq ON cadre_run_events (run_id, seq)",
-    # The queue: what is claimable is found by status (and by decided reviews), then by owner.
-    "CREATE INDEX IF NOT EXISTS cadre_runs_status ON cadre_runs (status, created_at)",
-    "CREATE INDEX IF NOT EXISTS cadre_runs_owner ON cadre_runs (owner)",
-    "CREATE INDEX IF NOT EXISTS cadre_runs_tenant_status ON cadre_runs (tenant, status)",
-    "CREATE INDEX IF NOT EXISTS cadre_reviews_status ON cadre_reviews (status)",
-)
 
 
 @dataclass(frozen=True)
@@ -205,9 +153,6 @@ def refused(review: ReviewRecord, who: str, now: float) -> ConflictError:
 
 
 EventKind = Literal["node", "token", "status", "awaiting_review", "decision", "approval"]
-SEQ = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
-"""The log's sequence: assigned at insert, never reused (SQLite's AUTOINCREMENT, not a bare
-rowid, which a VACUUM may renumber)."""
 
 
 @dataclass(frozen=True)
@@ -249,18 +194,13 @@ class RunStore:
         db.set_up("runs", self._create)
 
     def _create(self) -> None:
-        seq = SEQ["postgres" if self.db.postgres else "sqlite"]
-        for statement in SCHEMA[:3]:  # the tables
-            self.db.execute(statement.replace("{seq}", seq))
+        schema.create(
+            self.db, schema.RUNS, schema.REVIEWS, schema.RUN_EVENTS, upgrade=self._upgrade
+        )
+
+    def _upgrade(self) -> None:
         if "seq" not in self.db.columns("cadre_run_events"):
-            self._number_events(seq)
-        for table, columns in ADDED_COLUMNS.items():
-            have = self.db.columns(table)
-            for name, definition in columns:
-                if name not in have:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-        for statement in SCHEMA[3:]:  # the indexes
-            self.db.execute(statement)
+            self._number_events(schema.TYPES["postgres" if self.db.postgres else "sqlite"]["seq"])
 
     def _number_events(self, seq: str) -> None:
         """Give an event log from before ``seq`` its sequence, in the order it was written."""
@@ -276,7 +216,7 @@ class RunStore:
                 kind = "kind" if "kind" in have else "'node'"
                 self.db.execute("ALTER TABLE cadre_run_events RENAME TO cadre_run_events_old")
                 self.db.execute("DROP INDEX IF EXISTS cadre_events_run")
-                self.db.execute(SCHEMA[2].replace("{seq}", seq))
+                self.db.execute(schema.RUN_EVENTS.ddl(self.db))
                 self.db.execute(
                     "INSERT INTO cadre_run_events (run_id, at, node, kind, detail) "
                     f"SELECT run_id, at, node, {kind}, detail FROM cadre_run_events_old "

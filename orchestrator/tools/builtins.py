@@ -169,14 +169,12 @@ def notify(args: NotifyArgs, context: ToolContext) -> dict[str, Any]:
 
     With an idempotency key (the runner's), the key and the message commit in one transaction:
     a node re-run after a crash finds the key and returns the first message, never a second."""
+    from orchestrator.storage import schema
     from orchestrator.storage.database import Database
 
     db = Database(context.database_url)
     try:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS cadre_outbox (id TEXT PRIMARY KEY, run_id TEXT, node TEXT, "
-            "channel TEXT NOT NULL, message TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"
-        )
+        schema.create(db, schema.OUTBOX)
         idempotency.ensure_table(db)
         message_id = f"msg-{uuid.uuid4().hex[:10]}"
         result = {"message_id": message_id, "channel": args.channel}

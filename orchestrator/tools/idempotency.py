@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.storage import schema
+
 if TYPE_CHECKING:  # the callers open the database; importing it here would load LangGraph
     from orchestrator.storage.database import Database
 
@@ -41,16 +43,7 @@ class Outcome:
 
 def ensure_table(db: Database) -> None:
     """Create ``cadre_tool_calls`` (and add ``state`` to a table from before reservations)."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS cadre_tool_calls (key TEXT PRIMARY KEY, result TEXT NOT NULL, "
-        "at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL DEFAULT 'done')"
-    )
-    if "state" not in db.columns("cadre_tool_calls"):
-        try:
-            db.execute("ALTER TABLE cadre_tool_calls ADD COLUMN state TEXT NOT NULL DEFAULT 'done'")
-        except Exception:  # another process added it first
-            if "state" not in db.columns("cadre_tool_calls"):
-                raise
+    schema.create(db, schema.TOOL_CALLS)
 
 
 @contextmanager
