@@ -37,8 +37,7 @@ from orchestrator.catalog.specs import (
 )
 from orchestrator.catalog.weights import models_dir, prepared_path
 from orchestrator.catalog.yaml_files import load_yaml
-from orchestrator.errors import CatalogError, NotFoundError, Problem
-from orchestrator.messages import clip, schema_message
+from orchestrator.errors import CatalogError, NotFoundError, Problem, clip, schema_message
 from orchestrator.workflow.checks import check_workflow
 from orchestrator.workflow.spec import WorkflowSpec
 

@@ -18,8 +18,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.errors import CatalogError, Problem
-from orchestrator.messages import clip
+from orchestrator.errors import CatalogError, Problem, clip
 
 MAX_BYTES = 1_000_000
 """Largest spec file read, in bytes (the shipped ones are under 4 KB)."""

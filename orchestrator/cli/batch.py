@@ -29,8 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orchestrator.cli.common import err
 from orchestrator.cli.inputs import InputLine, check, count_lines, input_lines, open_input
-from orchestrator.errors import CadreError, InputError
-from orchestrator.messages import clip
+from orchestrator.errors import CadreError, InputError, clip
 
 DEFAULT_CONCURRENCY = 8
 LOG_EVERY_S = 10.0

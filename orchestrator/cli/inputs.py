@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from orchestrator.errors import InputError
-from orchestrator.messages import clip
+from orchestrator.errors import InputError, clip
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024
 """Largest input file (``--input``), or line of an inputs file (``--inputs``), in bytes."""

@@ -14,8 +14,7 @@ from typing import Any
 import jsonschema
 
 from orchestrator.catalog import Catalog
-from orchestrator.errors import CadreError, ConflictError, InputError
-from orchestrator.messages import kind_of, schema_message
+from orchestrator.errors import CadreError, ConflictError, InputError, kind_of, schema_message
 from orchestrator.runs.store import (
     FINISHED,
     ReviewRecord,

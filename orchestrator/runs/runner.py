@@ -36,8 +36,7 @@ from opentelemetry import trace
 from orchestrator import config, telemetry
 from orchestrator.catalog import Catalog
 from orchestrator.config import DEFAULT_TENANT
-from orchestrator.errors import CadreError, InputError
-from orchestrator.messages import schema_message
+from orchestrator.errors import CadreError, InputError, schema_message
 from orchestrator.runs.budget import token_budget
 from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
 from orchestrator.runs.reviews import record_decision

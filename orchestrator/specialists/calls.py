@@ -18,8 +18,7 @@ import jsonschema
 
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
-from orchestrator.errors import InputError, OutputSchemaError, RunError
-from orchestrator.messages import schema_message
+from orchestrator.errors import InputError, OutputSchemaError, RunError, schema_message
 
 JSON_RULE = "Answer with one JSON object that fits this schema, and nothing else:"
 

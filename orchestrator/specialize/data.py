@@ -20,8 +20,7 @@ from typing import Any
 import jsonschema
 
 from orchestrator.catalog.specs import SpecialistSpec
-from orchestrator.errors import DataError, InputError
-from orchestrator.messages import schema_message
+from orchestrator.errors import DataError, InputError, schema_message
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from orchestrator.errors import Problem
-from orchestrator.messages import schema_message
+from orchestrator.errors import Problem, schema_message
 from orchestrator.workflow.schemas import allowed_values, fields, produced_schemas, sub_schema, walk
 from orchestrator.workflow.spec import (
     END_NODE,
