@@ -2,10 +2,11 @@
 
 Every problem is reported at once, with the workflow file and the node field it is in: unknown
 specialists and tools, edges to nodes that do not exist, nodes nobody reaches, nodes with no way
-out, branches without a default, map and plan nodes without a join, templates or keys that name
-state the workflow does not have or a field its schema lacks (``{vendor.nmae}``), and branch values
-that the state's enum never holds. A misspelled edge is reported once, with the node it probably
-meant, not again as every node after it being unreachable.
+out, templates or keys that name state the workflow does not have or a field its schema lacks
+(``{vendor.nmae}``), and branch values that the state's enum never holds. A misspelled edge is
+reported once, with the node it probably meant, not again as every node after it being
+unreachable. What the specs require (a branch's default, a map's or plan's join, a memory read's
+query and output) pydantic enforces when the file is read, before these checks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from orchestrator.workflow.spec import (
     BranchNode,
     MapNode,
     MemoryNode,
+    MemoryRead,
+    MemoryWrite,
     NodeSpec,
     PlanNode,
     ReviewNode,
@@ -36,8 +39,8 @@ if TYPE_CHECKING:
     from orchestrator.catalog import Catalog
 
 
-def successors(node: NodeSpec) -> list[str | None]:
-    """Where control can go after ``node`` (None marks a missing, required edge)."""
+def successors(node: NodeSpec) -> list[str]:
+    """Where control can go after ``node``."""
     if isinstance(node, ToolNode):
         return [node.next, node.on_error] if node.on_error else [node.next]
     if isinstance(node, SpecialistNode | MemoryNode):
@@ -84,7 +87,7 @@ def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Probl
         at = f"nodes.{i}"
         yield from _node_problems(node, at, file, state, catalog, set(tools))
         for target in successors(node):
-            if target is not None and target != END_NODE and target not in ids:
+            if target != END_NODE and target not in ids:
                 close = difflib.get_close_matches(target, [*ids, END_NODE], n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 yield Problem(
@@ -171,8 +174,6 @@ def _node_problems(
         for key in node.key_fields:
             yield from state_key(key, "key_fields")
     elif isinstance(node, BranchNode):
-        if node.default is None:
-            yield Problem(file, f"{at}.default", f"branch {node.id!r} has no default")
         router = catalog.specialists.get(node.router) if node.router else None
         route_schema: dict[str, Any] = {}
         if node.router is not None:
@@ -206,24 +207,15 @@ def _node_problems(
         yield from known_specialist(node.specialist, "specialist")
         yield from state_key(node.over, "over")
         yield from template(node.input, "input", ("item", "index"))
-        if node.join is None:
-            yield Problem(file, f"{at}.join", f"map {node.id!r} has no join (the node after it)")
-    elif isinstance(node, MemoryNode):
-        if node.op == "read":
-            if node.query is None or node.output is None:
-                yield Problem(file, at, f"memory read {node.id!r} needs query and output")
-            yield from template(node.query, "query")
-        else:
-            if node.text is None:
-                yield Problem(file, f"{at}.text", f"memory write {node.id!r} needs text")
-            yield from template(node.text, "text")
+    elif isinstance(node, MemoryRead):
+        yield from template(node.query, "query")
+    elif isinstance(node, MemoryWrite):
+        yield from template(node.text, "text")
     elif isinstance(node, PlanNode):
         yield from known_specialist(node.planner, "planner")
         for j, name in enumerate(node.specialists):
             yield from known_specialist(name, f"specialists.{j}")
         yield from template(node.input, "input")
-        if node.join is None:
-            yield Problem(file, f"{at}.join", f"plan {node.id!r} has no join (the node after it)")
         planner = catalog.specialists.get(node.planner)
         tasks = (planner.output_schema.get("properties", {}) if planner else {}).get("tasks", {})
         if planner is not None and tasks.get("type") != "array":
@@ -244,7 +236,7 @@ def _graph_problems(spec: WorkflowSpec, ids: dict[str, int], file: str) -> Itera
         close = difflib.get_close_matches(target, [*ids, END_NODE], n=1)
         return close[0] if close else END_NODE
 
-    edges = {n.id: [resolved(t) for t in successors(n) if t is not None] for n in spec.nodes}
+    edges = {n.id: [resolved(t) for t in successors(n)] for n in spec.nodes}
     reached: set[str] = set()
     frontier = [spec.start] if spec.start in ids else []
     while frontier:

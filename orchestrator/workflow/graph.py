@@ -53,6 +53,8 @@ from orchestrator.workflow.spec import (
     Condition,
     MapNode,
     MemoryNode,
+    MemoryRead,
+    MemoryWrite,
     PlanNode,
     ReviewNode,
     SpecialistNode,
@@ -452,9 +454,9 @@ class GraphBuilder:
                         return _target(case.next)
                 elif case.when is not None and holds(case.when, state):
                     return _target(case.next)
-            return _target(node.default or END_NODE)
+            return _target(node.default)
 
-        targets = sorted({_target(c.next) for c in node.cases} | {_target(node.default or "end")})
+        targets = sorted({_target(c.next) for c in node.cases} | {_target(node.default)})
         self._add(node.id, run)
         self.graph.add_conditional_edges(node.id, choose, targets)
 
@@ -593,9 +595,12 @@ class GraphBuilder:
                 run_id,
                 node.memory,
             )
-            attributes = {**self._run_attributes(node.id), "cadre.memory.op": node.op}
-            if node.op == "read":
-                query = render(node.query or "", state)
+            attributes = {
+                **self._run_attributes(node.id),
+                "cadre.memory.op": "read" if isinstance(node, MemoryRead) else "write",
+            }
+            if isinstance(node, MemoryRead):
+                query = render(node.query, state)
                 with telemetry.span(f"retrieval memory:{node.memory}", attributes):
                     found = await store.asearch(namespace, query=query, limit=node.top_k)
                 records = [
@@ -606,14 +611,15 @@ class GraphBuilder:
                     }
                     for i in found
                 ]
-                return {node.output or "": records}
+                return {node.output: records}
             provenance = {
                 "run": run_id,
                 "workflow": self.spec.name,
                 "node": node.id,
                 "approved_by": approvers(state.get("_approvals", {})),
             }
-            value = {"text": render(node.text or "", state), "provenance": provenance}
+            assert isinstance(node, MemoryWrite)
+            value = {"text": render(node.text, state), "provenance": provenance}
             with telemetry.span("cadre.memory.write", attributes):
                 # Keyed by run and node: a resumed run overwrites its record, never doubles it.
                 await store.aput(namespace, f"{run_id}:{node.id}", value, ttl=node.ttl_minutes)

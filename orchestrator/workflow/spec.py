@@ -166,7 +166,7 @@ class BranchNode(Spec):
     )
     output: str | None = Field(default=None, description="State key for the router's answer.")
     cases: tuple[Case, ...] = Field(min_length=1, description="Cases, tried in order.")
-    default: str | None = Field(default=None, description="Node when no case matches (required).")
+    default: str = Field(description="Node when no case matches.")
 
 
 class MapNode(Spec):
@@ -181,7 +181,7 @@ class MapNode(Spec):
         default=False, description="Put every element's answer before a reviewer, in parallel."
     )
     output: str = Field(description="State key for the list of answers, in input order.")
-    join: str | None = Field(default=None, description="Node to run once all elements are done.")
+    join: str = Field(description="Node to run once all elements are done.")
 
 
 class PlanNode(Spec):
@@ -196,15 +196,15 @@ class PlanNode(Spec):
     )
     max_tasks: int = Field(default=6, ge=1, le=64, description="Most sub-tasks a plan may have.")
     output: str = Field(description="State key for the list of {task, specialist, answer}.")
-    join: str | None = Field(default=None, description="Node to run once all sub-tasks are done.")
+    join: str = Field(description="Node to run once all sub-tasks are done.")
 
 
 class MemoryNode(Spec):
-    """Read from shared memory (search by meaning into state) or write a record to it."""
+    """Read from shared memory (search by meaning into state) or write a record to it: a
+    :class:`MemoryRead` or a :class:`MemoryWrite`, told apart by ``op``."""
 
     kind: Literal["memory"]
     id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
-    op: Literal["read", "write"] = Field(description="read: query -> top_k records; write: text.")
     memory: Literal["semantic", "episodic"] = Field(
         default="semantic",
         description="semantic: facts (with provenance); episodic: summaries of finished runs.",
@@ -213,20 +213,36 @@ class MemoryNode(Spec):
         default="global",
         description="Whose memory, within the run's tenant: this run, this workflow, or all.",
     )
-    query: str | None = Field(default=None, description="read: template of the search text.")
-    top_k: int = Field(default=3, ge=1, le=50, description="read: how many records to return.")
-    text: str | None = Field(default=None, description="write: template of the record's text.")
-    ttl_minutes: float | None = Field(
-        default=None, gt=0, description="write: the record expires after this long (none: never)."
-    )
-    output: str | None = Field(
-        default=None, description="read: state key for the list of {text, score, provenance}."
-    )
     next: str = Field(description="Node to run afterwards, or `end`.")
 
 
+class MemoryRead(MemoryNode):
+    """Search memory by meaning; the ``top_k`` closest records go into state."""
+
+    op: Literal["read"] = Field(description="read: query -> top_k records.")
+    query: str = Field(min_length=1, description="Template of the search text.")
+    top_k: int = Field(default=3, ge=1, le=50, description="How many records to return.")
+    output: str = Field(description="State key for the list of {text, score, provenance}.")
+
+
+class MemoryWrite(MemoryNode):
+    """Write one record to memory (keyed by run and node: a resumed run overwrites it)."""
+
+    op: Literal["write"] = Field(description="write: one record of text.")
+    text: str = Field(min_length=1, description="Template of the record's text.")
+    ttl_minutes: float | None = Field(
+        default=None, gt=0, description="The record expires after this long (none: never)."
+    )
+
+
 NodeSpec = Annotated[
-    SpecialistNode | ToolNode | ReviewNode | BranchNode | MapNode | PlanNode | MemoryNode,
+    SpecialistNode
+    | ToolNode
+    | ReviewNode
+    | BranchNode
+    | MapNode
+    | PlanNode
+    | Annotated[MemoryRead | MemoryWrite, Field(discriminator="op")],
     Field(discriminator="kind"),
 ]
 

@@ -50,7 +50,6 @@ def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
     nodes = flow["nodes"]
     nodes[0]["specialist"] = "extracter"  # unknown specialist
     nodes[1]["tool"] = "abacus"  # unknown tool
-    nodes[2].pop("default")  # branch without a default
     nodes[4]["input"] = "{fields} {verdict}"  # template names a key that is not state
     nodes.append(  # nobody reaches it, and it loops on itself: no way out
         {
@@ -62,14 +61,15 @@ def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
             "next": "orphan",
         }
     )
-    nodes.append(  # a map with no join
+    nodes.append(  # a map over a key that is not state, joining into a node that does not exist
         {
             "kind": "map",
             "id": "each",
-            "over": "claim",
+            "over": "claims",
             "specialist": "decider",
             "input": "{item}",
             "output": "decision",
+            "join": "tally",
         }
     )
     nodes[3]["next"] = "decidee"  # an edge to a node that does not exist
@@ -77,10 +77,10 @@ def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
     expected = [
         "nodes.0.specialist: unknown specialist 'extracter' in node 'extract'",
         "nodes.1.tool: unknown tool 'abacus' in node 'payout'",
-        "nodes.2.default: branch 'size' has no default",
         "nodes.4.input: 'verdict' is not in the workflow's state",
         "nodes.5: node 'orphan' is never reached from start",
-        "nodes.6.join: map 'each' has no join",
+        "nodes.6.over: 'claims' is not",
+        "nodes.6: node 'each' goes to 'tally', which is not a node",
         "nodes.3: node 'adjuster' goes to 'decidee', which is not a node",
     ]
     for fragment in expected:
@@ -95,7 +95,37 @@ def test_a_cycle_with_no_exit_is_refused(tmp_path: Path) -> None:
     assert any("node 'decide' has no way out" in p for p in problems), problems
 
 
-def test_plan_without_join_and_a_planner_with_the_wrong_schema(tmp_path: Path) -> None:
+def test_what_a_node_kind_requires_is_a_shape_error_naming_the_field(tmp_path: Path) -> None:
+    """A branch's default, a map's or plan's join and a memory read's query and output are
+    required by the specs themselves; a memory node's op picks which fields it takes."""
+    flow = broken(CLAIM_FLOW)
+    flow["nodes"][2].pop("default")
+    flow["nodes"] += [
+        {"kind": "map", "id": "each", "over": "fields", "specialist": "decider",
+         "input": "{item}", "output": "decision"},
+        {"kind": "plan", "id": "plan", "planner": "decider", "input": "x",
+         "specialists": ["decider"], "output": "decision"},
+        {"kind": "memory", "id": "recall", "op": "read", "next": "end"},
+        {"kind": "memory", "id": "keep", "op": "write", "query": "x", "next": "end"},
+        {"kind": "memory", "id": "odd", "op": "forget", "next": "end"},
+    ]  # fmt: skip
+    problems = problems_with(tmp_path, flow)
+    expected = [
+        "nodes.2.branch.default: required field is missing",
+        "nodes.5.map.join: required field is missing",
+        "nodes.6.plan.join: required field is missing",
+        "nodes.7.memory.read.query: required field is missing",
+        "nodes.7.memory.read.output: required field is missing",
+        "nodes.8.memory.write.text: required field is missing",
+        "nodes.8.memory.write.query: unknown field",
+        "nodes.9.memory: Input tag 'forget' found using 'op' does not match",
+    ]
+    for fragment in expected:
+        assert any(fragment in p for p in problems), (fragment, problems)
+    assert len(problems) == len(expected), problems
+
+
+def test_a_planner_with_the_wrong_schema(tmp_path: Path) -> None:
     flow = {
         "name": "broken",
         "description": "bad plan",
@@ -110,11 +140,11 @@ def test_plan_without_join_and_a_planner_with_the_wrong_schema(tmp_path: Path) -
                 "input": "{topic}",
                 "specialists": ["ghost"],
                 "output": "out",
+                "join": "end",
             }
         ],
     }
     problems = problems_with(tmp_path, flow)
-    assert any("nodes.0.join: plan 'plan' has no join" in p for p in problems), problems
     assert any("nodes.0.specialists.0: unknown specialist 'ghost'" in p for p in problems), problems
     assert any("planner 'decider' must answer {tasks:" in p for p in problems), problems
 
