@@ -75,3 +75,19 @@ def run_as_shown(command: str) -> None:
     )
     assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr
+
+
+def test_the_room_map_names_every_room_and_nothing_that_is_gone() -> None:
+    """ "How it fits together" matches the tree: every package and top module of orchestrator/
+    is named, and every orchestrator/ path it names exists."""
+    section = README.split("## How it fits together", 1)[1].split("\n## ", 1)[0]
+    package = ROOT / "orchestrator"
+    rooms = sorted(
+        p.name
+        for p in package.iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists())
+        or (p.suffix == ".py" and not p.name.startswith("__"))
+    )
+    assert [r for r in rooms if f"orchestrator/{r}" not in section] == []
+    named = re.findall(r"`orchestrator/([\w/.]+?)/?`", section)
+    assert named and [n for n in named if not (package / n).exists()] == []
