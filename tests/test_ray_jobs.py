@@ -212,8 +212,8 @@ head = None
 try:
     far.wake()
     wait(lambda: all(store.run(r).status == "running" for r in runs), "runs started far")
-    time.sleep(1.5)
     far_node = node_of(far)
+    time.sleep(1.5)
     ray.kill(far.handles[0], no_restart=True)
     head = workers(f"head-{tag}", {"node:__internal_head__": 0.01})
     wait(lambda: all(store.run(r).status in FINISHED for r in runs), "runs finished on the head")
@@ -235,7 +235,9 @@ def test_a_dead_worker_s_runs_on_the_second_node_are_taken_over_on_the_head(
 ) -> None:
     from tests.runs.test_workers import steps_catalog
 
-    steps_catalog(tmp_path, delay_s=1.0)
+    # 3 steps of 3 s: a run outlasts the kill by several seconds even on a loaded machine (at
+    # 1 s a step, a 2-core machine under load once saw the far worker finish all four first).
+    steps_catalog(tmp_path, delay_s=3.0)
     store = RunStore(Database(database_url))
     for i in range(4):
         store.create_run("steps", {"text": f"far {i}"}, queued=True)
