@@ -597,7 +597,7 @@ class GraphBuilder:
             )
             attributes = {
                 **self._run_attributes(node.id),
-                "cadre.memory.op": "read" if isinstance(node, MemoryRead) else "write",
+                "cadre.memory.op": node.op,
             }
             if isinstance(node, MemoryRead):
                 query = render(node.query, state)

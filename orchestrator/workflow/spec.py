@@ -205,6 +205,7 @@ class MemoryNode(Spec):
 
     kind: Literal["memory"]
     id: str = Field(pattern=NODE_ID_PATTERN, description="Node id, unique in the workflow.")
+    op: Literal["read", "write"]
     memory: Literal["semantic", "episodic"] = Field(
         default="semantic",
         description="semantic: facts (with provenance); episodic: summaries of finished runs.",
