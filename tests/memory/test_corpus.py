@@ -16,10 +16,10 @@ import yaml
 
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import InputError, NotFoundError
-from orchestrator.hosting.pool import HostPool
 from orchestrator.memory.corpus import Corpora, chunk_text
 from orchestrator.memory.embeddings import default_embedder
 from orchestrator.runs.runner import Runner
+from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
 from tests.conftest import ROOT, TelemetryHarness
 from tests.memory.fakes import WordEmbedder
@@ -115,8 +115,6 @@ def test_search_errors(corpora: Corpora) -> None:
         corpora.search("home-policy", "  ")
 
 
-@pytest.mark.ray
-@pytest.mark.usefixtures("ray_session")
 def test_a_specialist_with_a_corpus_gets_the_passages_in_its_prompt(
     tmp_path: Path, telemetry_session: TelemetryHarness
 ) -> None:
@@ -133,7 +131,7 @@ def test_a_specialist_with_a_corpus_gets_the_passages_in_its_prompt(
     )
     model_file.write_text(yaml.safe_dump(model))
     catalog = load_catalog(agents)
-    pool = HostPool(catalog)
+    pool = LocalAsker(catalog)
 
     async def go() -> object:
         async with Runner(
@@ -142,7 +140,7 @@ def test_a_specialist_with_a_corpus_gets_the_passages_in_its_prompt(
             return await runner.start("claim", {"claim": "small dent"})
 
     record = asyncio.run(go())
-    pool.shutdown()
+    asyncio.run(pool.aclose())
     assert record.output["decision"] == {"decision": "deny"}, (
         "the scripted decider saw the passages"
     )  # type: ignore[attr-defined]

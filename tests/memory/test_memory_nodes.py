@@ -7,21 +7,17 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from orchestrator.catalog import load_catalog
-from orchestrator.hosting.pool import HostPool
 from orchestrator.runs.runner import Runner
+from orchestrator.specialists.local import LocalAsker
 from tests.workflow.fixtures import scripted_workflow_catalog
-
-pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 
 def test_an_approved_fact_is_found_by_a_later_run_of_the_same_tenant_only(
     tmp_path: Path, database_url: str
 ) -> None:
     catalog = load_catalog(scripted_workflow_catalog(tmp_path))
-    pool = HostPool(catalog)
+    pool = LocalAsker(catalog)
 
     async def run(tenant: str, fact: str, question: str, approve: bool = True) -> Any:
         async with Runner(catalog, database_url=database_url, asker=pool, tenant=tenant) as runner:
@@ -52,10 +48,10 @@ def test_an_approved_fact_is_found_by_a_later_run_of_the_same_tenant_only(
 
     other = asyncio.run(run("globex", "x", "Is my roof insured after a storm?", approve=False))
     assert asyncio.run(_state(catalog, pool, database_url, other.id))["recalled"] == []
-    pool.shutdown()
+    asyncio.run(pool.aclose())
 
 
-async def _state(catalog: Any, pool: HostPool, url: str, run_id: str) -> dict[str, Any]:
+async def _state(catalog: Any, pool: LocalAsker, url: str, run_id: str) -> dict[str, Any]:
     async with Runner(catalog, database_url=url, asker=pool) as runner:
         snapshot = await runner.graph("memo").aget_state({"configurable": {"thread_id": run_id}})
         return dict(snapshot.values)

@@ -12,12 +12,11 @@ import pytest
 
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import OutputSchemaError
-from orchestrator.hosting.pool import HostPool
+from orchestrator.specialists.local import LocalAsker
 from orchestrator.specialists.tool_loop import ask_with_tools, call_schema
 from orchestrator.tools import ToolContext
 from tests.catalogs import scripted_model, specialist, unique, write_catalog
 
-pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 ANSWER = {
     "type": "object",
     "properties": {"payout": {"type": "number"}},
@@ -48,17 +47,17 @@ def pool(tmp_path: Path):  # type: ignore[no-untyped-def]
             for name in ("payer", "careful", "looper")
         ],
     )
-    pool = HostPool(load_catalog(tmp_path))
+    pool = LocalAsker(load_catalog(tmp_path))
     yield pool
-    pool.shutdown()
+    asyncio.run(pool.aclose())
 
 
-def ask(pool: HostPool, name: str):  # type: ignore[no-untyped-def]
+def ask(pool: LocalAsker, name: str):  # type: ignore[no-untyped-def]
     spec = pool.catalog.specialist(name)
     return asyncio.run(ask_with_tools(pool, spec, "Claimed 4800 euros.", ToolContext()))
 
 
-def test_the_offered_schema_is_a_tool_call_or_the_final_answer(pool: HostPool) -> None:
+def test_the_offered_schema_is_a_tool_call_or_the_final_answer(pool: LocalAsker) -> None:
     schema = call_schema(pool.catalog.specialist("payer"))
     jsonschema.validate(json.loads(call("1+1")), schema)
     jsonschema.validate({"payout": 3}, schema)
@@ -68,7 +67,7 @@ def test_the_offered_schema_is_a_tool_call_or_the_final_answer(pool: HostPool) -
         jsonschema.validate({"tool": "calculator", "args": {}}, schema)  # arguments must fit
 
 
-def test_the_tool_result_goes_back_and_the_final_answer_comes_out(pool: HostPool) -> None:
+def test_the_tool_result_goes_back_and_the_final_answer_comes_out(pool: LocalAsker) -> None:
     answer = ask(pool, "payer")
     assert answer.output == {"payout": 4550}
     assert answer.tool_calls == (
@@ -77,14 +76,14 @@ def test_the_tool_result_goes_back_and_the_final_answer_comes_out(pool: HostPool
     assert answer.input_tokens > 0 and answer.output_tokens > 2  # both calls counted
 
 
-def test_a_tool_error_goes_back_to_the_model(pool: HostPool) -> None:
+def test_a_tool_error_goes_back_to_the_model(pool: LocalAsker) -> None:
     answer = ask(pool, "careful")
     assert answer.output == {"payout": 0}
     (only,) = answer.tool_calls
     assert "division by zero" in only["result"]["error"]
 
 
-def test_the_loop_is_bounded_by_tool_steps(pool: HostPool) -> None:
+def test_the_loop_is_bounded_by_tool_steps(pool: LocalAsker) -> None:
     with pytest.raises(
         OutputSchemaError, match="no final answer .* after 2 tool calls \\(limit 2\\)"
     ):

@@ -126,12 +126,10 @@ def test_a_side_effect_happens_once_per_run_and_node(tmp_path: Path) -> None:
     assert [m["run_id"] for m in outbox(url)] == ["run-1", "run-2"]
 
 
-@pytest.mark.ray
-@pytest.mark.usefixtures("ray_session")
 def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Path) -> None:
     from orchestrator.catalog import load_catalog
-    from orchestrator.hosting.pool import HostPool
     from orchestrator.runs.runner import Runner
+    from orchestrator.specialists.local import LocalAsker
     from tests.workflow.fixtures import CLAIM_FLOW, scripted_workflow_catalog
 
     agents = scripted_workflow_catalog(tmp_path, amount=300)
@@ -140,7 +138,7 @@ def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Pa
     flow["nodes"][1]["args"] = {"expression": "{fields.amount} / 0"}
     (tmp_path / "graphs" / "claim_div.yaml").write_text(yaml.safe_dump(flow))
     catalog = load_catalog(agents)
-    pool = HostPool(catalog)
+    pool = LocalAsker(catalog)
 
     async def go() -> Any:
         async with Runner(
@@ -153,7 +151,7 @@ def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Pa
             return record, state.values
 
     record, state = asyncio.run(go())
-    pool.shutdown()
+    asyncio.run(pool.aclose())
     assert record.status == "succeeded"
     error = state["tool_error"]
     assert (error["node"], error["tool"]) == ("payout", "calculator")

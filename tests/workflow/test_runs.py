@@ -1,5 +1,6 @@
-"""Runs end to end on both databases: scripted specialists behind real Ray hosts, real LangGraph
-with a durable checkpointer, reviews decided and resumed."""
+"""Runs end to end on both databases: scripted specialists answered in this process (LocalAsker, no
+Ray; `test_examples.py` runs workflows through real Ray hosts), real LangGraph with a durable
+checkpointer, reviews decided and resumed."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ import yaml
 
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import InputError, NotFoundError, OutputSchemaError, RunError
-from orchestrator.hosting.pool import HostPool
 from orchestrator.runs.runner import Runner
+from orchestrator.specialists.local import LocalAsker
 from tests.workflow.fixtures import scripted_workflow_catalog
-
-pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 
 @pytest.fixture
@@ -26,10 +25,10 @@ def catalog(tmp_path: Path) -> Catalog:
 
 
 @pytest.fixture
-def pool(catalog: Catalog) -> Iterator[HostPool]:
-    pool = HostPool(catalog)
+def pool(catalog: Catalog) -> Iterator[LocalAsker]:
+    pool = LocalAsker(catalog)
     yield pool
-    pool.shutdown()
+    asyncio.run(pool.aclose())
 
 
 def calls(tmp_path: Path) -> list[str]:
@@ -37,7 +36,7 @@ def calls(tmp_path: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-def with_runner(catalog: Catalog, pool: HostPool, url: str, body: Any) -> Any:
+def with_runner(catalog: Catalog, pool: LocalAsker, url: str, body: Any) -> Any:
     async def go() -> Any:
         async with Runner(catalog, database_url=url, asker=pool) as runner:
             return await body(runner)
@@ -46,7 +45,7 @@ def with_runner(catalog: Catalog, pool: HostPool, url: str, body: Any) -> Any:
 
 
 def test_small_claim_runs_straight_through(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     small = load_catalog(scripted_workflow_catalog(Path(catalog.root).parent, amount=300))
 
@@ -54,7 +53,7 @@ def test_small_claim_runs_straight_through(
         record = await runner.start("claim", {"claim": "a dent"})
         return record, runner.store.events(record.id), runner.store.reviews(None, record.id)
 
-    record, events, reviews = with_runner(small, HostPool(small), database_url, body)
+    record, events, reviews = with_runner(small, LocalAsker(small), database_url, body)
     assert record.status == "succeeded"
     assert record.output == {
         "fields": {"policy_number": "P-1", "amount": 300},
@@ -68,7 +67,7 @@ def test_small_claim_runs_straight_through(
 
 
 def test_large_claim_waits_for_review_then_approval_finishes_it(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
@@ -90,7 +89,7 @@ def test_large_claim_waits_for_review_then_approval_finishes_it(
 
 
 def test_reject_routes_back_for_rework_with_the_reason(
-    catalog: Catalog, pool: HostPool, database_url: str, tmp_path: Path
+    catalog: Catalog, pool: LocalAsker, database_url: str, tmp_path: Path
 ) -> None:
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
@@ -110,7 +109,7 @@ def test_reject_routes_back_for_rework_with_the_reason(
 
 
 def test_edit_is_checked_against_the_state_schema_then_approves(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
@@ -133,7 +132,7 @@ def test_edit_is_checked_against_the_state_schema_then_approves(
 
 
 def test_two_decisions_on_one_review_exactly_one_wins(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
@@ -161,7 +160,7 @@ def test_two_decisions_on_one_review_exactly_one_wins(
 
 
 def test_parallel_review_gates_in_a_map_resume_one_by_one(
-    catalog: Catalog, pool: HostPool, database_url: str, tmp_path: Path
+    catalog: Catalog, pool: LocalAsker, database_url: str, tmp_path: Path
 ) -> None:
     issues = ["printer broken", "double charge", "refund please"]
 
@@ -196,7 +195,7 @@ def test_parallel_review_gates_in_a_map_resume_one_by_one(
 
 
 def test_plan_runs_its_tasks_concurrently_and_joins_in_order(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     async def body(runner: Runner) -> Any:
         return await runner.start("brief", {"topic": "printers"})
@@ -221,7 +220,7 @@ def test_a_plan_naming_a_specialist_it_may_not_use_fails_before_any_task_runs(
             plan=[{"specialist": "decider", "input": "x"}],
         )
     )
-    pool = HostPool(bad)
+    pool = LocalAsker(bad)
 
     async def body(runner: Runner) -> Any:
         with pytest.raises(
@@ -232,13 +231,13 @@ def test_a_plan_naming_a_specialist_it_may_not_use_fails_before_any_task_runs(
         return runner.store.runs()[0]
 
     record = with_runner(bad, pool, database_url, body)
-    pool.shutdown()
+    asyncio.run(pool.aclose())
     assert record.status == "failed" and "decider" in (record.error or "")
     assert calls(tmp_path) == ["planner"]
 
 
 def test_bad_input_is_refused_and_creates_no_run(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     async def body(runner: Runner) -> Any:
         with pytest.raises(InputError, match="workflow 'claim': claim: '' should be non-empty"):
@@ -253,7 +252,7 @@ def test_bad_input_is_refused_and_creates_no_run(
 
 
 def test_cancel_stops_a_waiting_run_and_its_reviews(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
@@ -271,7 +270,7 @@ def test_cancel_stops_a_waiting_run_and_its_reviews(
 
 
 def test_cancel_also_drops_a_decision_not_yet_applied(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
@@ -296,7 +295,7 @@ def test_cancel_from_elsewhere_stops_a_running_run_after_its_current_step(
     slow = load_catalog(
         scripted_workflow_catalog(tmp_path, delay_s=0.5, call_log=tmp_path / "calls.log")
     )
-    pool = HostPool(slow)
+    pool = LocalAsker(slow)
 
     async def body(runner: Runner) -> Any:
         task = asyncio.ensure_future(runner.start("chain", {"text": "go"}))
@@ -309,14 +308,14 @@ def test_cancel_from_elsewhere_stops_a_running_run_after_its_current_step(
         return record, runner.store.events(run_id)
 
     record, events = with_runner(slow, pool, database_url, body)
-    pool.shutdown()
+    asyncio.run(pool.aclose())
     assert record.status == "cancelled"
     assert len(events) < 4, "the nodes after the cancel did not run"
     assert calls(tmp_path).count("decider") + calls(tmp_path).count("extractor") <= 2
 
 
 def test_a_decision_made_while_another_process_drives_the_run_is_applied_when_it_hands_back(
-    catalog: Catalog, pool: HostPool, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str
 ) -> None:
     import socket
 
@@ -355,7 +354,7 @@ def test_a_node_whose_fixed_answer_is_whole_asks_no_model_and_is_checked(
     flow["name"], decide["fixed"] = "claim-broken", {"decision": "{fields.policy_number}"}
     (root / "graphs" / "claim-broken.yaml").write_text(yaml.safe_dump(flow))
     fixed = load_catalog(agents)
-    pool = HostPool(fixed)
+    pool = LocalAsker(fixed)
 
     async def body(runner: Runner) -> Any:
         ruled = await runner.start("claim", {"claim": "a dent"})
@@ -364,7 +363,7 @@ def test_a_node_whose_fixed_answer_is_whole_asks_no_model_and_is_checked(
         return ruled, runner.store.runs()
 
     ruled, runs = with_runner(fixed, pool, database_url, body)
-    pool.shutdown()
+    asyncio.run(pool.aclose())
     assert ruled.status == "succeeded" and ruled.output["decision"] == {"decision": "deny"}
     assert set(ruled.usage) == {"extractor"}
     assert "decider" not in calls(tmp_path)
