@@ -208,9 +208,8 @@ async def _ask(catalog: Any, name: str, text: str) -> Any:
     try:
         await pool.warm(specialist.model)
         if specialist.corpus:
-            from orchestrator.memory.corpus import Corpora
+            from orchestrator.memory.corpus import Corpora, retrieve_into
             from orchestrator.storage.database import Database
-            from orchestrator.workflow.graph import retrieve_into
 
             corpora = Corpora(catalog.root / "corpora", Database())
             text = await retrieve_into(corpora, specialist.corpus, text)

@@ -7,10 +7,13 @@ chunks by meaning (cosine over MiniLM embeddings, ``dense``, the default), by wo
 or by both fused with reciprocal rank fusion (``hybrid``). On the shipped corpora and their
 labelled queries (``bench/bench_retrieval.py``) hybrid found exactly what dense found (hit@1 12/15,
 hit@3 14/15; BM25 alone 9/15 and 13/15) and costs a BM25 pass per query, so dense is the default.
+``retrieve_into`` is the one way a specialist's input gets its passages: in a workflow node, in
+``cadre ask``, and in the training and eval data of a specialist with a corpus.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
@@ -22,10 +25,12 @@ from typing import Literal
 
 import numpy as np
 
+from orchestrator import telemetry
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.memory.embeddings import Embedder, default_embedder, from_blob, to_blob
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
+from orchestrator.telemetry import gen_ai
 
 Mode = Literal["hybrid", "dense", "bm25"]
 SUFFIXES = (".md", ".txt")
@@ -255,3 +260,20 @@ def cite(passages: list[Passage]) -> str:
     """Passages as a numbered block to add to a prompt, so the answer can cite [n]."""
     lines = [f"[{i}] ({p.source}) {p.text}" for i, p in enumerate(passages, 1)]
     return "Reference passages (cite them as [1], [2], ...):\n" + "\n".join(lines)
+
+
+RETRIEVED_PASSAGES = 3
+
+
+async def retrieve_into(corpora: Corpora, corpus: str, text: str, node_id: str = "") -> str:
+    """The specialist's input with the corpus passages most relevant to it appended, numbered
+    so the answer can cite them; one ``retrieval {corpus}`` span."""
+    attributes = {
+        gen_ai.OPERATION_NAME: gen_ai.RETRIEVAL,
+        "cadre.corpus": corpus,
+        "cadre.node": node_id,
+    }
+    with telemetry.span(f"retrieval {corpus}", attributes) as span:
+        passages = await asyncio.to_thread(corpora.search, corpus, text, RETRIEVED_PASSAGES)
+        span.set_attribute("cadre.retrieval.sources", [p.source for p in passages])
+    return f"{text}\n\n{cite(passages)}" if passages else text

@@ -51,13 +51,10 @@ from orchestrator.runs.store import (
 from orchestrator.specialists.calls import Asker
 from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.telemetry import gen_ai
-from orchestrator.workflow.graph import (
-    INTERNAL_KEYS,
-    TOKEN,
-    compile_workflow,
-    memory_namespace,
-)
+from orchestrator.workflow.graph import compile_workflow
+from orchestrator.workflow.nodes.memory import memory_namespace
 from orchestrator.workflow.spec import WorkflowSpec
+from orchestrator.workflow.state import INTERNAL_KEYS, TOKEN
 from orchestrator.workflow.templates import lookup
 
 T = TypeVar("T")

@@ -95,9 +95,8 @@ def as_served(spec: SpecialistSpec, inputs: Sequence[str], corpora: Path) -> lis
     and eval use this, so an adapter learns, and is scored, on what it will really be given."""
     if not spec.corpus:
         return list(inputs)
-    from orchestrator.memory.corpus import Corpora
+    from orchestrator.memory.corpus import Corpora, retrieve_into
     from orchestrator.storage.database import Database
-    from orchestrator.workflow.graph import retrieve_into
 
     index = Corpora(corpora, Database())
     corpus = spec.corpus

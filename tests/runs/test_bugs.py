@@ -15,7 +15,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.errors import InputError
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
-from orchestrator.workflow import graph
+from orchestrator.workflow.nodes import specialist
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 
@@ -39,7 +39,7 @@ def test_a_bug_in_a_node_fails_the_run_and_stays_its_own_type(
     def broken(template: str, state: dict[str, Any]) -> str:
         return {}["claim"]  # a KeyError, as a bug in rendering would raise
 
-    monkeypatch.setattr(graph, "render", broken)
+    monkeypatch.setattr(specialist, "render", broken)
     error, record = start(tmp_path)
     assert type(error) is KeyError
     assert error.cadre_node == "extract"  # type: ignore[attr-defined]
@@ -53,7 +53,7 @@ def test_a_cadre_error_in_a_node_names_the_node_and_keeps_its_type(
     def refused(template: str, state: dict[str, Any]) -> str:
         raise InputError("the claim is empty")
 
-    monkeypatch.setattr(graph, "render", refused)
+    monkeypatch.setattr(specialist, "render", refused)
     error, record = start(tmp_path)
     assert type(error) is InputError
     assert error.message == "node 'extract': the claim is empty"

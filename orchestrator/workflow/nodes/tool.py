@@ -1,0 +1,54 @@
+"""A tool node: one tool call with rendered arguments, inside an ``execute_tool`` span. A tool's
+failure goes into state (``tool_error``) and to ``on_error`` when the node names one: it is the
+workflow's to handle, not a crash."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.types import Command
+
+from orchestrator import telemetry
+from orchestrator.errors import CadreError
+from orchestrator.telemetry import gen_ai
+from orchestrator.tools import registry
+from orchestrator.tools.runner import call_tool
+from orchestrator.workflow.nodes.base import NodeBuilder, render_arg, target
+from orchestrator.workflow.spec import ToolNode
+
+
+def build(node: ToolNode, b: NodeBuilder) -> None:
+    tool = registry()[node.tool]
+
+    async def run(state: dict[str, Any]) -> Command[str]:
+        args = {name: render_arg(value, state) for name, value in node.args.items()}
+        context = b.tool_context(node.id)
+        attributes = {
+            **b.run_attributes(node.id),
+            gen_ai.OPERATION_NAME: gen_ai.EXECUTE_TOOL,
+            gen_ai.TOOL_NAME: tool.name,
+            gen_ai.TOOL_DESCRIPTION: tool.description,
+        }
+        started = time.perf_counter()
+        error: dict[str, Any] | None = None
+        result: Any = None
+        try:
+            with telemetry.span(f"execute_tool {tool.name}", attributes):
+                result = await call_tool(tool, args, context, node.timeout_s)
+        except CadreError as err:
+            # A tool's failure is the workflow's to handle: into state, not a crash.
+            error = {"node": node.id, "tool": tool.name, "error": err.message}
+        timing = {
+            tool.name: {
+                "calls": 1,
+                "errors": int(error is not None),
+                "time_s": time.perf_counter() - started,
+            }
+        }
+        update = {node.output: result, "tool_error": error, "_tools": timing}
+        then = node.on_error if error and node.on_error else node.next
+        return Command(goto=target(then), update=update)
+
+    ways = {target(node.next)} | ({target(node.on_error)} if node.on_error else set())
+    b.add(node.id, run, destinations=tuple(sorted(ways)))
