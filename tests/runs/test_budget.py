@@ -22,7 +22,7 @@ from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import RunRef, TokenBudget, call_estimate
 from tests.conftest import TelemetryHarness
-from tests.workflow.fixtures import BRIEF_FLOW, LABEL_SCHEMA, scripted_workflow_catalog
+from tests.workflow.fixtures import LABEL_SCHEMA, load_flow, scripted_workflow_catalog
 
 ISSUE = "Issue {index}: {item}"
 TEXT = "my invoice is wrong"
@@ -84,7 +84,7 @@ def flows(budget: int | None) -> list[dict[str, Any]]:
         ],
         **limit,
     }
-    plan = {**BRIEF_FLOW, "name": "plan", **limit}
+    plan = {**load_flow("brief"), "name": "plan", **limit}
     return [fan, pair, {**pair, "name": "pair-free", "budget": None}, plan]
 
 

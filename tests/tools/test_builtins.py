@@ -4,7 +4,6 @@ tool's failure landing in the run's state."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import shutil
 import sqlite3
 import threading
@@ -130,10 +129,10 @@ def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Pa
     from orchestrator.catalog import load_catalog
     from orchestrator.runs.runner import Runner
     from orchestrator.specialists.local import LocalAsker
-    from tests.workflow.fixtures import CLAIM_FLOW, scripted_workflow_catalog
+    from tests.workflow.fixtures import load_flow, scripted_workflow_catalog
 
     agents = scripted_workflow_catalog(tmp_path, amount=300)
-    flow = copy.deepcopy(CLAIM_FLOW)
+    flow = load_flow("claim")
     flow["name"] = "claim_div"
     flow["nodes"][1]["args"] = {"expression": "{fields.amount} / 0"}
     (tmp_path / "graphs" / "claim_div.yaml").write_text(yaml.safe_dump(flow))

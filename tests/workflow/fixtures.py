@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -54,210 +55,16 @@ def _spec(name: str, model: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-CLAIM_FLOW = {
-    "name": "claim",
-    "description": "Extract, compute a payout, review large ones, decide.",
-    "input_schema": {
-        "type": "object",
-        "properties": {"claim": {"type": "string", "minLength": 1}},
-        "required": ["claim"],
-    },
-    "state": {
-        "fields": CLAIM_SCHEMA,
-        "payout": {"type": "number"},
-        "decision": DECISION_SCHEMA,
-    },
-    "output": ["fields", "payout", "decision"],
-    "start": "extract",
-    "nodes": [
-        {
-            "kind": "specialist",
-            "id": "extract",
-            "specialist": "extractor",
-            "input": "{claim}\n{review_feedback}",
-            "output": "fields",
-            "next": "payout",
-        },
-        {
-            "kind": "tool",
-            "id": "payout",
-            "tool": "calculator",
-            "args": {"expression": "max(0, {fields.amount} - 100)"},
-            "output": "payout",
-            "next": "size",
-        },
-        {
-            "kind": "branch",
-            "id": "size",
-            "cases": [
-                {"when": {"key": "fields.amount", "op": "gt", "value": 1000}, "next": "adjuster"}
-            ],
-            "default": "decide",
-        },
-        {
-            "kind": "review",
-            "id": "adjuster",
-            "title": "Large claim: check the extracted fields",
-            "show": ["fields", "payout"],
-            "editable": ["fields"],
-            "next": "decide",
-            "on_reject": "extract",
-        },
-        {
-            "kind": "specialist",
-            "id": "decide",
-            "specialist": "decider",
-            "input": "Claim {fields} payout {payout}",
-            "output": "decision",
-            "next": "end",
-        },
-    ],
-}
+GRAPHS = Path(__file__).parent / "graphs"
+"""The test workflows, written as a user writes them: claim (every kind of step but map and plan,
+a review that can reject), tickets (a map with per-item review), brief (a plan), chain (four
+specialist steps) and memo (memory read and write around a review)."""
 
-TICKETS_FLOW = {
-    "name": "tickets",
-    "description": "Label every issue of a ticket, each reviewed in parallel, then route.",
-    "input_schema": {
-        "type": "object",
-        "properties": {"issues": {"type": "array", "items": {"type": "string"}}},
-        "required": ["issues"],
-    },
-    "state": {"labels": {"type": "array"}, "route": LABEL_SCHEMA},
-    "start": "label",
-    "nodes": [
-        {
-            "kind": "map",
-            "id": "label",
-            "over": "issues",
-            "specialist": "labeller",
-            "input": "Issue {index}: {item}",
-            "review": True,
-            "output": "labels",
-            "join": "route",
-        },
-        {
-            "kind": "branch",
-            "id": "route",
-            "router": "labeller",
-            "input": "{issues}",
-            "route_on": "label",
-            "output": "route",
-            "cases": [{"equals": "billing", "next": "end"}],
-            "default": "end",
-        },
-    ],
-}
 
-BRIEF_FLOW = {
-    "name": "brief",
-    "description": "Plan sub-tasks, run them, summarize.",
-    "input_schema": {
-        "type": "object",
-        "properties": {"topic": {"type": "string"}},
-        "required": ["topic"],
-    },
-    "state": {"findings": {"type": "array"}},
-    "start": "plan",
-    "nodes": [
-        {
-            "kind": "plan",
-            "id": "plan",
-            "planner": "planner",
-            "input": "Plan research on {topic}",
-            "specialists": ["labeller", "extractor"],
-            "output": "findings",
-            "join": "end",
-        }
-    ],
-}
-
-CHAIN_FLOW = {
-    "name": "chain",
-    "description": "Four specialist calls in a row (for crash and resume).",
-    "input_schema": {
-        "type": "object",
-        "properties": {"text": {"type": "string"}},
-        "required": ["text"],
-    },
-    "state": {
-        "first": LABEL_SCHEMA,
-        "fields": CLAIM_SCHEMA,
-        "decision": DECISION_SCHEMA,
-        "last": LABEL_SCHEMA,
-    },
-    "start": "a",
-    "nodes": [
-        {
-            "kind": "specialist",
-            "id": "a",
-            "specialist": "labeller",
-            "input": "{text}",
-            "output": "first",
-            "next": "b",
-        },
-        {
-            "kind": "specialist",
-            "id": "b",
-            "specialist": "extractor",
-            "input": "{first}",
-            "output": "fields",
-            "next": "c",
-        },
-        {
-            "kind": "specialist",
-            "id": "c",
-            "specialist": "decider",
-            "input": "{fields}",
-            "output": "decision",
-            "next": "d",
-        },
-        {
-            "kind": "specialist",
-            "id": "d",
-            "specialist": "labeller",
-            "input": "{decision}",
-            "output": "last",
-            "next": "end",
-        },
-    ],
-}
-
-MEMO_FLOW = {
-    "name": "memo",
-    "description": "Recall what earlier runs learned, have a reviewer approve a fact, remember it.",
-    "remember_runs": True,
-    "input_schema": {
-        "type": "object",
-        "properties": {"fact": {"type": "string"}, "question": {"type": "string"}},
-        "required": ["fact", "question"],
-    },
-    "state": {"recalled": {"type": "array"}, "episodes": {"type": "array"}},
-    "output": ["recalled", "episodes"],
-    "start": "recall",
-    "nodes": [
-        {
-            "kind": "memory",
-            "id": "recall",
-            "op": "read",
-            "query": "{question}",
-            "top_k": 2,
-            "output": "recalled",
-            "next": "history",
-        },
-        {
-            "kind": "memory",
-            "id": "history",
-            "op": "read",
-            "memory": "episodic",
-            "scope": "workflow",
-            "query": "{question}",
-            "output": "episodes",
-            "next": "gate",
-        },
-        {"kind": "review", "id": "gate", "show": ["fact"], "next": "remember", "on_reject": "end"},
-        {"kind": "memory", "id": "remember", "op": "write", "text": "{fact}", "next": "end"},
-    ],
-}
+def load_flow(name: str) -> dict[str, Any]:
+    """A fresh copy of one test workflow, to change in a test."""
+    loaded: dict[str, Any] = yaml.safe_load((GRAPHS / f"{name}.yaml").read_text())
+    return loaded
 
 
 def scripted_workflow_catalog(
@@ -268,7 +75,7 @@ def scripted_workflow_catalog(
     call_log: Path | None = None,
     plan: list[dict[str, str]] | None = None,
 ) -> Path:
-    """Write a scripted catalog (models, specialists) and graphs/ with the three flows."""
+    """Write a scripted catalog (models, specialists) and graphs/ with the test workflows."""
     model = unique("wf")
     plan = plan or [
         {"specialist": "labeller", "input": "label the topic"},
@@ -300,6 +107,6 @@ def scripted_workflow_catalog(
         ],
     )
     (root / "graphs").mkdir(exist_ok=True)
-    for flow in (CLAIM_FLOW, TICKETS_FLOW, BRIEF_FLOW, CHAIN_FLOW, MEMO_FLOW):
-        (root / "graphs" / f"{flow['name']}.yaml").write_text(yaml.safe_dump(flow, sort_keys=False))
+    for graph in GRAPHS.glob("*.yaml"):
+        shutil.copyfile(graph, root / "graphs" / graph.name)
     return root / "agents"

@@ -13,7 +13,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.errors import CatalogError
 from orchestrator.workflow.graph import mermaid
 from tests.conftest import ROOT
-from tests.workflow.fixtures import CLAIM_FLOW, TICKETS_FLOW, scripted_workflow_catalog
+from tests.workflow.fixtures import load_flow, scripted_workflow_catalog
 
 
 def problems_with(tmp_path: Path, flow: dict[str, Any]) -> list[str]:
@@ -46,7 +46,7 @@ def test_shipped_workflows_compile_and_draw() -> None:
 
 
 def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     nodes = flow["nodes"]
     nodes[0]["specialist"] = "extracter"  # unknown specialist
     nodes[1]["tool"] = "abacus"  # unknown tool
@@ -89,7 +89,7 @@ def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_a_cycle_with_no_exit_is_refused(tmp_path: Path) -> None:
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     flow["nodes"][4]["next"] = "extract"  # decide -> extract -> ... never reaches end
     problems = problems_with(tmp_path, flow)
     assert any("node 'decide' has no way out" in p for p in problems), problems
@@ -98,7 +98,7 @@ def test_a_cycle_with_no_exit_is_refused(tmp_path: Path) -> None:
 def test_what_a_node_kind_requires_is_a_shape_error_naming_the_field(tmp_path: Path) -> None:
     """A branch's default, a map's or plan's join and a memory read's query and output are
     required by the specs themselves; a memory node's op picks which fields it takes."""
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     flow["nodes"][2].pop("default")
     flow["nodes"] += [
         {"kind": "map", "id": "each", "over": "fields", "specialist": "decider",
@@ -150,7 +150,7 @@ def test_a_planner_with_the_wrong_schema(tmp_path: Path) -> None:
 
 
 def test_spec_shape_errors_name_the_field(tmp_path: Path) -> None:
-    flow = broken(TICKETS_FLOW)
+    flow = broken(load_flow("tickets"))
     flow["nodes"][0]["kind"] = "loop"
     flow["nodes"][1]["id"] = "Route Me"
     problems = problems_with(tmp_path, flow)
@@ -161,7 +161,7 @@ def test_spec_shape_errors_name_the_field(tmp_path: Path) -> None:
 
 
 def test_output_and_state_keys_must_be_declared(tmp_path: Path) -> None:
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     flow["output"] = ["fields", "verdict"]
     flow["nodes"][0]["output"] = "extracted"
     flow["nodes"][3]["show"] = ["fields", "notes"]
@@ -177,7 +177,7 @@ def test_a_template_naming_a_field_the_specialist_never_answers_is_a_problem(
     tmp_path: Path,
 ) -> None:
     """The key is declared as a bare object: its fields come from the extractor's output schema."""
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     flow["state"]["fields"] = {"type": "object"}
     flow["nodes"][4]["input"] = "Claim {fields.amonut} payout {payout}"
     flow["nodes"][2]["cases"][0]["when"]["key"] = "fields.amount.cents"
@@ -190,14 +190,14 @@ def test_a_template_naming_a_field_the_specialist_never_answers_is_a_problem(
 
 
 def test_branch_values_outside_the_enum_are_problems(tmp_path: Path) -> None:
-    tickets = broken(TICKETS_FLOW)
+    tickets = broken(load_flow("tickets"))
     tickets["nodes"][1]["cases"] = [{"equals": "shipping", "next": "end"}]
     problems = problems_with(tmp_path, tickets)
     assert len(problems) == 1, problems
     assert "nodes.1.cases.0.equals: 'shipping' is never labeller's label" in problems[0]
     assert "'billing', 'technical'" in problems[0]
 
-    claim = broken(CLAIM_FLOW)
+    claim = broken(load_flow("claim"))
     claim["nodes"][2]["cases"].append(
         {
             "when": {"key": "decision.decision", "op": "in", "value": ["pay", "aprove"]},
@@ -210,7 +210,7 @@ def test_branch_values_outside_the_enum_are_problems(tmp_path: Path) -> None:
 
 
 def test_one_typo_in_next_is_one_problem_with_the_node_it_probably_meant(tmp_path: Path) -> None:
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     flow["nodes"][0]["next"] = "payuot"
     problems = problems_with(tmp_path, flow)
     assert len(problems) == 1, problems
@@ -221,7 +221,7 @@ def test_one_typo_in_next_is_one_problem_with_the_node_it_probably_meant(tmp_pat
 
 
 def test_fixed_answer_fields_must_be_fields_and_values_the_specialist_has(tmp_path: Path) -> None:
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     flow["nodes"][4]["fixed"] = {"decision": "aprove", "verdict": "deny", "rationale": "{payuot}"}
     problems = problems_with(tmp_path, flow)
     assert len(problems) == 3, problems
@@ -232,7 +232,7 @@ def test_fixed_answer_fields_must_be_fields_and_values_the_specialist_has(tmp_pa
 
 
 def test_review_desk_fields_are_checked(tmp_path: Path) -> None:
-    flow = broken(CLAIM_FLOW)
+    flow = broken(load_flow("claim"))
     gate = next(n for n in flow["nodes"] if n["id"] == "adjuster")
     gate.update(key_fields=["fields.policy_numbr", "claim"], approvals=9, escalate_after="soon")
     found = problems_with(tmp_path, flow)
