@@ -86,7 +86,7 @@ async def median(engine: object, requests: Sequence[GenerationRequest], together
 
 
 async def main() -> None:
-    from orchestrator.engines.options import VllmOptions
+    from orchestrator.catalog.engine_options import VllmOptions
     from orchestrator.engines.vllm import VllmEngine, cpu_dtype
 
     catalog = load_catalog(ROOT / "agents")

@@ -26,6 +26,7 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import config
+from orchestrator.catalog.engine_options import options_model
 from orchestrator.catalog.specs import (
     ModelSpec,
     NoWeights,
@@ -200,8 +201,6 @@ def validation_problems(file: str, err: ValidationError, prefix: str = "") -> li
 def _check_model(
     model: ModelSpec, source: Path, catalog_models: dict[str, ModelSpec]
 ) -> Iterator[Problem]:
-    from orchestrator.engines import options_model
-
     file = _rel(source)
     try:
         options_model(model.engine).model_validate(model.engine_options)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from orchestrator.catalog.specs import EngineKind, ModelSpec
+from orchestrator.catalog.engine_options import options_model
+from orchestrator.catalog.specs import ModelSpec
 from orchestrator.engines.base import Engine, GenerationRequest, GenerationResult, Message
 
 __all__ = [
@@ -22,21 +21,6 @@ __all__ = [
     "create_engine",
     "options_model",
 ]
-
-
-def options_model(engine: EngineKind) -> type[BaseModel]:
-    """The pydantic model that checks a ModelSpec's ``engine_options`` for this engine."""
-    if engine == "scripted":
-        from orchestrator.engines.scripted import ScriptedOptions
-
-        return ScriptedOptions
-    if engine == "llamacpp":
-        from orchestrator.engines.options import LlamaCppOptions
-
-        return LlamaCppOptions
-    from orchestrator.engines.options import VllmOptions
-
-    return VllmOptions
 
 
 def create_engine(model: ModelSpec, weights_path: Path | None) -> Engine:

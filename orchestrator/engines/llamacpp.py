@@ -27,9 +27,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestrator.catalog.engine_options import LlamaCppOptions
 from orchestrator.engines.base import FinishReason, GenerationRequest, GenerationResult
 from orchestrator.engines.lora_gguf import gguf_adapter
-from orchestrator.engines.options import LlamaCppOptions
 from orchestrator.errors import ContextLengthError, EngineError
 
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")

@@ -16,47 +16,11 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from orchestrator.catalog.specs import Spec
+from orchestrator.catalog.engine_options import ScriptedOptions
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.errors import ContextLengthError
-
-
-class ScriptRule(Spec):
-    """Reply ``reply`` to requests that match every condition given."""
-
-    tag: str | None = Field(default=None, description="Match only this caller (specialist name).")
-    contains: str | None = Field(
-        default=None, description="Match only when the last user message contains this text."
-    )
-    reply: str = Field(description="The text to answer with.")
-
-
-class ScriptedOptions(Spec):
-    """The script and pacing of a scripted engine."""
-
-    rules: tuple[ScriptRule, ...] = Field(default=(), description="Rules tried in order.")
-    delay_s: float = Field(
-        default=0.0, ge=0.0, description="Seconds each request takes, to stand in for a model."
-    )
-    call_log: str | None = Field(
-        default=None,
-        description="Append one line per answered request (its tag) to this file: lets tests "
-        "count calls across processes.",
-    )
-    call_log_format: Literal["tag", "json"] = Field(
-        default="tag",
-        description="One line per call in ``call_log``: its tag alone, or a JSON object with "
-        "the tag and the last user message (lets tests count calls per run).",
-    )
-    exit_process_on: str | None = Field(
-        default=None,
-        description="Kill the whole process (as a segfault would) when a user message "
-        "contains this text: lets tests prove that hosts survive a crashing engine.",
-    )
 
 
 def count_tokens(text: str) -> int:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.catalog.engine_options import VllmOptions
 from orchestrator.engines.base import FinishReason, GenerationRequest, GenerationResult
-from orchestrator.engines.options import VllmOptions
 from orchestrator.errors import ContextLengthError, EngineError, missing_dependency
 
 

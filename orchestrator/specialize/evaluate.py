@@ -149,7 +149,7 @@ def open_engine(model: ModelSpec, weights: Path, adapters: int) -> Any:
             f"model {model.name!r} runs on the {model.engine} engine, which has no weights to "
             "score; eval needs a llamacpp or vllm model"
         )
-    from orchestrator.engines.options import VllmOptions
+    from orchestrator.catalog.engine_options import VllmOptions
     from orchestrator.engines.vllm import VllmEngine, cpu_dtype
 
     options = VllmOptions(dtype=cpu_dtype(), enforce_eager=True, cpu_kvcache_gb=2, **keep)

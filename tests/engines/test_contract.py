@@ -52,7 +52,7 @@ def _llamacpp(request: pytest.FixtureRequest) -> Engine:
 
 
 def _vllm(request: pytest.FixtureRequest) -> Engine:
-    from orchestrator.engines.options import VllmOptions
+    from orchestrator.catalog.engine_options import VllmOptions
     from orchestrator.engines.vllm import VllmEngine
 
     # float32: batched and lone decoding give the same greedy tokens, which the suite checks.

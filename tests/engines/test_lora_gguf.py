@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from orchestrator.catalog import load_catalog
+from orchestrator.catalog.engine_options import LlamaCppOptions
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines import lora_gguf
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.engines.llamacpp import LlamaCppEngine
-from orchestrator.engines.options import LlamaCppOptions
 from orchestrator.errors import EngineError
 from orchestrator.specialists.asking import ask_through
 from orchestrator.specialize.registry import Registry

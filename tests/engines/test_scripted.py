@@ -6,13 +6,9 @@ import json
 import jsonschema
 import pytest
 
+from orchestrator.catalog.engine_options import ScriptedOptions, ScriptRule
 from orchestrator.engines.base import GenerationRequest, Message
-from orchestrator.engines.scripted import (
-    ScriptedEngine,
-    ScriptedOptions,
-    ScriptRule,
-    example_for_schema,
-)
+from orchestrator.engines.scripted import ScriptedEngine, example_for_schema
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ class Driver:
     """One vLLM engine on its own event loop, with two adapters allowed loaded at once."""
 
     def __init__(self, model_dir: Path) -> None:
-        from orchestrator.engines.options import VllmOptions
+        from orchestrator.catalog.engine_options import VllmOptions
         from orchestrator.engines.vllm import VllmEngine
 
         self.runner = asyncio.Runner()

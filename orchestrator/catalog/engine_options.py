@@ -1,13 +1,17 @@
-"""Typed engine options (a ModelSpec's ``engine_options``), kept free of engine imports so the
-catalog can check them without loading llama.cpp or vLLM."""
+"""Typed engine options (a ModelSpec's ``engine_options``), one model per engine.
+
+They live with the catalog, which checks them when it loads a model, and import no engine: the
+engines (``orchestrator/engines/``) take these models, so checking a catalog loads neither
+llama.cpp nor vLLM.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from orchestrator.catalog.specs import Spec
+from orchestrator.catalog.specs import EngineKind, Spec
 
 
 class LlamaCppOptions(Spec):
@@ -63,3 +67,47 @@ class VllmOptions(Spec):
         description="On vLLM's CPU build: GiB of memory for the KV cache "
         "(VLLM_CPU_KVCACHE_SPACE); None keeps vLLM's default.",
     )
+
+
+class ScriptRule(Spec):
+    """Reply ``reply`` to requests that match every condition given."""
+
+    tag: str | None = Field(default=None, description="Match only this caller (specialist name).")
+    contains: str | None = Field(
+        default=None, description="Match only when the last user message contains this text."
+    )
+    reply: str = Field(description="The text to answer with.")
+
+
+class ScriptedOptions(Spec):
+    """The script and pacing of a scripted engine."""
+
+    rules: tuple[ScriptRule, ...] = Field(default=(), description="Rules tried in order.")
+    delay_s: float = Field(
+        default=0.0, ge=0.0, description="Seconds each request takes, to stand in for a model."
+    )
+    call_log: str | None = Field(
+        default=None,
+        description="Append one line per answered request (its tag) to this file: lets tests "
+        "count calls across processes.",
+    )
+    call_log_format: Literal["tag", "json"] = Field(
+        default="tag",
+        description="One line per call in ``call_log``: its tag alone, or a JSON object with "
+        "the tag and the last user message (lets tests count calls per run).",
+    )
+    exit_process_on: str | None = Field(
+        default=None,
+        description="Kill the whole process (as a segfault would) when a user message "
+        "contains this text: lets tests prove that hosts survive a crashing engine.",
+    )
+
+
+def options_model(engine: EngineKind) -> type[BaseModel]:
+    """The pydantic model that checks a ModelSpec's ``engine_options`` for this engine."""
+    models: dict[str, type[BaseModel]] = {
+        "scripted": ScriptedOptions,
+        "llamacpp": LlamaCppOptions,
+        "vllm": VllmOptions,
+    }
+    return models[engine]
