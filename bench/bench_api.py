@@ -38,7 +38,6 @@ from bench_workflow import write_catalog
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
-from orchestrator.catalog import load_catalog
 from orchestrator.cli.serve import run_driver
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
 from orchestrator.hosting.workers import RunWorkers
@@ -46,6 +45,7 @@ from orchestrator.runs.runner import Runner
 from orchestrator.runs.store import RunStore
 from orchestrator.runs.worker import serve_in_thread
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 
 NODES = 3
 

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from orchestrator.catalog import load_catalog
 from orchestrator.engines.base import GenerationRequest, Message
 from orchestrator.engines.scripted import ScriptedEngine
 from orchestrator.hosting.pool import HostPool
 from orchestrator.hosting.runtime import ensure_ray, shutdown_ray
+from orchestrator.workflow.catalog import load_catalog
 
 REQUEST = GenerationRequest(
     messages=(Message("system", "Classify the sentiment."), Message("user", "the parcel was late")),

@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.catalog.weights import prepare_hf  # noqa: E402
 from orchestrator.engines.base import GenerationRequest, Message  # noqa: E402
 from orchestrator.specialize.training import Example, LoraSettings, train_lora  # noqa: E402
+from orchestrator.workflow.catalog import load_catalog  # noqa: E402
 
 ROUNDS = 3
 TICKETS = [

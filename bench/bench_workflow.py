@@ -30,11 +30,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from orchestrator import telemetry
-from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
 from orchestrator.hosting.runtime import ensure_ray, shutdown_ray
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
+from orchestrator.workflow.catalog import load_catalog
 
 SCHEMA = {"type": "object", "properties": {"v": {"type": "string"}}, "required": ["v"]}
 

@@ -88,8 +88,8 @@ def smollm2_path() -> Path:
 def smollm2_hf(smollm2_path: Path) -> Path:
     """SmolLM2 as an HF-format model directory (what vLLM loads), prepared once per checkout
     where `cadre models prepare smollm2-135m` puts it."""
-    from orchestrator.catalog import load_catalog
     from orchestrator.catalog.weights import prepare_hf
+    from orchestrator.workflow.catalog import load_catalog
 
     model = load_catalog(ROOT / "agents").model("smollm2-135m")
     return prepare_hf(model, smollm2_path, ROOT / ".cadre" / "models" / "smollm2-135m").path

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from orchestrator.catalog import load_catalog
 from orchestrator.cli import app
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"

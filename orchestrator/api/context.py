@@ -19,11 +19,11 @@ from orchestrator.api.keys import ApiKey, KeyStore
 from orchestrator.api.long_polls import LongPolls
 from orchestrator.api.rate_limits import RateLimits
 from orchestrator.api.webhooks import Webhooks
-from orchestrator.catalog import Catalog
 from orchestrator.errors import ApiError, NotFoundError
 from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import Catalog
 
 WAIT_POLL_S = 0.05
 """How often the held long polls look at their runs again (one read for all of them)."""

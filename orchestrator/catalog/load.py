@@ -1,4 +1,4 @@
-"""Load the catalog (models and specialists as YAML) and check it whole.
+"""Load the specialist catalog (models and specialists as YAML) and check it whole.
 
 Layout of a catalog folder (``agents/`` by default)::
 
@@ -6,11 +6,10 @@ Layout of a catalog folder (``agents/`` by default)::
     specialists/*.yaml    one SpecialistSpec per file
     corpora/NAME/         documents a specialist may retrieve from
 
-Workflows live beside it, in ``graphs/*.yaml`` (``$CADRE_GRAPHS``, default: the ``graphs`` folder
-next to the catalog folder), one WorkflowSpec per file.
-
-:func:`load_catalog` reports every problem it finds at once, each with its file and field, in one
-:class:`~orchestrator.errors.CatalogError`; nothing starts until the catalog is clean.
+:func:`load_specialists` reports every problem it finds at once, each with its file and field, in
+one :class:`~orchestrator.errors.CatalogError`. The workflows beside the catalog (``graphs/``) and
+the tools its specialists name are checked a room up, by
+:func:`orchestrator.workflow.catalog.load_catalog`, which loads everything a run needs.
 """
 
 from __future__ import annotations
@@ -39,52 +38,32 @@ from orchestrator.catalog.specs import (
 from orchestrator.catalog.weights import models_dir, prepared_path
 from orchestrator.catalog.yaml_files import load_yaml
 from orchestrator.errors import CatalogError, NotFoundError, Problem, clip, schema_message
-from orchestrator.workflow.checks import check_workflow
-from orchestrator.workflow.spec import WorkflowSpec
 
 S = TypeVar("S", bound=BaseModel)
 
 
 @dataclass
-class Catalog:
-    """A checked catalog: models and specialists by name, and the files they came from."""
+class SpecialistCatalog:
+    """A checked specialist catalog: models and specialists by name, and the files they came
+    from. :class:`orchestrator.workflow.catalog.Catalog` adds the workflows."""
 
     root: Path
     models: dict[str, ModelSpec] = field(default_factory=dict)
     specialists: dict[str, SpecialistSpec] = field(default_factory=dict)
-    workflows: dict[str, WorkflowSpec] = field(default_factory=dict)
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
     """(kind, name) -> the YAML file that defined it."""
 
     def model(self, name: str) -> ModelSpec:
         """The model called ``name``, or NotFoundError with the closest names."""
-        return _lookup("model", name, self.models)
+        return lookup("model", name, self.models)
 
     def specialist(self, name: str) -> SpecialistSpec:
         """The specialist called ``name``, or NotFoundError with the closest names."""
-        return _lookup("specialist", name, self.specialists)
-
-    def workflow(self, name: str) -> WorkflowSpec:
-        """The workflow called ``name``, or NotFoundError with the closest names."""
-        return _lookup("workflow", name, self.workflows)
+        return lookup("specialist", name, self.specialists)
 
     def weights_path(self, model: ModelSpec) -> Path | None:
         """Where the model's weights are on this machine (None for the scripted engine)."""
         return _weights_path(model, self.sources.get(("model", model.name), self.root))
-
-    def adapter_path(self, specialist: SpecialistSpec) -> str | None:
-        """The specialist's LoRA adapter as an absolute path, or None: the version live in the
-        adapter registry (`cadre specialists promote`), else the spec's own ``adapter``. Both
-        engines that load weights serve registry versions (PEFT adapters; llama.cpp converts
-        them to GGUF once)."""
-        from orchestrator.specialize.registry import Registry
-
-        model = self.models.get(specialist.model)
-        served = model is not None and model.engine in ("vllm", "llamacpp")
-        live = Registry().live(specialist.name) if served else None
-        if live is not None:
-            return str(live.path.resolve())
-        return self.declared_adapter(specialist)
 
     def declared_adapter(self, specialist: SpecialistSpec) -> str | None:
         """The adapter the spec itself names (``adapter:``, e.g. one shipped in the catalog's
@@ -100,16 +79,20 @@ def default_root() -> Path:
     return config.catalog_root()
 
 
-def default_graphs(root: Path) -> Path:
-    """The workflow folder: $CADRE_GRAPHS, else the graphs/ folder beside the catalog."""
-    return config.graphs_root(root)
+def load_specialists(root: Path | str | None = None) -> SpecialistCatalog:
+    """Load and check every model and specialist under ``root``; raise CatalogError listing all
+    problems."""
+    catalog = SpecialistCatalog(root=checked_root(root))
+    problems = read_specialists(catalog)
+    if problems:
+        raise CatalogError(problems)
+    return catalog
 
 
-def load_catalog(root: Path | str | None = None, graphs: Path | str | None = None) -> Catalog:
-    """Load and check every spec under ``root`` and the workflows in ``graphs``; raise
-    CatalogError listing all problems."""
+def checked_root(root: Path | str | None) -> Path:
+    """The catalog folder (``root``, else :func:`default_root`); CatalogError when it is not a
+    folder."""
     root = Path(root) if root is not None else default_root()
-    graphs = Path(graphs) if graphs is not None else default_graphs(root)
     if not root.is_dir():
         raise CatalogError(
             [
@@ -121,18 +104,24 @@ def load_catalog(root: Path | str | None = None, graphs: Path | str | None = Non
                 )
             ]
         )
-    catalog = Catalog(root=root)
+    return root
+
+
+def read_specialists(catalog: SpecialistCatalog) -> list[Problem]:
+    """Read the models and specialists under ``catalog.root`` into ``catalog``; the problems
+    found, each with its file and field."""
     problems: list[Problem] = []
+    root = catalog.root
     for kind, folder, spec_type, into in (
         ("model", "models", ModelSpec, catalog.models),
         ("specialist", "specialists", SpecialistSpec, catalog.specialists),
     ):
-        for path, spec in _load_folder(root / folder, spec_type, problems):
+        for path, spec in load_folder(root / folder, spec_type, problems):
             name = spec.name  # type: ignore[attr-defined]
             if name in into:
                 first = catalog.sources[(kind, name)]
                 problems.append(
-                    Problem(_rel(path), "name", f"{kind} {name!r} is also defined in {_rel(first)}")
+                    Problem(rel(path), "name", f"{kind} {name!r} is also defined in {rel(first)}")
                 )
                 continue
             into[name] = spec  # type: ignore[assignment]
@@ -141,24 +130,14 @@ def load_catalog(root: Path | str | None = None, graphs: Path | str | None = Non
         problems.extend(_check_model(model, catalog.sources[("model", model.name)], catalog.models))
     for spec in catalog.specialists.values():
         problems.extend(_check_specialist(spec, catalog))
-    for path, workflow in _load_folder(graphs, WorkflowSpec, problems):
-        if workflow.name in catalog.workflows:
-            first = catalog.sources[("workflow", workflow.name)]
-            problems.append(
-                Problem(_rel(path), "name", f"workflow {workflow.name!r} is also in {_rel(first)}")
-            )
-            continue
-        catalog.workflows[workflow.name] = workflow
-        catalog.sources[("workflow", workflow.name)] = path
-        problems.extend(check_workflow(workflow, catalog, _rel(path)))
-    if problems:
-        raise CatalogError(problems)
-    return catalog
+    return problems
 
 
-def _load_folder(
+def load_folder(
     folder: Path, spec_type: type[S], problems: list[Problem]
 ) -> Iterator[tuple[Path, S]]:
+    """Each ``*.yaml`` file in ``folder`` (sorted) validated as ``spec_type``; what does not read
+    or validate goes to ``problems`` instead."""
     if not folder.is_dir():
         return
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
@@ -168,17 +147,17 @@ def _load_folder(
         try:
             yield path, spec_type.model_validate(data)
         except ValidationError as err:
-            problems.extend(validation_problems(_rel(path), err))
+            problems.extend(validation_problems(rel(path), err))
 
 
 def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        data = load_yaml(path, _rel(path))
+        data = load_yaml(path, rel(path))
     except CatalogError as err:
         problems.extend(err.problems)
         return None
     if not isinstance(data, dict):
-        problems.append(Problem(_rel(path), "", "expected a mapping of fields at the top level"))
+        problems.append(Problem(rel(path), "", "expected a mapping of fields at the top level"))
         return None
     return data
 
@@ -201,7 +180,7 @@ def validation_problems(file: str, err: ValidationError, prefix: str = "") -> li
 def _check_model(
     model: ModelSpec, source: Path, catalog_models: dict[str, ModelSpec]
 ) -> Iterator[Problem]:
-    file = _rel(source)
+    file = rel(source)
     try:
         options_model(model.engine).model_validate(model.engine_options)
     except ValidationError as err:
@@ -217,7 +196,7 @@ def _check_model(
         return
     w = model.weights
     if isinstance(w, PreparedWeights) and w.model not in catalog_models:
-        yield Problem(file, "weights.model", _unknown("model", w.model, catalog_models))
+        yield Problem(file, "weights.model", unknown("model", w.model, catalog_models))
         return
     if _weights_path(model, source) is None:
         if isinstance(w, PreparedWeights):
@@ -253,17 +232,11 @@ def _weights_path(model: ModelSpec, source: Path) -> Path | None:
     return path if path.exists() else None
 
 
-def _check_specialist(spec: SpecialistSpec, catalog: Catalog) -> Iterator[Problem]:
-    from orchestrator.tools import registry
-
+def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Iterator[Problem]:
     source = catalog.sources[("specialist", spec.name)]
-    file = _rel(source)
+    file = rel(source)
     if spec.model not in catalog.models:
-        yield Problem(file, "model", _unknown("model", spec.model, catalog.models))
-    tools = registry()
-    for i, tool in enumerate(spec.tools):
-        if tool not in tools:
-            yield Problem(file, f"tools.{i}", _unknown("tool", tool, tools))
+        yield Problem(file, "model", unknown("model", spec.model, catalog.models))
     schema_ok = True
     try:
         jsonschema.Draft202012Validator.check_schema(spec.output_schema)
@@ -306,14 +279,15 @@ def _check_specialist(spec: SpecialistSpec, catalog: Catalog) -> Iterator[Proble
         )
 
 
-def _lookup(kind: str, name: str, known: dict[str, S]) -> S:
+def lookup(kind: str, name: str, known: dict[str, S]) -> S:
+    """``known[name]``, or NotFoundError naming the closest ``kind``."""
     try:
         return known[name]
     except KeyError:
-        raise NotFoundError(_unknown(kind, name, known)) from None
+        raise NotFoundError(unknown(kind, name, known)) from None
 
 
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+def unknown(kind: str, name: str, known: Iterable[str]) -> str:
     names = sorted(known)
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -321,7 +295,9 @@ def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     return f"unknown {kind} {name!r}{hint} (known: {listing})"
 
 
-def _rel(path: Path) -> str:
+def rel(path: Path) -> str:
+    """``path`` relative to the working directory where it is under it (how problems name
+    files)."""
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:

@@ -33,6 +33,6 @@ GraphsOption = Annotated[
 
 def load(catalog: Path | None, graphs: Path | None = None) -> Any:
     """Load and check the catalog and workflows (CatalogError lists every problem)."""
-    from orchestrator.catalog import load_catalog
+    from orchestrator.workflow.catalog import load_catalog
 
     return load_catalog(catalog, graphs)

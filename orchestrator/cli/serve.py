@@ -68,9 +68,10 @@ def serve(
     import uvicorn
 
     from orchestrator.api.app import Settings, create_app
-    from orchestrator.catalog import default_graphs, default_root
+    from orchestrator.catalog import default_root
     from orchestrator.hosting.workers import RunWorkers
     from orchestrator.runs.worker import serve_in_thread
+    from orchestrator.workflow.catalog import default_graphs
 
     loaded = load(catalog, graphs)
     root = (catalog or default_root()).resolve()
@@ -197,9 +198,10 @@ def submit(
     graphs: GraphsOption = None,
 ) -> None:
     """Submit a run as a Ray job (the working directory travels with it)."""
-    from orchestrator.catalog import default_graphs, default_root
+    from orchestrator.catalog import default_root
     from orchestrator.cli.inputs import checked_input
     from orchestrator.hosting import jobs
+    from orchestrator.workflow.catalog import default_graphs
 
     loaded = load(catalog, graphs)
     spec, data = checked_input(loaded, workflow, input)  # refused before it reaches the cluster

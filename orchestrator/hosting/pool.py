@@ -24,7 +24,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from orchestrator import telemetry
-from orchestrator.catalog import Catalog
+from orchestrator.catalog import SpecialistCatalog
 from orchestrator.catalog.specs import ModelSpec, SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import CadreError, EngineError, HostUnavailableError
@@ -48,7 +48,7 @@ class HostPool:
     """Routes specialist calls to model hosts; see the module docstring."""
 
     def __init__(
-        self, catalog: Catalog, *, max_retries: int = 2, retry_delay_s: float = 0.5
+        self, catalog: SpecialistCatalog, *, max_retries: int = 2, retry_delay_s: float = 0.5
     ) -> None:
         self.catalog = catalog
         self.max_retries = max_retries

@@ -13,7 +13,6 @@ from typing import Any
 
 import jsonschema
 
-from orchestrator.catalog import Catalog
 from orchestrator.errors import CadreError, ConflictError, InputError, kind_of, schema_message
 from orchestrator.runs.store import (
     FINISHED,
@@ -22,6 +21,7 @@ from orchestrator.runs.store import (
     check_new_approver,
     not_pending,
 )
+from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.schemas import fields, produced_schemas, sub_schema
 
 PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|0|[1-9][0-9]{0,5}")

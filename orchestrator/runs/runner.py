@@ -34,7 +34,6 @@ from langgraph.types import Command
 from opentelemetry import trace
 
 from orchestrator import config, telemetry
-from orchestrator.catalog import Catalog
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import CadreError, InputError, schema_message
 from orchestrator.runs.budget import token_budget
@@ -51,6 +50,7 @@ from orchestrator.runs.store import (
 from orchestrator.specialists.calls import Asker
 from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.telemetry import gen_ai
+from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.graph import compile_workflow
 from orchestrator.workflow.nodes.memory import memory_namespace
 from orchestrator.workflow.spec import WorkflowSpec

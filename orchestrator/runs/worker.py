@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import config
-from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import CadreError
 from orchestrator.runs.queue import DEFAULT_LEASE_S
 from orchestrator.runs.runner import Runner
+from orchestrator.workflow.catalog import Catalog, load_catalog
 
 DEFAULT_RUNS_AT_ONCE = config.RUNS_PER_WORKER
 log = logging.getLogger(__name__)

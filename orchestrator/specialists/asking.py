@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from orchestrator import telemetry
-from orchestrator.catalog import Catalog
+from orchestrator.catalog import SpecialistCatalog
 from orchestrator.catalog.specs import ModelSpec, SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
 from orchestrator.errors import ContextLengthError, EngineError
+from orchestrator.specialists.adapters import live_adapter
 from orchestrator.specialists.calls import (
     OnText,
     SpecialistAnswer,
@@ -35,7 +36,7 @@ Stream = Callable[[str, GenerationRequest], AsyncIterator[str | GenerationResult
 
 async def ask_through(
     generate: Generate,
-    catalog: Catalog,
+    catalog: SpecialistCatalog,
     specialist: SpecialistSpec,
     text: str,
     history: Sequence[Message] = (),
@@ -45,7 +46,7 @@ async def ask_through(
     """Ask ``specialist`` about ``text`` through ``generate`` (or, with ``on_text``, through
     ``stream``, each piece of text to ``on_text`` as it comes); the answer is checked against
     the specialist's output schema. The registry's live adapter version, if any, answers."""
-    adapter = catalog.adapter_path(specialist)
+    adapter = live_adapter(catalog, specialist)
     request = build_request(specialist, text, adapter, history)
     started = time.perf_counter()
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from orchestrator.catalog import Catalog
+from orchestrator.catalog import SpecialistCatalog
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines import create_engine
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
@@ -21,7 +21,7 @@ from orchestrator.specialists.traced import TracedEngine
 class LocalAsker:
     """Asks specialists through engines it starts in this process, one per model, on first use."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: SpecialistCatalog) -> None:
         self.catalog = catalog
         self.engines: dict[str, TracedEngine] = {}
 

@@ -16,73 +16,17 @@ forced (and the force is recorded); rollback returns to the version live before.
 from __future__ import annotations
 
 import json
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import config
-from orchestrator.errors import ConflictError, InputError, NotFoundError
-
-VERSION = re.compile(r"^v(\d+)$")
+from orchestrator.errors import ConflictError, InputError
+from orchestrator.specialists.adapters import AdapterVersions, Version
 
 
-def adapters_dir() -> Path:
-    """Where adapters live: $CADRE_ADAPTERS_DIR, else .cadre/adapters."""
-    return config.adapters_dir()
-
-
-@dataclass(frozen=True)
-class Version:
-    """One trained adapter version."""
-
-    specialist: str
-    name: str
-    path: Path
-    meta: dict[str, Any]
-
-    @property
-    def number(self) -> int:
-        match = VERSION.match(self.name)
-        return int(match.group(1)) if match else 0
-
-    @property
-    def complete(self) -> bool:
-        """Training finished and the adapter was written."""
-        return (self.path / "adapter_config.json").is_file() and "trained_at" in self.meta
-
-
-class Registry:
-    """Adapter versions for every specialist under one folder."""
-
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else adapters_dir()
-
-    def folder(self, specialist: str) -> Path:
-        return self.root / specialist
-
-    def versions(self, specialist: str) -> list[Version]:
-        """All versions, oldest first (including unfinished ones)."""
-        folder = self.folder(specialist)
-        if not folder.is_dir():
-            return []
-        found = [self._version(specialist, p) for p in folder.iterdir() if VERSION.match(p.name)]
-        return sorted(found, key=lambda v: v.number)
-
-    def version(self, specialist: str, name: str) -> Version:
-        path = self.folder(specialist) / name
-        if not VERSION.match(name) or not path.is_dir():
-            known = ", ".join(v.name for v in self.versions(specialist)) or "none yet"
-            raise NotFoundError(
-                f"specialist {specialist!r} has no adapter version {name!r} (versions: {known})"
-            )
-        return self._version(specialist, path)
-
-    def _version(self, specialist: str, path: Path) -> Version:
-        meta_file = path / "meta.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        return Version(specialist, path.name, path, meta)
+class Registry(AdapterVersions):
+    """Adapter versions for every specialist under one folder: claiming new ones, and which one
+    is live (promotion against eval scores, rollback)."""
 
     def claim(self, specialist: str, meta: dict[str, Any]) -> Version:
         """A new, empty version folder with the next number; never an existing one."""
@@ -108,24 +52,6 @@ class Registry:
     def update_meta(self, version: Version, **changes: Any) -> Version:
         self.write_meta(version.path, {**version.meta, **changes})
         return self._version(version.specialist, version.path)
-
-    # -- live ------------------------------------------------------------------------------
-
-    def _live_file(self, specialist: str) -> Path:
-        return self.folder(specialist) / "live.json"
-
-    def _live_state(self, specialist: str) -> dict[str, Any]:
-        path = self._live_file(specialist)
-        if path.is_file():
-            return dict(json.loads(path.read_text()))
-        return {"live": None, "stack": [], "history": []}
-
-    def live(self, specialist: str) -> Version | None:
-        name = self._live_state(specialist)["live"]
-        return self.version(specialist, name) if name else None
-
-    def history(self, specialist: str) -> list[dict[str, Any]]:
-        return list(self._live_state(specialist)["history"])
 
     def _set_live(
         self, specialist: str, name: str | None, entry: dict[str, Any], stack: list[str]

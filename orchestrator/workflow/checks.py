@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema
 
+from orchestrator.catalog import SpecialistCatalog
 from orchestrator.errors import Problem, schema_message
+from orchestrator.tools import registry
 from orchestrator.workflow.schemas import allowed_values, fields, produced_schemas, sub_schema, walk
 from orchestrator.workflow.spec import (
     END_NODE,
@@ -35,9 +37,6 @@ from orchestrator.workflow.spec import (
 )
 from orchestrator.workflow.templates import placeholders
 
-if TYPE_CHECKING:
-    from orchestrator.catalog import Catalog
-
 
 def successors(node: NodeSpec) -> list[str]:
     """Where control can go after ``node``."""
@@ -52,14 +51,12 @@ def successors(node: NodeSpec) -> list[str]:
     return [node.join]
 
 
-def check_workflow(spec: WorkflowSpec, catalog: Catalog, file: str) -> list[Problem]:
+def check_workflow(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> list[Problem]:
     """Every problem in ``spec`` (empty when it is sound)."""
     return list(_problems(spec, catalog, file))
 
 
-def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Problem]:
-    from orchestrator.tools import registry
-
+def _problems(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> Iterator[Problem]:
     if spec.input_schema.get("type") != "object":
         yield Problem(file, "input_schema", "must be a JSON Schema with type: object")
     for where, schema in [("input_schema", spec.input_schema)] + [
@@ -98,7 +95,12 @@ def _problems(spec: WorkflowSpec, catalog: Catalog, file: str) -> Iterator[Probl
 
 
 def _node_problems(
-    node: NodeSpec, at: str, file: str, state: dict[str, Any], catalog: Catalog, tools: set[str]
+    node: NodeSpec,
+    at: str,
+    file: str,
+    state: dict[str, Any],
+    catalog: SpecialistCatalog,
+    tools: set[str],
 ) -> Iterator[Problem]:
     def known_specialist(name: str | None, field: str) -> Iterator[Problem]:
         if name is not None and name not in catalog.specialists:

@@ -11,6 +11,7 @@ from typing import Any
 
 from langgraph.graph import START, StateGraph
 
+from orchestrator.catalog import SpecialistCatalog
 from orchestrator.specialists.calls import Asker
 from orchestrator.workflow.budget import TokenBudget
 from orchestrator.workflow.nodes import BUILD
@@ -30,7 +31,7 @@ class GraphBuilder(NodeBuilder):
 
 def compile_workflow(
     spec: WorkflowSpec,
-    catalog: Any,
+    catalog: SpecialistCatalog,
     asker: Asker | None = None,
     checkpointer: Any = None,
     store: Any = None,
@@ -43,6 +44,6 @@ def compile_workflow(
     return graph.compile(checkpointer=checkpointer, store=store)
 
 
-def mermaid(spec: WorkflowSpec, catalog: Any) -> str:
+def mermaid(spec: WorkflowSpec, catalog: SpecialistCatalog) -> str:
     """The workflow drawn as a Mermaid flowchart."""
     return str(compile_workflow(spec, catalog).get_graph().draw_mermaid())

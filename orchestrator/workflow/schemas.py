@@ -9,15 +9,15 @@ as empty text in a run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from orchestrator.catalog import SpecialistCatalog
 from orchestrator.workflow.spec import SpecialistNode, WorkflowSpec
 
-if TYPE_CHECKING:
-    from orchestrator.catalog import Catalog
 
-
-def produced_schemas(workflow: WorkflowSpec, catalog: Catalog) -> dict[str, dict[str, Any]]:
+def produced_schemas(
+    workflow: WorkflowSpec, catalog: SpecialistCatalog
+) -> dict[str, dict[str, Any]]:
     """Each state key's schema, as declared and as produced by the specialists that write it."""
     schemas = dict(workflow.state_schemas())
     for node in workflow.nodes:

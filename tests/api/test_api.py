@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
-from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.runs.store import RunStore
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import Catalog, load_catalog
 from tests.catalogs import unique
 from tests.conftest import Receiver
 from tests.workflow.fixtures import scripted_workflow_catalog

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
 from orchestrator.api.rate_limits import RateLimits
-from orchestrator.catalog import load_catalog
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 

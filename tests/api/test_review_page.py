@@ -20,8 +20,8 @@ import yaml
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
-from orchestrator.catalog import load_catalog
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.catalogs import unique
 from tests.conftest import Receiver, _free_port
 from tests.workflow.fixtures import scripted_workflow_catalog

@@ -23,11 +23,11 @@ import uvicorn
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
-from orchestrator.catalog import load_catalog
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import _free_port
 from tests.workflow.fixtures import scripted_workflow_catalog
 

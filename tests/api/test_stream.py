@@ -19,10 +19,10 @@ import uvicorn
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
-from orchestrator.catalog import load_catalog
 from orchestrator.runs.worker import RunDriver, serve_in_thread
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 BIG_CLAIM = {"claim": "Storm damage to the roof, policy P-1"}  # 2500: needs the adjuster

@@ -1,4 +1,6 @@
-"""The shipped catalog loads; every kind of bad spec is reported with its file and field."""
+"""The shipped specialist catalog loads; every kind of bad model or specialist spec is reported
+with its file and field (tools and workflows are checked a room up: tests/workflow/test_catalog.py).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
+from orchestrator.catalog import load_specialists
 from orchestrator.errors import CatalogError, NotFoundError
 from tests.catalogs import scripted_model, specialist, write_catalog
 from tests.conftest import ROOT
 
 
 def test_shipped_catalog_is_clean() -> None:
-    catalog = load_catalog(ROOT / "agents")
+    catalog = load_specialists(ROOT / "agents")
     assert "smollm2-135m" in catalog.models
     assert len(catalog.specialists) >= 9
     assert catalog.weights_path(catalog.model("smollm2-135m")).is_file()
@@ -24,7 +26,7 @@ def test_shipped_catalog_is_clean() -> None:
 
 def problems_of(root: Path) -> list[str]:
     with pytest.raises(CatalogError) as info:
-        load_catalog(root)
+        load_specialists(root)
     return [str(p) for p in info.value.problems]
 
 
@@ -40,14 +42,6 @@ def test_unknown_model_suggests_the_close_one(tmp_path: Path) -> None:
     write_catalog(tmp_path, [scripted_model("echo")], [specialist("s", "ecko")])
     (problem,) = problems_of(tmp_path)
     assert "specialists/s.yaml: model: unknown model 'ecko'; did you mean 'echo'?" in problem
-
-
-def test_unknown_tool(tmp_path: Path) -> None:
-    write_catalog(
-        tmp_path, [scripted_model("m")], [specialist("s", "m", tools=["calculator", "teleport"])]
-    )
-    (problem,) = problems_of(tmp_path)
-    assert "tools.1: unknown tool 'teleport'" in problem
 
 
 def test_output_schema_that_is_not_json_schema(tmp_path: Path) -> None:
@@ -107,30 +101,13 @@ def test_bad_engine_options_and_missing_weights(tmp_path: Path) -> None:
     assert any("models/other.yaml: engine_options.delay: unknown field" in p for p in problems)
 
 
-def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    write_catalog(
-        tmp_path,
-        [scripted_model("m"), scripted_model("m") | {"description": "twin"}],
-        [
-            specialist("a", "nope"),
-            specialist("b", "m", tools=["x"]),
-            specialist("c", "m", corpus="faq"),
-        ],
-    )
-    (tmp_path / "models" / "twin.yaml").write_text((tmp_path / "models" / "m.yaml").read_text())
-    problems = problems_of(tmp_path)
-    assert len(problems) == 4, problems
-    assert any("also defined in" in p for p in problems)
-    assert any("corpus: corpus folder" in p for p in problems)
-
-
 def test_missing_catalog_folder(tmp_path: Path) -> None:
     (problem,) = problems_of(tmp_path / "nowhere")
     assert "catalog folder not found" in problem
 
 
 def test_unknown_specialist_lookup(tmp_path: Path) -> None:
-    catalog = load_catalog(
+    catalog = load_specialists(
         write_catalog(tmp_path, [scripted_model("m")], [specialist("sentiment", "m")])
     )
     with pytest.raises(
@@ -142,8 +119,10 @@ def test_unknown_specialist_lookup(tmp_path: Path) -> None:
 def test_relative_adapter_path_resolves_from_the_spec_file(tmp_path: Path) -> None:
     write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", adapter="s.gguf")])
     (tmp_path / "specialists" / "s.gguf").write_bytes(b"lora")
-    catalog = load_catalog(tmp_path)
-    assert catalog.adapter_path(catalog.specialist("s")) == str(tmp_path / "specialists" / "s.gguf")
+    catalog = load_specialists(tmp_path)
+    assert catalog.declared_adapter(catalog.specialist("s")) == str(
+        tmp_path / "specialists" / "s.gguf"
+    )
 
 
 def prepared_model(name: str, source: str) -> dict[str, object]:
@@ -179,5 +158,5 @@ def test_prepared_weights_name_the_command_that_makes_them(
     (root / "models" / "x.yaml").unlink()
     (models / "source").mkdir(parents=True)
     (models / "source" / "config.json").write_text("{}")
-    catalog = load_catalog(root)
+    catalog = load_specialists(root)
     assert catalog.weights_path(catalog.model("on-vllm")) == models / "source"

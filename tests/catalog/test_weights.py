@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.catalog.specs import ModelSpec
 from orchestrator.catalog.weights import prepare_hf
 from orchestrator.errors import InputError
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.runs.store import RunStore
 from orchestrator.runs.worker import RunDriver, serve_in_thread
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import CADRE, ROOT
 from tests.workflow.fixtures import scripted_workflow_catalog
 

@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.catalog.engine_options import LlamaCppOptions
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines import lora_gguf
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.engines.llamacpp import LlamaCppEngine
 from orchestrator.errors import EngineError
+from orchestrator.specialists.adapters import live_adapter
 from orchestrator.specialists.asking import ask_through
 from orchestrator.specialize.registry import Registry
+from orchestrator.workflow.catalog import load_catalog
 from tests.adapters import PROBE, fruit_specialist
 
 pytestmark = pytest.mark.model
@@ -273,7 +274,7 @@ def test_promote_and_rollback_take_effect_on_a_running_engine(
 
     assert "banana" not in reply().lower()
     registry.promote("fruit", "v1", "exact_match", by="test", force=True)
-    assert catalog.adapter_path(SPEC) == str(version.path.resolve())
+    assert live_adapter(catalog, SPEC) == str(version.path.resolve())
     assert "banana" in reply().lower()
     registry.rollback("fruit", by="test")
     assert "banana" not in reply().lower()

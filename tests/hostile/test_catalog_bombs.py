@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.catalog.yaml_files import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_yaml
 from orchestrator.errors import CatalogError
+from orchestrator.workflow.catalog import load_catalog
 from tests.catalogs import scripted_model, specialist, write_catalog
 from tests.conftest import CADRE, ROOT
 from tests.hostile.bombs import alias_chain, defs_bomb, enum_bomb, workflow_bomb

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
-from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import InputError
 from orchestrator.runs.reviews import edit_update, state_schemas
 from orchestrator.runs.store import ReviewId, ReviewRecord, RunId, RunStore
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import Catalog, load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 FIELDS = {"policy_number": "P-1", "amount": 2500}

@@ -24,10 +24,10 @@ from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
 from orchestrator.api.webhook_targets import ALLOW_ENV
 from orchestrator.api.webhooks import ATTEMPTS, BACKOFF_S, NO_ANSWER, Webhooks
-from orchestrator.catalog import load_catalog
 from orchestrator.errors import InputError
 from orchestrator.runs.store import RunStore
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT
 from tests.workflow.fixtures import scripted_workflow_catalog
 

@@ -124,8 +124,8 @@ class NoModels:
 
 async def drive(folder: Path, database_url: str, workflow: str, data: Any) -> Any:
     """Start a run and drive it to its end (in this process)."""
-    from orchestrator.catalog import load_catalog
     from orchestrator.runs.runner import Runner
+    from orchestrator.workflow.catalog import load_catalog
 
     agents, graphs = folder / "agents", folder / "graphs"
     catalog = load_catalog(agents, graphs)
@@ -137,8 +137,8 @@ async def drive(folder: Path, database_url: str, workflow: str, data: Any) -> An
 
 async def resume(folder: Path, database_url: str, run_id: str) -> Any:
     """Resume a run from its last checkpoint (in this process)."""
-    from orchestrator.catalog import load_catalog
     from orchestrator.runs.runner import Runner
+    from orchestrator.workflow.catalog import load_catalog
 
     catalog = load_catalog(folder / "agents", folder / "graphs")
     async with Runner(catalog, database_url=database_url, asker=NoModels()) as runner:

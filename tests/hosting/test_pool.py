@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import ray
 
-from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import ContextLengthError, HostUnavailableError
 from orchestrator.hosting.host import MAX_RESTARTS
 from orchestrator.hosting.pool import HostPool
+from orchestrator.workflow.catalog import Catalog, load_catalog
 from tests.catalogs import scripted_model, specialist, unique, write_catalog
 from tests.conftest import ROOT
 

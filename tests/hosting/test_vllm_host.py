@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
 from orchestrator.specialists.calls import SpecialistAnswer
+from orchestrator.workflow.catalog import load_catalog
 from tests.adapters import PROBE, fruit_specialist
 from tests.catalogs import unique, write_catalog
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.catalog import load_catalog
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.memory.corpus import Corpora, chunk_text
 from orchestrator.memory.embeddings import default_embedder
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT, TelemetryHarness
 from tests.memory.fakes import WordEmbedder
 from tests.workflow.fixtures import scripted_workflow_catalog

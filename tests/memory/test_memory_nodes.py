@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from orchestrator.catalog import load_catalog
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
+from orchestrator.workflow.catalog import load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import BudgetExceeded
 from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.runner import Runner
@@ -21,6 +20,7 @@ from orchestrator.runs.store import RunStore
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import RunRef, TokenBudget, call_estimate
+from orchestrator.workflow.catalog import Catalog, load_catalog
 from tests.conftest import TelemetryHarness
 from tests.workflow.fixtures import LABEL_SCHEMA, load_flow, scripted_workflow_catalog
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.errors import InputError
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
+from orchestrator.workflow.catalog import load_catalog
 from orchestrator.workflow.nodes import specialist
 from tests.workflow.fixtures import scripted_workflow_catalog
 

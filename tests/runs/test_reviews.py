@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from orchestrator.api.webhooks import Escalator, Webhooks
-from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import ConflictError
 from orchestrator.runs.reviews import review_warnings
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.views import WebhookEvent
 from orchestrator.specialists.local import LocalAsker
+from orchestrator.workflow.catalog import Catalog, load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 

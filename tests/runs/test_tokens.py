@@ -12,10 +12,10 @@ from typing import Any
 
 import yaml
 
-from orchestrator.catalog import load_catalog
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.stream import pending
 from orchestrator.specialists.local import LocalAsker
+from orchestrator.workflow.catalog import load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.catalog import load_catalog
 from orchestrator.cli.serve import run_driver
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.store import FINISHED, RunStore
 from orchestrator.runs.worker import serve_in_thread
 from orchestrator.storage.database import Database
+from orchestrator.workflow.catalog import load_catalog
 from tests.catalogs import scripted_model, unique, write_catalog
 from tests.workflow.fixtures import LABEL_SCHEMA
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.errors import OutputSchemaError
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.specialists.tool_loop import ask_with_tools, call_schema
 from orchestrator.tools import ToolContext
+from orchestrator.workflow.catalog import load_catalog
 from tests.catalogs import scripted_model, specialist, unique, write_catalog
 
 ANSWER = {

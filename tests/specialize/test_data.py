@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.errors import DataError
 from orchestrator.specialize.data import data_hash, load_examples
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT
 
 CATALOG = load_catalog(ROOT / "agents")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.catalog.engine_options import ScriptedOptions, ScriptRule
 from orchestrator.catalog.specs import EvaluationSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult
@@ -19,6 +18,7 @@ from orchestrator.engines.scripted import ScriptedEngine
 from orchestrator.specialize.data import Labeled, as_served
 from orchestrator.specialize.evaluate import conditions, run
 from orchestrator.specialize.metrics import majority
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT
 
 CATALOG = load_catalog(ROOT / "agents")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.engines import lora_gguf
 from orchestrator.specialize.data import data_hash
 from orchestrator.specialize.shipped import WEIGHTS, recipes, ship
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT
 
 ADAPTERS = ROOT / "agents" / "adapters"

@@ -26,11 +26,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from orchestrator import telemetry
-from orchestrator.catalog import load_catalog
 from orchestrator.errors import OutputSchemaError
 from orchestrator.hosting.pool import HostPool
 from orchestrator.runs.runner import Runner
 from orchestrator.telemetry.traces import load_tree, trace_id_of
+from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT, TelemetryHarness
 from tests.workflow.fixtures import scripted_workflow_catalog
 

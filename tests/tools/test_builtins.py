@@ -126,9 +126,9 @@ def test_a_side_effect_happens_once_per_run_and_node(tmp_path: Path) -> None:
 
 
 def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Path) -> None:
-    from orchestrator.catalog import load_catalog
     from orchestrator.runs.runner import Runner
     from orchestrator.specialists.local import LocalAsker
+    from orchestrator.workflow.catalog import load_catalog
     from tests.workflow.fixtures import load_flow, scripted_workflow_catalog
 
     agents = scripted_workflow_catalog(tmp_path, amount=300)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.catalog import load_catalog
 from orchestrator.errors import CatalogError
+from orchestrator.workflow.catalog import load_catalog
 from orchestrator.workflow.graph import mermaid
 from tests.conftest import ROOT
 from tests.workflow.fixtures import load_flow, scripted_workflow_catalog

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.catalog import load_catalog
 from orchestrator.hosting.pool import HostPool
 from orchestrator.runs.runner import Runner
 from orchestrator.tools.builtins import outbox
+from orchestrator.workflow.catalog import load_catalog
 from tests.catalogs import unique
 from tests.conftest import ROOT
 

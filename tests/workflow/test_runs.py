@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import InputError, NotFoundError, OutputSchemaError, RunError
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
+from orchestrator.workflow.catalog import Catalog, load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 

@@ -19,6 +19,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, StateGraph
 
 from orchestrator import telemetry
+from orchestrator.catalog import SpecialistCatalog
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import BudgetExceeded, CadreError, RunError
@@ -97,7 +98,7 @@ class NodeBuilder:
     def __init__(
         self,
         spec: WorkflowSpec,
-        catalog: Any,
+        catalog: SpecialistCatalog,
         asker: Asker | None,
         corpora: Any = None,
         budget: TokenBudget | None = None,

@@ -1,0 +1,103 @@
+"""The whole catalog: the specialist catalog, the tools its specialists name, and the workflows
+beside it, checked together with every problem reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.catalog import load_specialists
+from orchestrator.errors import CatalogError
+from orchestrator.workflow.catalog import load_catalog
+from tests.catalogs import scripted_model, specialist, write_catalog
+from tests.conftest import ROOT
+
+FLOW = {
+    "name": "sentiment",
+    "description": "One specialist call.",
+    "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+    "state": {"verdict": {"type": "object"}},
+    "start": "classify",
+    "nodes": [
+        {
+            "kind": "specialist",
+            "id": "classify",
+            "specialist": "s",
+            "input": "{text}",
+            "output": "verdict",
+            "next": "end",
+        },
+    ],
+}
+
+
+def problems_of(root: Path, graphs: Path | None = None) -> list[str]:
+    with pytest.raises(CatalogError) as info:
+        load_catalog(root, graphs)
+    return [str(p) for p in info.value.problems]
+
+
+def write_flows(folder: Path, **flows: dict[str, object]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, flow in flows.items():
+        (folder / f"{file}.yaml").write_text(yaml.safe_dump(flow))
+    return folder
+
+
+def test_the_shipped_catalog_and_workflows_load_clean() -> None:
+    catalog = load_catalog(ROOT / "agents", ROOT / "graphs")
+    assert catalog.workflows and catalog.specialists
+    for name, workflow in catalog.workflows.items():
+        assert catalog.workflow(name) is workflow
+        assert catalog.sources[("workflow", name)].parent == ROOT / "graphs"
+
+
+def test_unknown_tool(tmp_path: Path) -> None:
+    write_catalog(
+        tmp_path, [scripted_model("m")], [specialist("s", "m", tools=["calculator", "teleport"])]
+    )
+    (problem,) = problems_of(tmp_path)
+    assert "specialists/s.yaml: tools.1: unknown tool 'teleport'" in problem
+
+
+def test_the_specialist_catalog_alone_does_not_look_at_tools_or_workflows(tmp_path: Path) -> None:
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", tools=["teleport"])])
+    write_flows(tmp_path.parent / "graphs", broken={"name": "broken"})
+    assert set(load_specialists(tmp_path).specialists) == {"s"}
+    problems = problems_of(tmp_path, tmp_path.parent / "graphs")
+    assert any("unknown tool 'teleport'" in p for p in problems)
+    assert any("graphs/broken.yaml" in p for p in problems)
+
+
+def test_a_workflow_defined_twice_names_both_files(tmp_path: Path) -> None:
+    write_catalog(tmp_path / "agents", [scripted_model("m")], [specialist("s", "m")])
+    graphs = write_flows(tmp_path / "graphs", a=FLOW, b=FLOW)
+    (problem,) = problems_of(tmp_path / "agents", graphs)
+    assert "b.yaml: name: workflow 'sentiment' is also in" in problem and "a.yaml" in problem
+    (graphs / "b.yaml").unlink()
+    assert load_catalog(tmp_path / "agents", graphs).workflow("sentiment").start == "classify"
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    write_catalog(
+        tmp_path / "agents",
+        [scripted_model("m"), scripted_model("m") | {"description": "twin"}],
+        [
+            specialist("a", "nope"),
+            specialist("b", "m", tools=["x"]),
+            specialist("c", "m", corpus="faq"),
+        ],
+    )
+    models = tmp_path / "agents" / "models"
+    (models / "twin.yaml").write_text((models / "m.yaml").read_text())
+    flow = FLOW | {"start": "nowhere", "nodes": [FLOW["nodes"][0] | {"specialist": "b"}]}
+    problems = problems_of(tmp_path / "agents", write_flows(tmp_path / "graphs", flow=flow))
+    assert len(problems) == 6, problems
+    assert any("also defined in" in p for p in problems)
+    assert any("model: unknown model 'nope'" in p for p in problems)
+    assert any("unknown tool 'x'" in p for p in problems)
+    assert any("corpus: corpus folder" in p for p in problems)
+    assert any("graphs/flow.yaml: start" in p and "nowhere" in p for p in problems)
+    assert any("graphs/flow.yaml" in p and "never reached" in p for p in problems)
