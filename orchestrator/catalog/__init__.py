@@ -11,6 +11,6 @@ The workflows beside the catalog are a room up: :mod:`orchestrator.workflow.cata
 specialist catalog and the workflows together (``load_catalog``).
 """
 
-from orchestrator.catalog.load import SpecialistCatalog, default_root, load_specialists
+from orchestrator.catalog.load import SpecialistCatalog, load_specialists
 
-__all__ = ["SpecialistCatalog", "default_root", "load_specialists"]
+__all__ = ["SpecialistCatalog", "load_specialists"]

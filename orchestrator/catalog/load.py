@@ -35,7 +35,7 @@ from orchestrator.catalog.specs import (
     SpecialistSpec,
     resolve_relative,
 )
-from orchestrator.catalog.weights import models_dir, prepared_path
+from orchestrator.catalog.weights import prepared_path
 from orchestrator.catalog.yaml_files import load_yaml
 from orchestrator.errors import CatalogError, NotFoundError, Problem, clip, schema_message
 
@@ -74,11 +74,6 @@ class SpecialistCatalog:
         return str(resolve_relative(source, specialist.adapter))
 
 
-def default_root() -> Path:
-    """The catalog folder: $CADRE_CATALOG, else ./agents."""
-    return config.catalog_root()
-
-
 def load_specialists(root: Path | str | None = None) -> SpecialistCatalog:
     """Load and check every model and specialist under ``root``; raise CatalogError listing all
     problems."""
@@ -90,9 +85,9 @@ def load_specialists(root: Path | str | None = None) -> SpecialistCatalog:
 
 
 def checked_root(root: Path | str | None) -> Path:
-    """The catalog folder (``root``, else :func:`default_root`); CatalogError when it is not a
-    folder."""
-    root = Path(root) if root is not None else default_root()
+    """The catalog folder (``root``, else $CADRE_CATALOG or ./agents); CatalogError when it is not
+    a folder."""
+    root = Path(root) if root is not None else config.catalog_root()
     if not root.is_dir():
         raise CatalogError(
             [
@@ -202,7 +197,7 @@ def _check_model(
         if isinstance(w, PreparedWeights):
             hint = (
                 f"model {w.model!r} is not prepared yet; run `cadre models prepare {w.model}` "
-                f"(it writes {models_dir() / w.model})"
+                f"(it writes {config.models_dir() / w.model})"
             )
         elif isinstance(w, PackageWeights):
             hint = f"package {w.package!r} is not installed, or has no file {w.file!r}"

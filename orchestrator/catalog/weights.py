@@ -20,14 +20,9 @@ from orchestrator.catalog.specs import ModelSpec
 from orchestrator.errors import InputError, missing_dependency
 
 
-def models_dir() -> Path:
-    """Where prepared models live: $CADRE_MODELS_DIR, else .cadre/models."""
-    return config.models_dir()
-
-
 def prepared_path(name: str) -> Path | None:
     """The prepared HF directory of catalog model ``name``, or None if it is not prepared."""
-    path = models_dir() / name
+    path = config.models_dir() / name
     return path if (path / "config.json").is_file() else None
 
 
@@ -43,7 +38,7 @@ class Prepared:
 def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) -> Prepared:
     """An HF-format directory for ``model`` (a GGUF file), made once and reused."""
     started = time.perf_counter()
-    target = Path(out) if out else models_dir() / model.name
+    target = Path(out) if out else config.models_dir() / model.name
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return Prepared(target, False, time.perf_counter() - started)
     if weights is None or weights.suffix != ".gguf":
@@ -62,10 +57,10 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
         str(weights.parent), gguf_file=weights.name, dtype=torch.float32
     )
     tokenizer = AutoTokenizer.from_pretrained(str(weights.parent), gguf_file=weights.name)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        delattr(config, "quantization_config")
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
+    hf_config = loaded.config
+    if hasattr(hf_config, "quantization_config"):
+        delattr(hf_config, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     plain.load_state_dict(loaded.state_dict(), strict=True)
     # Written beside the target and moved in whole: an interrupted prepare leaves no half model.
     partial = target.with_name(target.name + ".partial")

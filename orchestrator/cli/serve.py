@@ -31,9 +31,7 @@ def register(app: typer.Typer) -> None:
 
 def absolute_database_url(url: str | None = None) -> str:
     """The run database URL with a SQLite path made absolute (workers run elsewhere)."""
-    from orchestrator.storage.database import database_url
-
-    url = url or database_url()
+    url = url or config.database_url()
     if url.startswith("sqlite:///"):
         return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
     return url
@@ -68,14 +66,12 @@ def serve(
     import uvicorn
 
     from orchestrator.api.app import Settings, create_app
-    from orchestrator.catalog import default_root
     from orchestrator.hosting.workers import RunWorkers
     from orchestrator.runs.worker import serve_in_thread
-    from orchestrator.workflow.catalog import default_graphs
 
     loaded = load(catalog, graphs)
-    root = (catalog or default_root()).resolve()
-    graphs_root = (graphs or default_graphs(root)).resolve()
+    root = (catalog or config.catalog_root()).resolve()
+    graphs_root = (graphs or config.graphs_root(root)).resolve()
     url = absolute_database_url()
     pool = RunWorkers(
         run_driver(root, graphs_root, url, runs_at_once=runs_per_worker, lease_s=lease),
@@ -198,21 +194,19 @@ def submit(
     graphs: GraphsOption = None,
 ) -> None:
     """Submit a run as a Ray job (the working directory travels with it)."""
-    from orchestrator.catalog import default_root
     from orchestrator.cli.inputs import checked_input
     from orchestrator.hosting import jobs
-    from orchestrator.workflow.catalog import default_graphs
 
     loaded = load(catalog, graphs)
     spec, data = checked_input(loaded, workflow, input)  # refused before it reaches the cluster
-    root = catalog or default_root()
+    root = catalog or config.catalog_root()
     submitted = jobs.submit_run(
         address,
         spec.name,
         data,
         Path.cwd(),
         root,
-        graphs or default_graphs(root),
+        graphs or config.graphs_root(root),
         absolute_database_url(),
     )
     out.print(f"submitted job {submitted.job_id} to {address}")

@@ -25,11 +25,6 @@ from orchestrator.errors import NotFoundError
 VERSION = re.compile(r"^v(\d+)$")
 
 
-def adapters_dir() -> Path:
-    """Where adapters live: $CADRE_ADAPTERS_DIR, else .cadre/adapters."""
-    return config.adapters_dir()
-
-
 @dataclass(frozen=True)
 class Version:
     """One trained adapter version."""
@@ -54,7 +49,7 @@ class AdapterVersions:
     """Adapter versions for every specialist under one folder, and which one is live."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else adapters_dir()
+        self.root = Path(root) if root is not None else config.adapters_dir()
 
     def folder(self, specialist: str) -> Path:
         return self.root / specialist

@@ -28,11 +28,6 @@ POSTGRES_POOL = 8
 """Checkpointer connections one driver may open on Postgres."""
 
 
-def database_url() -> str:
-    """$CADRE_DATABASE_URL, else the SQLite file under .cadre/ in the working directory."""
-    return config.database_url()
-
-
 def _is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
@@ -69,7 +64,7 @@ class Database:
     """A connection to the run database, with ``?`` placeholders on both backends."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or database_url()
+        self.url = url or config.database_url()
         self.postgres = _is_postgres(self.url)
         # One connection, used from several threads (API handlers, run workers): one at a time.
         self._lock = threading.Lock()
@@ -174,7 +169,7 @@ def use_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
 @asynccontextmanager
 async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """LangGraph's async checkpointer on the run database, set up and ready."""
-    url = url or database_url()
+    url = url or config.database_url()
     if _is_postgres(url):
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row

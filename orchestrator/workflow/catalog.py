@@ -38,16 +38,11 @@ class Catalog(SpecialistCatalog):
         return lookup("workflow", name, self.workflows)
 
 
-def default_graphs(root: Path) -> Path:
-    """The workflow folder: $CADRE_GRAPHS, else the graphs/ folder beside the catalog."""
-    return config.graphs_root(root)
-
-
 def load_catalog(root: Path | str | None = None, graphs: Path | str | None = None) -> Catalog:
     """Load and check every spec under ``root`` and the workflows in ``graphs``; raise
     CatalogError listing all problems."""
     catalog = Catalog(root=checked_root(root))
-    graphs = Path(graphs) if graphs is not None else default_graphs(catalog.root)
+    graphs = Path(graphs) if graphs is not None else config.graphs_root(catalog.root)
     problems = read_specialists(catalog)
     problems.extend(_check_tools(catalog))
     for path, workflow in load_folder(graphs, WorkflowSpec, problems):
