@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast, get_args
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.common import CatalogOption, load, out
+
+if TYPE_CHECKING:
+    from orchestrator.memory.corpus import Corpora
 
 corpus_app = typer.Typer(
     help="Index and search the document corpora specialists retrieve from.", no_args_is_help=True
@@ -21,7 +25,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(memory_app, name="memory")
 
 
-def _corpora(catalog: Any) -> Any:
+def _corpora(catalog: Path | None) -> Corpora:
     from orchestrator.memory.corpus import Corpora
     from orchestrator.storage.database import Database
 
@@ -54,10 +58,12 @@ def corpus_search(
 ) -> None:
     """The passages of a corpus that best match a query, with their sources."""
     from orchestrator.errors import InputError
+    from orchestrator.memory.corpus import Mode
 
-    if mode not in ("hybrid", "dense", "bm25"):
+    if mode not in get_args(Mode):
         raise InputError(f"--mode {mode!r}: use dense, bm25 or hybrid")
-    for i, passage in enumerate(_corpora(catalog).search(name, query, k, mode), 1):
+    found = _corpora(catalog).search(name, query, k, cast(Mode, mode))
+    for i, passage in enumerate(found, 1):
         out.print(f"[bold][{i}] {passage.source}[/bold]  [dim]score {passage.score}[/dim]")
         out.print(escape(passage.text) + "\n")
 

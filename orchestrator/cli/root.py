@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -22,6 +22,9 @@ from orchestrator import __version__
 from orchestrator.catalog.specs import ModelSpec
 from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.errors import CadreError, InputError
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import SpecialistCatalog
 
 app = typer.Typer(
     name="cadre",
@@ -199,7 +202,7 @@ def ask(
     )
 
 
-async def _ask(catalog: Any, name: str, text: str) -> Any:
+async def _ask(catalog: SpecialistCatalog, name: str, text: str) -> Any:
     from orchestrator.hosting.pool import HostPool
 
     pool = HostPool(catalog)

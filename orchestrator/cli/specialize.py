@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchestrator import config
 from orchestrator.cli.common import CatalogOption, load, out
 from orchestrator.errors import InputError
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import SpecialistCatalog
 
 
 def register(app: typer.Typer, specialists_app: typer.Typer) -> None:
@@ -22,7 +25,7 @@ def register(app: typer.Typer, specialists_app: typer.Typer) -> None:
     specialists_app.command("versions")(versions_list)
 
 
-def base_directory(catalog: Any, model_name: str) -> Path:
+def base_directory(catalog: SpecialistCatalog, model_name: str) -> Path:
     """The HF-format directory a specialist's base model trains from (a packaged GGUF is
     prepared once, as `cadre models prepare` does)."""
     from orchestrator.catalog.weights import prepare_hf, prepared_path
