@@ -29,6 +29,7 @@ from orchestrator import telemetry
 from orchestrator.errors import OutputSchemaError
 from orchestrator.hosting.pool import HostPool
 from orchestrator.runs.runner import Runner
+from orchestrator.specialists.local import LocalAsker
 from orchestrator.telemetry.traces import load_tree, trace_id_of
 from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT, TelemetryHarness
@@ -143,26 +144,24 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     assert decider and named(decider[0].children, "chat " + chat.name.split(" ", 1)[1])
 
 
-@pytest.mark.ray
-@pytest.mark.usefixtures("ray_session")
 def test_failures_carry_error_type_and_metrics_are_emitted(
     tmp_path: Path, telemetry_session: TelemetryHarness
 ) -> None:
     bad = load_catalog(
         scripted_workflow_catalog(tmp_path, plan=[{"specialist": "decider", "input": "x"}])
     )
-    pool = HostPool(bad)
+    asker = LocalAsker(bad)
 
     async def go() -> str:
         async with Runner(
-            bad, database_url=f"sqlite:///{tmp_path / 'runs.db'}", asker=pool
+            bad, database_url=f"sqlite:///{tmp_path / 'runs.db'}", asker=asker
         ) as runner:
             with pytest.raises(OutputSchemaError):
                 await runner.start("brief", {"topic": "printers"})
+            await asker.aclose()
             return runner.store.runs()[0].id
 
     run_id = asyncio.run(go())
-    pool.shutdown()
     mine = [
         s
         for s in telemetry_session.spans.get_finished_spans()
