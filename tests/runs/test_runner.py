@@ -1,6 +1,6 @@
-"""Runs end to end on both databases: scripted specialists answered in this process (LocalAsker, no
-Ray; `test_examples.py` runs workflows through real Ray hosts), real LangGraph with a durable
-checkpointer, reviews decided and resumed."""
+"""The runner drives runs end to end on both databases: scripted specialists answered in this
+process (LocalAsker, no Ray; `tests/workflow/test_examples.py` runs workflows through real Ray
+hosts), real LangGraph with a durable checkpointer, reviews decided and resumed."""
 
 from __future__ import annotations
 
