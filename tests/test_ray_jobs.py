@@ -200,6 +200,10 @@ def workers(prefix, resources):
 def node_of(pool):
     return pool.stats()[0]["node_id"]
 
+def node_offering(resource):
+    (node,) = [n["NodeID"] for n in ray.nodes() if n["Alive"] and resource in n["Resources"]]
+    return node
+
 def wait(check, what):
     deadline = time.monotonic() + 120
     while not check():
@@ -207,12 +211,13 @@ def wait(check, what):
         time.sleep(0.2)
 
 tag = uuid.uuid4().hex[:6]  # detached actors outlive this script: names of their own
+far_node = node_offering(resource)  # the only node the far worker can be placed on
 far = workers(f"far-{tag}", {resource: 0.01})
 head = None
 try:
     far.wake()
+    # No call to the far worker from here to the kill: under load one took longer than the runs.
     wait(lambda: all(store.run(r).status == "running" for r in runs), "runs started far")
-    far_node = node_of(far)
     time.sleep(1.5)
     ray.kill(far.handles[0], no_restart=True)
     head = workers(f"head-{tag}", {"node:__internal_head__": 0.01})
