@@ -179,7 +179,8 @@ def test_a_run_submitted_both_ways_runs_on_the_cluster(cluster: Cluster, project
 
 
 TAKEOVER = """
-import json, sys, time, uuid
+import json, os, sys, time, uuid
+import psutil
 import ray
 from orchestrator.cli.serve import run_driver
 from orchestrator.hosting.workers import RunWorkers
@@ -187,7 +188,7 @@ from orchestrator.runs.store import FINISHED, RunStore
 from orchestrator.runs.worker import serve_in_thread
 from orchestrator.storage.database import Database
 
-root, url, resource = sys.argv[1], sys.argv[2], sys.argv[3]
+root, url, resource, hold = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 ray.init(address="auto", namespace="cadre", log_to_driver=False)
 store = RunStore(Database(url))
 runs = [r.id for r in store.runs(limit=100)]
@@ -200,9 +201,11 @@ def workers(prefix, resources):
 def node_of(pool):
     return pool.stats()[0]["node_id"]
 
-def node_offering(resource):
-    (node,) = [n["NodeID"] for n in ray.nodes() if n["Alive"] and resource in n["Resources"]]
-    return node
+def gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 def wait(check, what):
     deadline = time.monotonic() + 120
@@ -211,24 +214,32 @@ def wait(check, what):
         time.sleep(0.2)
 
 tag = uuid.uuid4().hex[:6]  # detached actors outlive this script: names of their own
-far_node = node_offering(resource)  # the only node the far worker can be placed on
 far = workers(f"far-{tag}", {resource: 0.01})
 head = None
 try:
     far.wake()
-    # No call to the far worker from here to the kill: under load one took longer than the runs.
+    # Every call is held (the hold file) until the far worker's process is gone and the head's
+    # worker started: however loaded the machine, no run can finish on the far worker. (Under
+    # load, a CI run saw the killed worker's process drive its runs for 12 s after Ray had
+    # reported it dead.)
     wait(lambda: all(store.run(r).status == "running" for r in runs), "runs started far")
-    time.sleep(1.5)
+    (far_stats,) = far.stats()
     ray.kill(far.handles[0], no_restart=True)
+    wait(lambda: gone(far_stats["pid"]), "the far worker's process ended")
     head = workers(f"head-{tag}", {"node:__internal_head__": 0.01})
+    os.remove(hold)
     wait(lambda: all(store.run(r).status in FINISHED for r in runs), "runs finished on the head")
+    # A run's record says succeeded a moment before its worker counts it driven.
+    wait(lambda: head.stats()[0]["active"] == 0, "the head's worker settled")
     print(json.dumps({
-        "far_node": far_node,
+        "far_node": far_stats["node_id"],
         "head_node": node_of(head),
         "statuses": [store.run(r).status for r in runs],
         "head_driven": head.stats()[0]["driven"],
     }))
 finally:
+    if os.path.exists(hold):
+        os.remove(hold)
     for pool in (far, head):
         if pool is not None:
             pool.shutdown()
@@ -240,16 +251,18 @@ def test_a_dead_worker_s_runs_on_the_second_node_are_taken_over_on_the_head(
 ) -> None:
     from tests.runs.test_workers import steps_catalog
 
-    # 3 steps of 3 s: a run outlasts the kill by several seconds even on a loaded machine (at
-    # 1 s a step, a 2-core machine under load once saw the far worker finish all four first).
-    steps_catalog(tmp_path, delay_s=3.0)
+    # Calls are held until the far worker is killed: with timing alone (steps of 1 s, then 3 s),
+    # CI runs on a loaded 2-core machine saw the far worker finish all four runs first.
+    hold = tmp_path / "hold"
+    hold.touch()
+    steps_catalog(tmp_path, delay_s=0.5, hold_while=hold)
     store = RunStore(Database(database_url))
     for i in range(4):
         store.create_run("steps", {"text": f"far {i}"}, queued=True)
     script = tmp_path / "takeover.py"
     script.write_text(TAKEOVER)
     done = subprocess.run(
-        [str(BIN / "python"), str(script), str(tmp_path), database_url, RESOURCE],
+        [str(BIN / "python"), str(script), str(tmp_path), database_url, RESOURCE, str(hold)],
         cwd=ROOT, env={**cluster.env, "RAY_ADDRESS": cluster.gcs},
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -96,6 +96,12 @@ class ScriptedOptions(Spec):
         description="One line per call in ``call_log``: its tag alone, or a JSON object with "
         "the tag and the last user message (lets tests count calls per run).",
     )
+    hold_while: str | None = Field(
+        default=None,
+        description="Hold each request, before its delay, for as long as this file exists "
+        "(checked every 50 ms): lets tests keep calls in flight until they have killed "
+        "something, however loaded the machine.",
+    )
     exit_process_on: str | None = Field(
         default=None,
         description="Kill the whole process (as a segfault would) when a user message "

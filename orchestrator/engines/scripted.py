@@ -88,6 +88,8 @@ class ScriptedEngine:
         self._inflight += 1
         self.most_at_once = max(self.most_at_once, self._inflight)
         try:
+            while self.options.hold_while and os.path.exists(self.options.hold_while):
+                await asyncio.sleep(0.05)
             if self.options.delay_s:
                 await asyncio.sleep(self.options.delay_s)
         finally:

@@ -15,6 +15,7 @@ a driver factory (a picklable callable), so this module stays free of the layers
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class RunWorker:
             **asdict(self.driver.stats),
             "serving": self.thread.is_alive(),
             "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
         }
 
 

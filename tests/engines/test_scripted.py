@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -54,3 +55,20 @@ def test_rules_match_by_tag_then_text_in_order() -> None:
     assert json.loads(reply("router", "it crashed")) == {"team": "technical"}
     assert reply("other", "anything") == "fallback"
     assert engine.calls == 3
+
+
+def test_a_call_is_held_while_the_hold_file_exists(tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    hold.touch()
+    engine = ScriptedEngine(ScriptedOptions(hold_while=str(hold), rules=(ScriptRule(reply="ok"),)))
+
+    async def go() -> list[str]:
+        request = GenerationRequest(messages=(Message("user", "go"),))
+        call = asyncio.ensure_future(engine.generate([request]))
+        await asyncio.sleep(0.3)
+        assert not call.done() and engine.calls == 0, "answered while held"
+        hold.unlink()
+        return [r.text for r in await asyncio.wait_for(call, 5)]
+
+    assert asyncio.run(go()) == ["ok"]
+    assert engine.calls == 1

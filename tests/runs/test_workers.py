@@ -26,9 +26,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 NODES = ("a", "b", "c")
 
 
-def steps_catalog(root: Path, delay_s: float) -> Path:
+def steps_catalog(root: Path, delay_s: float, hold_while: Path | None = None) -> Path:
     """A three-step workflow whose every call names its run's input (the call log counts calls
-    per run and node) on a scripted model that takes ``delay_s`` a call."""
+    per run and node) on a scripted model that takes ``delay_s`` a call (held, first, while the
+    file ``hold_while`` exists)."""
     model = unique("steps")
     write_catalog(
         root / "agents",
@@ -39,6 +40,7 @@ def steps_catalog(root: Path, delay_s: float) -> Path:
                 delay_s=delay_s,
                 call_log=str(root / "calls.log"),
                 call_log_format="json",
+                **({"hold_while": str(hold_while)} if hold_while else {}),
             )
         ],
         [
