@@ -107,16 +107,25 @@ def run_driver(
         str(catalog_root),
         str(graphs_root) if graphs_root else None,
         url,
-        on_settled=notify_webhooks,
+        on_settled=NotifyWebhooks(),
         **options,
     )
 
 
-def notify_webhooks(runner: Runner, record: RunRecord) -> None:
-    """After a worker drove a run: the event its new status calls for, to the tenant's hooks."""
-    from orchestrator.api.webhooks import Webhooks
+class NotifyWebhooks:
+    """After a worker drove a run: the event its new status calls for, to the tenant's hooks.
+    One :class:`~orchestrator.api.webhooks.Webhooks` per run database, made at the first run
+    (making one checks the tables and looks for deliveries left pending)."""
 
-    Webhooks(runner.db).notify(record, runner.store)
+    def __init__(self) -> None:
+        self._hooks: Any = None
+
+    def __call__(self, runner: Runner, record: RunRecord) -> None:
+        from orchestrator.api.webhooks import Webhooks
+
+        if self._hooks is None or self._hooks.db is not runner.db:
+            self._hooks = Webhooks(runner.db)
+        self._hooks.notify(record, runner.store)
 
 
 def waiting_runs(url: str) -> int:

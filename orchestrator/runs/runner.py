@@ -465,9 +465,8 @@ class Runner:
     # -- driving ---------------------------------------------------------------------------
 
     def _start(self, run_id: str, trace_context: dict[str, str]) -> None:
-        """A queued run starts: its status, and the trace its spans join (one thread hop)."""
-        self.store.set_status(run_id, "running")
-        self.store.set_trace_context(run_id, trace_context)
+        """A queued run starts: its status, and the trace its spans join (one statement)."""
+        self.store.set_status(run_id, "running", trace_context=trace_context)
 
     async def _hand_back(self, run_id: str, decisions: bool = True) -> None:
         """Apply every decision recorded while this driver held the run, then let go. A

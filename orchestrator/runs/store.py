@@ -366,11 +366,15 @@ class RunStore:
         error: str | None = None,
         usage: dict[str, dict[str, float]] | None = None,
         tools: dict[str, dict[str, float]] | None = None,
+        trace_context: dict[str, str] | None = None,
     ) -> None:
         """Move a run to ``status``; a cancelled run stays cancelled."""
         now = time.time()
         sets = ["status = ?", "updated_at = ?", "error = ?"]
         params: list[Any] = [status, now, error]
+        if trace_context is not None:
+            sets.append("trace_context = ?")
+            params.append(json.dumps(trace_context))
         if status in FINISHED:
             sets.append("finished_at = ?")
             params.append(now)
