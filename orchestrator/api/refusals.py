@@ -4,14 +4,15 @@ Typed errors (errors.py) answer their own ``http_status``; unknown paths and met
 requests and bodies over the size limit are turned into the same shape here.
 """
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.errors import CadreError
 
@@ -50,27 +51,52 @@ def install_refusals(app: FastAPI, max_body_bytes: int) -> None:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
         return error_response(422, "invalid_request", "; ".join(problems))
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            return error_response(
-                413,
-                "too_large",
-                f"the request body is {declared} bytes; the limit is {max_body_bytes}",
-            )
-        if request.method in ("POST", "PUT", "PATCH") and declared is None:
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > max_body_bytes:
-                    return error_response(
-                        413,
-                        "too_large",
-                        f"the request body exceeds the limit of {max_body_bytes} bytes",
-                    )
-            request._body = body  # read once; the endpoint reads it from here
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+
+
+class BodyLimit:
+    """Bodies over ``max_body_bytes`` answer 413: by their declared ``Content-Length``, or, for a
+    chunked body, as soon as what arrived passes the limit (read before the endpoint, which then
+    reads it from memory). A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs
+    every request through a task group and a memory stream, which cost more than the check."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            refusal = f"the request body is {declared} bytes; the limit is {self.max_body_bytes}"
+            await error_response(413, "too_large", refusal)(scope, receive, send)
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH") or declared is not None:
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                refusal = f"the request body exceeds the limit of {self.max_body_bytes} bytes"
+                await error_response(413, "too_large", refusal)(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 def _allowed(app: FastAPI, request: Request) -> list[str]:
