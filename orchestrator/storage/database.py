@@ -7,6 +7,7 @@ two drivers' differences (placeholders, rows as dicts) behind ``execute`` and ``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -15,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -26,6 +27,12 @@ from orchestrator.errors import UserError
 DATABASE_ENV = config.DATABASE_ENV
 POSTGRES_POOL = 8
 """Checkpointer connections one driver may open on Postgres."""
+BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite statement run in a thread waits for the file's write lock."""
+WRITE_RETRY_S = 0.0005
+WRITE_RETRY_MAX_S = 0.01
+"""A checkpoint write waiting on the event loop tries again after these pauses (doubling)."""
+T = TypeVar("T")
 
 
 def _is_postgres(url: str) -> bool:
@@ -77,8 +84,11 @@ class Database:
             except psycopg.OperationalError as err:
                 raise UserError(f"cannot connect to {self.url}: {err}".strip()) from None
         else:
+            # No busy timeout: a statement that meets another process's write lock is tried
+            # again by _retry, after 0.5 ms at first, where SQLite's busy handler sleeps 1 to
+            # 100 ms a try (this process's other writers meanwhile wait on its writer lock).
             conn = sqlite3.connect(
-                _sqlite_path(self.url), isolation_level=None, check_same_thread=False, timeout=30
+                _sqlite_path(self.url), isolation_level=None, check_same_thread=False, timeout=0
             )
             conn.row_factory = sqlite3.Row
             use_wal(conn)
@@ -111,8 +121,9 @@ class Database:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         with self._lock, self._guard(sql):
-            cursor = self._conn.execute(self._sql(sql), tuple(params))
-            return int(cursor.rowcount)
+            return self._retry(
+                lambda: int(self._conn.execute(self._sql(sql), tuple(params)).rowcount)
+            )
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each row of parameters, in one transaction."""
@@ -121,24 +132,46 @@ class Database:
                 with self._conn.transaction(), self._conn.cursor() as cursor:
                     cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
                 return
-            self._conn.execute("BEGIN")
-            try:
-                self._conn.executemany(sql, [tuple(r) for r in rows])
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+
+            def transaction() -> None:
+                self._conn.execute("BEGIN IMMEDIATE")  # the write lock now, or locked
+                try:
+                    self._conn.executemany(sql, [tuple(r) for r in rows])
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+
+            self._retry(transaction)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a query, as dicts (an ``UPDATE ... RETURNING`` too)."""
         with self._lock, self._guard(sql):
-            cursor = self._conn.execute(self._sql(sql), tuple(params))
-            return [dict(row) for row in cursor.fetchall()]
+            return self._retry(
+                lambda: [
+                    dict(r) for r in self._conn.execute(self._sql(sql), tuple(params)).fetchall()
+                ]
+            )
+
+    def _retry(self, statement: Callable[[], T]) -> T:
+        """Run ``statement``; on SQLite, again after a short pause while another process holds
+        the file's write lock (for up to ``BUSY_TIMEOUT_MS``, then its error is raised)."""
+        if self.postgres:
+            return statement()
+        deadline, pause = time.monotonic() + BUSY_TIMEOUT_MS / 1000, WRITE_RETRY_S
+        while True:
+            try:
+                return statement()
+            except sqlite3.OperationalError as err:
+                if not _locked(err) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, WRITE_RETRY_MAX_S)
 
     def columns(self, table: str) -> set[str]:
         """The column names of ``table``."""
         with self._lock:
-            cursor = self._conn.execute(f"SELECT * FROM {table} LIMIT 0")
+            cursor = self._retry(lambda: self._conn.execute(f"SELECT * FROM {table} LIMIT 0"))
             return {column[0] for column in cursor.description}
 
     def close(self) -> None:
@@ -184,7 +217,9 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
             await saver.setup()
             yield saver
         return
-    conn = sqlite3.connect(_sqlite_path(url), check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(
+        _sqlite_path(url), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     try:
         use_wal(conn)
         sqlite_saver = InlineSqliteSaver(conn, sqlite_writer(url))
@@ -200,20 +235,49 @@ class InlineSqliteSaver(SqliteSaver):
     A checkpoint write in WAL mode with synchronous=NORMAL takes tens of microseconds;
     handing it to a thread (aiosqlite) and back costs more than the write, on every step
     (about 0.9 ms a node measured here). Inline, a write is never cut short by a cancelled
-    task either, so no transaction is left open. What it can wait for is SQLite's write
-    lock, held by another process only for the length of one short transaction; this
-    process's other writers it waits for on ``writer`` (see :func:`sqlite_writer`).
+    task either, so no transaction is left open.
+
+    What a write can wait for is the file's write lock: held by this process's other writers
+    (``writer``, see :func:`sqlite_writer`) or by another process (the API, another worker),
+    each for one short transaction. It never waits for them on the event loop, where the wait
+    would stop every run the driver has: it takes ``writer`` without blocking and the file's
+    lock with ``BEGIN IMMEDIATE`` under a zero busy timeout, and while either is taken it
+    sleeps a moment on the loop and tries again. One write of the loop tries at a time (the
+    others wait their turn on ``_turn``). SQLite's own busy handler would instead sleep 1 to
+    100 ms per try with the loop stopped.
     """
 
     def __init__(self, conn: sqlite3.Connection, writer: threading.RLock) -> None:
         super().__init__(conn)
         self.writer = writer
+        self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     def setup(self) -> None:
         if self.is_setup:  # the saver calls this before every statement
             return
         with self.writer:
             super().setup()
+
+    async def _write(self, write: Callable[[], T]) -> T:
+        """Run ``write`` (one of the saver's own transactions, which commits) once this loop
+        holds the file's write lock, waiting for it without stopping the loop."""
+        self.setup()
+        turn = self._turns.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with turn:
+            pause = WRITE_RETRY_S
+            while True:
+                if self.writer.acquire(blocking=False):
+                    try:
+                        if _begin_immediate(self.conn):
+                            try:
+                                return write()
+                            finally:
+                                if self.conn.in_transaction:  # write failed before its commit
+                                    self.conn.rollback()
+                    finally:
+                        self.writer.release()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, WRITE_RETRY_MAX_S)
 
     async def aget_tuple(self, config: Any) -> Any:
         return self.get_tuple(config)
@@ -230,15 +294,32 @@ class InlineSqliteSaver(SqliteSaver):
             yield item
 
     async def aput(self, config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
-        with self.writer:
-            return self.put(config, checkpoint, metadata, versions)
+        return await self._write(lambda: self.put(config, checkpoint, metadata, versions))
 
     async def aput_writes(
         self, config: Any, writes: Any, task_id: str, task_path: str = ""
     ) -> None:
-        with self.writer:
-            self.put_writes(config, writes, task_id, task_path)
+        await self._write(lambda: self.put_writes(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        with self.writer:
-            self.delete_thread(thread_id)
+        await self._write(lambda: self.delete_thread(thread_id))
+
+
+def _locked(err: sqlite3.OperationalError) -> bool:
+    """Another connection holds what the statement needs (SQLITE_BUSY or SQLITE_LOCKED)."""
+    return "locked" in str(err) or "busy" in str(err)
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> bool:
+    """Start a write transaction if the file's write lock is free now; False if another
+    connection holds it (no wait: SQLite's busy timeout is zero for this one statement)."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as err:
+        if _locked(err):
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
