@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -250,7 +251,9 @@ class InlineSqliteSaver(SqliteSaver):
     def __init__(self, conn: sqlite3.Connection, writer: threading.RLock) -> None:
         super().__init__(conn)
         self.writer = writer
-        self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def setup(self) -> None:
         if self.is_setup:  # the saver calls this before every statement
