@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,10 +29,10 @@ DATABASE_ENV = config.DATABASE_ENV
 POSTGRES_POOL = 8
 """Checkpointer connections one driver may open on Postgres."""
 BUSY_TIMEOUT_MS = 30_000
-"""How long a SQLite statement run in a thread waits for the file's write lock."""
+"""How long a SQLite statement waits for the file's write lock before its error is raised."""
 WRITE_RETRY_S = 0.0005
 WRITE_RETRY_MAX_S = 0.01
-"""A checkpoint write waiting on the event loop tries again after these pauses (doubling)."""
+"""A statement that met a locked SQLite file is tried again after these pauses (doubling)."""
 T = TypeVar("T")
 
 
@@ -86,8 +86,8 @@ class Database:
                 raise UserError(f"cannot connect to {self.url}: {err}".strip()) from None
         else:
             # No busy timeout: a statement that meets another process's write lock is tried
-            # again by _retry, after 0.5 ms at first, where SQLite's busy handler sleeps 1 to
-            # 100 ms a try (this process's other writers meanwhile wait on its writer lock).
+            # again by retry_locked, after 0.5 ms at first, where SQLite's busy handler sleeps
+            # 1 to 100 ms a try (this process's other writers meanwhile wait on its writer lock).
             conn = sqlite3.connect(
                 _sqlite_path(self.url), isolation_level=None, check_same_thread=False, timeout=0
             )
@@ -155,19 +155,7 @@ class Database:
             )
 
     def _retry(self, statement: Callable[[], T]) -> T:
-        """Run ``statement``; on SQLite, again after a short pause while another process holds
-        the file's write lock (for up to ``BUSY_TIMEOUT_MS``, then its error is raised)."""
-        if self.postgres:
-            return statement()
-        deadline, pause = time.monotonic() + BUSY_TIMEOUT_MS / 1000, WRITE_RETRY_S
-        while True:
-            try:
-                return statement()
-            except sqlite3.OperationalError as err:
-                if not _locked(err) or time.monotonic() > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, WRITE_RETRY_MAX_S)
+        return statement() if self.postgres else retry_locked(statement)
 
     def columns(self, table: str) -> set[str]:
         """The column names of ``table``."""
@@ -184,20 +172,35 @@ _SET_UP: set[tuple[Any, ...]] = set()
 """The (table group, database) pairs this process has set up (see :meth:`Database.set_up`)."""
 
 
-def use_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+def use_wal(conn: sqlite3.Connection) -> None:
     """Put a SQLite file in WAL mode. Switching a fresh file needs it to itself, and SQLite
     answers "database is locked" at once, without its busy timeout, while another connection
     (a run worker starting beside the API) is switching it or writing: so wait and try again."""
-    deadline = time.monotonic() + timeout_s
+    retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _pauses() -> Iterator[float]:
+    """The pauses between tries at a locked SQLite file: 0.5 ms, doubling to 10 ms, until
+    ``BUSY_TIMEOUT_MS`` has passed."""
+    deadline, pause = time.monotonic() + BUSY_TIMEOUT_MS / 1000, WRITE_RETRY_S
+    while time.monotonic() < deadline:
+        yield pause
+        pause = min(pause * 2, WRITE_RETRY_MAX_S)
+
+
+def retry_locked(statement: Callable[[], T]) -> T:
+    """Run ``statement`` (one SQLite statement, or a transaction that rolls itself back), and
+    again after each pause while the file is locked; the last error once the pauses run out."""
+    pauses = _pauses()
     while True:
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            break
+            return statement()
         except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
+            pause = next(pauses, None) if _locked(err) else None
+            if pause is None:
                 raise
-            time.sleep(0.02)
-    conn.execute("PRAGMA synchronous=NORMAL")
+        time.sleep(pause)
 
 
 @asynccontextmanager
@@ -244,8 +247,9 @@ class InlineSqliteSaver(SqliteSaver):
     would stop every run the driver has: it takes ``writer`` without blocking and the file's
     lock with ``BEGIN IMMEDIATE`` under a zero busy timeout, and while either is taken it
     sleeps a moment on the loop and tries again. One write of the loop tries at a time (the
-    others wait their turn on ``_turn``). SQLite's own busy handler would instead sleep 1 to
-    100 ms per try with the loop stopped.
+    others wait their turn in ``_turns``). SQLite's own busy handler would instead sleep 1 to
+    100 ms per try with the loop stopped. After ``BUSY_TIMEOUT_MS`` it gives up with SQLite's
+    "database is locked", as the busy handler did.
     """
 
     def __init__(self, conn: sqlite3.Connection, writer: threading.RLock) -> None:
@@ -267,8 +271,7 @@ class InlineSqliteSaver(SqliteSaver):
         self.setup()
         turn = self._turns.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         async with turn:
-            pause = WRITE_RETRY_S
-            while True:
+            for pause in _pauses():
                 if self.writer.acquire(blocking=False):
                     try:
                         if _begin_immediate(self.conn):
@@ -280,7 +283,9 @@ class InlineSqliteSaver(SqliteSaver):
                     finally:
                         self.writer.release()
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, WRITE_RETRY_MAX_S)
+        raise sqlite3.OperationalError(
+            f"database is locked: no checkpoint write for {BUSY_TIMEOUT_MS / 1000:g} s"
+        )
 
     async def aget_tuple(self, config: Any) -> Any:
         return self.get_tuple(config)

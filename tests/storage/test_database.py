@@ -1,0 +1,90 @@
+"""The run database on SQLite when another process holds the file's write lock: writers wait
+without stopping a worker's event loop, go on once it is free, and give up after the bound."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.storage import database
+from orchestrator.storage.database import Database, open_checkpointer
+
+
+def hold_write_lock(path: Path, seconds: float) -> threading.Event:
+    """Another connection takes the file's write lock now and lets it go after ``seconds``;
+    the event is set once it has."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        other.execute("COMMIT")
+        other.close()
+        released.set()
+
+    threading.Timer(seconds, release).start()
+    return released
+
+
+def test_a_statement_waits_for_another_writer_then_goes_on(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'cadre.db'}")
+    db.execute("CREATE TABLE t (n INTEGER)")
+    released = hold_write_lock(tmp_path / "cadre.db", 0.3)
+    started = time.monotonic()
+    db.execute("INSERT INTO t (n) VALUES (1)")
+    db.execute_many("INSERT INTO t (n) VALUES (?)", [(2,), (3,)])
+    assert released.is_set() and time.monotonic() - started >= 0.25
+    assert [r["n"] for r in db.query("SELECT n FROM t ORDER BY n")] == [1, 2, 3]
+
+
+def test_a_checkpoint_write_waits_without_stopping_the_event_loop(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cadre.db'}"
+
+    async def scenario() -> tuple[int, bool]:
+        async with open_checkpointer(url) as saver:
+            released = hold_write_lock(tmp_path / "cadre.db", 0.4)
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(tick())
+            await saver.adelete_thread("run-1")  # a write: it needs the lock
+            ticker.cancel()
+            return ticks, released.is_set()
+
+    ticks, released = asyncio.run(scenario())
+    assert released
+    assert ticks >= 10  # the loop ran other work all the while (0.4 s at 10 ms a tick)
+
+
+def test_writers_give_up_with_database_is_locked_after_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 200)
+    url = f"sqlite:///{tmp_path / 'cadre.db'}"
+    db = Database(url)
+    db.execute("CREATE TABLE t (n INTEGER)")
+    released = hold_write_lock(tmp_path / "cadre.db", 2.0)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        db.execute("INSERT INTO t (n) VALUES (1)")
+
+    async def checkpoint_write() -> None:
+        async with open_checkpointer(url) as saver:
+            await saver.adelete_thread("run-1")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        asyncio.run(checkpoint_write())
+    assert time.monotonic() - started < 1.5 and not released.is_set()
+    released.wait(5)
+    db.execute("INSERT INTO t (n) VALUES (1)")  # the lock is free: nothing was left half-done
+    assert db.query("SELECT COUNT(*) AS n FROM t")[0]["n"] == 1
