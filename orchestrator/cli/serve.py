@@ -14,6 +14,7 @@ from orchestrator import config
 from orchestrator.cli.common import CatalogOption, GraphsOption, load, out
 
 if TYPE_CHECKING:
+    from orchestrator.api.webhooks import Webhooks
     from orchestrator.runs.runner import Runner
     from orchestrator.runs.store import RunRecord
     from orchestrator.runs.worker import RunDriver
@@ -118,7 +119,7 @@ class NotifyWebhooks:
     (making one checks the tables and looks for deliveries left pending)."""
 
     def __init__(self) -> None:
-        self._hooks: Any = None
+        self._hooks: Webhooks | None = None
 
     def __call__(self, runner: Runner, record: RunRecord) -> None:
         from orchestrator.api.webhooks import Webhooks
