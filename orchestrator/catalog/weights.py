@@ -9,6 +9,7 @@ needs no preparing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -62,11 +63,33 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
         delattr(hf_config, "quantization_config")
     plain = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     plain.load_state_dict(loaded.state_dict(), strict=True)
-    # Written beside the target and moved in whole: an interrupted prepare leaves no half model.
-    partial = target.with_name(target.name + ".partial")
-    for stale in (partial, target):
-        shutil.rmtree(stale, ignore_errors=True)
+    # Written beside the target and moved in whole: an interrupted prepare leaves no half model,
+    # and two prepares at once (two processes) each write their own and the first one wins.
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    _remove_abandoned(target)
     plain.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    partial.replace(target)
+    if not (target / "model.safetensors").is_file():
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete one, from before
+        with contextlib.suppress(OSError):  # another process moved its copy in first
+            partial.replace(target)
+    shutil.rmtree(partial, ignore_errors=True)
     return Prepared(target, True, time.perf_counter() - started)
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Remove the partial copies of ``target`` whose process is gone."""
+    for partial in target.parent.glob(f"{target.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,17 @@ def test_prepare_writes_the_same_weights_once(tmp_path: Path, smollm2_path: Path
 
     catalog = load_catalog(ROOT / "agents")
     model = catalog.model("smollm2-135m")
+    # What prepares left: one of a process that is gone, one of a process still writing.
+    abandoned, writing = (
+        tmp_path / "smollm2.partial-999999999",
+        tmp_path / f"smollm2.partial-{os.getppid()}",
+    )
+    abandoned.mkdir()
+    writing.mkdir()
     first = prepare_hf(model, smollm2_path, tmp_path / "smollm2")
     assert first.made and (first.path / "model.safetensors").is_file()
     assert not prepare_hf(model, smollm2_path, tmp_path / "smollm2").made  # cached
-    assert not (tmp_path / "smollm2.partial").exists()
+    assert sorted(tmp_path.glob("smollm2.partial*")) == [writing]
 
     saved = AutoModelForCausalLM.from_pretrained(first.path, dtype=torch.float32)
     source = AutoModelForCausalLM.from_pretrained(
