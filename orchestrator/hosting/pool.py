@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError, RuntimeEnvSetupError
 
 from orchestrator import telemetry
 from orchestrator.catalog import SpecialistCatalog
@@ -109,6 +109,8 @@ class HostPool:
         try:
             stats: dict[str, int | str] = await replica.handle.stats.remote()
             return stats
+        except RuntimeEnvSetupError as err:
+            raise _no_runtime_env(err, replica) from None
         except RayActorError as err:
             raise HostUnavailableError(
                 f"host {replica.name} did not start: {_reason(err)}"
@@ -120,7 +122,9 @@ class HostPool:
         if not handles:  # no model was called: there is no Ray to talk to, and none to start
             return
         # A dead or stuck host has nothing more to say.
-        with contextlib.suppress(RayActorError, ray.exceptions.GetTimeoutError):
+        with contextlib.suppress(
+            RayActorError, RuntimeEnvSetupError, ray.exceptions.GetTimeoutError
+        ):
             ray.get([h.flush.remote() for h in handles], timeout=10)
         for handle in handles:
             ray.kill(handle, no_restart=True)
@@ -148,6 +152,8 @@ class HostPool:
                 return result, attempt
             except RayTaskError as err:  # the engine raised: its own typed error, no retry
                 raise _engine_error(err, replica) from None
+            except RuntimeEnvSetupError as err:  # Ray cannot make the host: retrying won't
+                raise _no_runtime_env(err, replica) from None
             except RayActorError as err:
                 last = err
                 await asyncio.sleep(self.retry_delay_s * attempt)
@@ -181,6 +187,8 @@ class HostPool:
             return
         except RayTaskError as err:
             raise _engine_error(err, replica) from None
+        except RuntimeEnvSetupError as err:
+            raise _no_runtime_env(err, replica) from None
         except RayActorError as err:
             if sent:
                 raise HostUnavailableError(
@@ -229,6 +237,16 @@ def _engine_error(err: RayTaskError, replica: Replica) -> CadreError:
     if isinstance(cause, CadreError):
         return cause
     return EngineError(f"host {replica.name} failed: {cause!r}")
+
+
+def _no_runtime_env(err: RuntimeEnvSetupError, replica: Replica) -> HostUnavailableError:
+    """Ray could not make the host's process (its runtime environment: a job's working_dir,
+    pip packages): the error Ray reports last, not its traceback."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return HostUnavailableError(
+        f"host {replica.name} could not start: Ray could not set up its runtime environment "
+        f"({lines[-1][:300] if lines else 'no reason given'})"
+    )
 
 
 def _check_placement(model: ModelSpec) -> None:

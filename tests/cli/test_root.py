@@ -14,9 +14,17 @@ from tests.catalogs import scripted_model, specialist, unique, write_catalog
 from tests.conftest import CADRE, ROOT
 
 
-def cadre(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cadre(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CADRE, *args], capture_output=True, text=True, cwd=ROOT, input=stdin, timeout=180
+        [CADRE, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        input=stdin,
+        timeout=180,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -125,6 +133,22 @@ def test_ask_prints_answer_tokens_and_latency(scripted: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert '"sentiment": "positive"' in result.stdout
     assert "tokens in, 2 out" in result.stdout and " ms" in result.stdout
+
+
+@pytest.mark.ray
+def test_a_host_ray_cannot_make_is_one_error_not_a_traceback(scripted: Path) -> None:
+    """A runtime environment Ray cannot set up (here a job's working_dir package that is not in
+    its store, as when Ray drops one under load) fails the call with what Ray said last."""
+    package = "gcs://_ray_pkg_0123456789abcdef.zip"
+    job = json.dumps({"runtime_env": {"working_dir": package}})
+    result = cadre(
+        "ask", "sentiment", "hi", "--catalog", str(scripted),
+        env={"RAY_JOB_CONFIG_JSON_ENV_VAR": job},
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: host ") and "could not set up its runtime environment" in line
+    assert f"Failed to download runtime_env file package {package}" in line
 
 
 @pytest.mark.ray
