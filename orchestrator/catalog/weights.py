@@ -9,7 +9,6 @@ needs no preparing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -40,7 +39,7 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
     """An HF-format directory for ``model`` (a GGUF file), made once and reused."""
     started = time.perf_counter()
     target = Path(out) if out else config.models_dir() / model.name
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if _made(target):
         return Prepared(target, False, time.perf_counter() - started)
     if weights is None or weights.suffix != ".gguf":
         raise InputError(
@@ -54,42 +53,32 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as err:
         raise missing_dependency("preparing models needs torch and transformers", err) from None
-    loaded = AutoModelForCausalLM.from_pretrained(
-        str(weights.parent), gguf_file=weights.name, dtype=torch.float32
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(weights.parent), gguf_file=weights.name)
-    hf_config = loaded.config
-    if hasattr(hf_config, "quantization_config"):
-        delattr(hf_config, "quantization_config")
-    plain = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)  # type: ignore[no-untyped-call]
-    plain.load_state_dict(loaded.state_dict(), strict=True)
-    # Written beside the target and moved in whole: an interrupted prepare leaves no half model,
-    # and two prepares at once (two processes) each write their own and the first one wins.
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    _remove_abandoned(target)
-    plain.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    if not (target / "model.safetensors").is_file():
-        shutil.rmtree(target, ignore_errors=True)  # an incomplete one, from before
-        with contextlib.suppress(OSError):  # another process moved its copy in first
-            partial.replace(target)
-    shutil.rmtree(partial, ignore_errors=True)
+    from filelock import FileLock
+
+    # One prepare of a model at a time: another process's waits here, then finds it made.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.with_name(target.name + ".lock")):
+        if _made(target):
+            return Prepared(target, False, time.perf_counter() - started)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            str(weights.parent), gguf_file=weights.name, dtype=torch.float32
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(weights.parent), gguf_file=weights.name)
+        hf_config = loaded.config
+        if hasattr(hf_config, "quantization_config"):
+            delattr(hf_config, "quantization_config")
+        plain = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)  # type: ignore[no-untyped-call]
+        plain.load_state_dict(loaded.state_dict(), strict=True)
+        # Written beside the target and moved in whole: an interrupted prepare leaves no half
+        # model, and what one left (a partial copy, an incomplete target) goes first.
+        partial = target.with_name(target.name + ".partial")
+        for stale in (partial, target):
+            shutil.rmtree(stale, ignore_errors=True)
+        plain.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        partial.replace(target)
     return Prepared(target, True, time.perf_counter() - started)
 
 
-def _remove_abandoned(target: Path) -> None:
-    """Remove the partial copies of ``target`` whose process is gone."""
-    for partial in target.parent.glob(f"{target.name}.partial-*"):
-        pid = partial.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _made(target: Path) -> bool:
+    return (target / "config.json").is_file() and (target / "model.safetensors").is_file()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,17 +34,20 @@ def test_prepare_writes_the_same_weights_once(tmp_path: Path, smollm2_path: Path
 
     catalog = load_catalog(ROOT / "agents")
     model = catalog.model("smollm2-135m")
-    # What prepares left: one of a process that is gone, one of a process still writing.
-    abandoned, writing = (
-        tmp_path / "smollm2.partial-999999999",
-        tmp_path / f"smollm2.partial-{os.getppid()}",
-    )
-    abandoned.mkdir()
-    writing.mkdir()
-    first = prepare_hf(model, smollm2_path, tmp_path / "smollm2")
-    assert first.made and (first.path / "model.safetensors").is_file()
+    # What a killed prepare left: a partial copy and an incomplete target.
+    (tmp_path / "smollm2.partial").mkdir()
+    (tmp_path / "smollm2").mkdir()
+    (tmp_path / "smollm2" / "config.json").write_text("{}")
+    # Two prepares at once: one makes the model, the other waits for it and finds it made.
+    with ThreadPoolExecutor(2) as pool:
+        both = list(
+            pool.map(lambda _: prepare_hf(model, smollm2_path, tmp_path / "smollm2"), [1, 2])
+        )
+    assert sorted(p.made for p in both) == [False, True]
+    first = next(p for p in both if p.made)
+    assert (first.path / "model.safetensors").is_file()
     assert not prepare_hf(model, smollm2_path, tmp_path / "smollm2").made  # cached
-    assert sorted(tmp_path.glob("smollm2.partial*")) == [writing]
+    assert not (tmp_path / "smollm2.partial").exists()
 
     saved = AutoModelForCausalLM.from_pretrained(first.path, dtype=torch.float32)
     source = AutoModelForCausalLM.from_pretrained(
