@@ -70,6 +70,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_hosting.py
+	$(BIN)/python bench/bench_sampling.py
 	$(BIN)/python bench/bench_cold_start.py
 	$(BIN)/python bench/bench_workflow.py
 	$(BIN)/python bench/bench_retrieval.py

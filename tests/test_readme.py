@@ -135,6 +135,7 @@ EXPECT: dict[str, list[str]] = {
     ".venv/bin/pre-commit install": [r"pre-commit installed at \S+"],
     "make bench": [
         r"ratio hosted/direct: ",
+        r"identical answers: (\d+)/\1;",
         r"ratio ask/--help: ",
         r"ratio Cadre/raw: ",
         r"dense hit@1 \d+/\d+",

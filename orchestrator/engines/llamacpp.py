@@ -1,7 +1,9 @@
 """The llama.cpp engine: the embedded default on a machine with no GPU.
 
 It runs a GGUF model in-process through llama-cpp-python, with the model's own chat template and
-JSON-Schema-constrained decoding (llama.cpp turns the schema into a grammar, so the answer parses).
+JSON-Schema-constrained decoding (llama.cpp turns the schema into a grammar, so the answer parses;
+the grammar is asked about the chosen token first, as llama.cpp's own sampler does, see
+``llamacpp_grammar``).
 
 llama.cpp is not re-entrant: one loaded model must not decode two prompts at once. This engine
 serializes its requests with one lock and runs each in a worker thread, so the host's event loop
@@ -53,7 +55,7 @@ class LlamaCppEngine:
         self._base: Any = self._load_base()
 
     def _load_base(self) -> Any:
-        from llama_cpp import Llama
+        from orchestrator.engines.llamacpp_grammar import GrammarLastLlama
 
         kwargs: dict[str, Any] = {
             "model_path": str(self.model_path),
@@ -64,7 +66,7 @@ class LlamaCppEngine:
         if self.options.n_threads is not None:
             kwargs["n_threads"] = self.options.n_threads
         try:
-            return Llama(**kwargs)
+            return GrammarLastLlama(**kwargs)
         except (ValueError, RuntimeError) as err:
             raise EngineError(f"llama.cpp could not load {self.model_path}: {err}") from err
 
