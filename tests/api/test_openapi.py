@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.api.test_api import make_api
+from tests.api.helpers import make_api
 
 
 def test_every_operation_documents_its_errors_and_its_security(tmp_path: Path) -> None:
