@@ -90,3 +90,16 @@ def test_a_missing_library_names_the_module_and_the_command() -> None:
     )
     other = missing_dependency("the vllm engine needs vLLM", ImportError("x", name="vllm"), "hm")
     assert other.message == "the vllm engine needs vLLM (vllm is missing); hm"
+
+
+def test_budget_exceeded_pickles_with_its_fields() -> None:
+    err = BudgetExceeded("over", "tenant", 100, 90, 20)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is BudgetExceeded and str(back) == "over"
+    assert (back.scope, back.limit, back.used, back.needed, back.exit_code) == (
+        "tenant",
+        100,
+        90,
+        20,
+        1,
+    )
