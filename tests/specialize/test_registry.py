@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog.specs import EvaluationSpec
 from orchestrator.errors import ConflictError, InputError, NotFoundError
-from orchestrator.specialize.metrics import field_f1, score
 from orchestrator.specialize.registry import Registry
 from tests.conftest import ROOT
 
@@ -94,31 +92,6 @@ def test_promote_refuses_without_a_comparable_eval(tmp_path: Path) -> None:
     with pytest.raises(ConflictError, match="different held-out data"):
         registry.promote("triage", v4, METRIC, by="ann")
     assert registry.live("triage").name == v3
-
-
-def test_scores() -> None:
-    label = EvaluationSpec(metric="exact_match", label="team")
-    assert (
-        score(
-            label,
-            {"team": "billing", "priority": "low"},
-            {"team": "Billing ", "priority": "urgent"},
-        )
-        == 1.0
-    )
-    assert score(label, {"team": "billing"}, {"team": "shipping"}) == 0.0
-    assert score(label, {"team": "billing"}, None) == 0.0
-    expected = {
-        "policy_number": "HP-1",
-        "claim_type": "property",
-        "incident_date": "4 March",
-        "amount": 3200,
-    }
-    assert field_f1(expected, dict(expected)) == 1.0
-    half = {**expected, "claim_type": "auto", "amount": 3100}
-    assert field_f1(expected, half) == pytest.approx(0.5)
-    assert field_f1(expected, {"amount": 3200.0}) == pytest.approx(2 * 1 * 0.25 / 1.25)
-    assert score(EvaluationSpec(metric="schema_valid"), expected, {}) == 1.0
 
 
 def test_promoting_a_version_no_better_than_the_majority_label_says_so(tmp_path: Path) -> None:
