@@ -249,7 +249,7 @@ finally:
 def test_a_dead_worker_s_runs_on_the_second_node_are_taken_over_on_the_head(
     cluster: Cluster, tmp_path: Path, database_url: str
 ) -> None:
-    from tests.runs.test_workers import steps_catalog
+    from tests.runs.test_worker import steps_catalog
 
     # Calls are held until the far worker is killed: with timing alone (steps of 1 s, then 3 s),
     # CI runs on a loaded 2-core machine saw the far worker finish all four runs first.
