@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +25,12 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError, RuntimeE
 
 from orchestrator import telemetry
 from orchestrator.catalog import SpecialistCatalog
-from orchestrator.catalog.specs import ModelSpec, SpecialistSpec
-from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
+from orchestrator.catalog.specs import ModelSpec
+from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.errors import CadreError, EngineError, HostUnavailableError
 from orchestrator.hosting.host import RemoteModelHost
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
-from orchestrator.specialists.asking import ask_through
-from orchestrator.specialists.calls import OnText, SpecialistAnswer
+from orchestrator.specialists.asking import EngineAsker
 
 
 @dataclass
@@ -44,7 +43,7 @@ class Replica:
     inflight: int = 0
 
 
-class HostPool:
+class HostPool(EngineAsker):
     """Routes specialist calls to model hosts; see the module docstring."""
 
     def __init__(
@@ -212,23 +211,6 @@ class HostPool:
             replica.handle = self._start(self.catalog.model(model_name), replica.index)
         except (RayActorError, TimeoutError):
             pass  # still coming back: the retry will wait in Ray's queue or fail and count
-
-    async def ask(self, specialist_name: str, text: str) -> SpecialistAnswer:
-        """Ask a specialist about ``text``: one call through its model's host, answer checked."""
-        return await self.ask_spec(self.catalog.specialist(specialist_name), text)
-
-    async def ask_spec(
-        self,
-        specialist: SpecialistSpec,
-        text: str,
-        history: Sequence[Message] = (),
-        on_text: OnText | None = None,
-    ) -> SpecialistAnswer:
-        """Ask with a specialist spec in hand (a workflow may narrow its output schema); with
-        ``on_text``, the answer's text goes to it piece by piece as the host generates it."""
-        return await ask_through(
-            self.generate, self.catalog, specialist, text, history, self.stream, on_text
-        )
 
 
 def _engine_error(err: RayTaskError, replica: Replica) -> CadreError:

@@ -80,6 +80,44 @@ async def ask_through(
     )
 
 
+class EngineAsker:
+    """An asker that sends requests to engines somewhere: the host pool (Ray actors) or
+    :class:`~orchestrator.specialists.local.LocalAsker` (in this process). A subclass says how
+    to ``generate`` and ``stream`` on a model; asking is :func:`ask_through`'s, the same for
+    both."""
+
+    catalog: SpecialistCatalog
+
+    async def generate(
+        self, model_name: str, request: GenerationRequest
+    ) -> tuple[GenerationResult, int]:
+        """One request on the model: its result, and the attempts it took."""
+        raise NotImplementedError
+
+    def stream(
+        self, model_name: str, request: GenerationRequest
+    ) -> AsyncIterator[str | GenerationResult]:
+        """One request on the model: its text piece by piece, then its result."""
+        raise NotImplementedError
+
+    async def ask(self, specialist_name: str, text: str) -> SpecialistAnswer:
+        """Ask a specialist, by name, about ``text``."""
+        return await self.ask_spec(self.catalog.specialist(specialist_name), text)
+
+    async def ask_spec(
+        self,
+        specialist: SpecialistSpec,
+        text: str,
+        history: Sequence[Message] = (),
+        on_text: OnText | None = None,
+    ) -> SpecialistAnswer:
+        """Ask with a specialist spec in hand (a workflow may narrow its output schema); with
+        ``on_text``, the answer's text goes to it piece by piece as the engine generates it."""
+        return await ask_through(
+            self.generate, self.catalog, specialist, text, history, self.stream, on_text
+        )
+
+
 async def _streamed(
     stream: Stream, model: str, request: GenerationRequest, on_text: OnText
 ) -> tuple[GenerationResult, int]:

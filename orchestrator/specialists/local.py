@@ -7,18 +7,16 @@ per step without the Ray hop (``bench/bench_workflow.py``). A user's runs go thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from orchestrator.catalog import SpecialistCatalog
-from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines import create_engine
-from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
-from orchestrator.specialists.asking import ask_through
-from orchestrator.specialists.calls import OnText, SpecialistAnswer
+from orchestrator.engines.base import GenerationRequest, GenerationResult
+from orchestrator.specialists.asking import EngineAsker
 from orchestrator.specialists.traced import TracedEngine
 
 
-class LocalAsker:
+class LocalAsker(EngineAsker):
     """Asks specialists through engines it starts in this process, one per model, on first use."""
 
     def __init__(self, catalog: SpecialistCatalog) -> None:
@@ -43,17 +41,6 @@ class LocalAsker:
     ) -> AsyncIterator[str | GenerationResult]:
         async for item in self.engine(model_name).stream(request):
             yield item
-
-    async def ask_spec(
-        self,
-        specialist: SpecialistSpec,
-        text: str,
-        history: Sequence[Message] = (),
-        on_text: OnText | None = None,
-    ) -> SpecialistAnswer:
-        return await ask_through(
-            self.generate, self.catalog, specialist, text, history, self.stream, on_text
-        )
 
     async def aclose(self) -> None:
         """Close every engine started."""

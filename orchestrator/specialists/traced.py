@@ -61,9 +61,7 @@ class TracedEngine:
             results = await self.engine.generate(requests)
         except Exception as err:
             for span in spans:
-                span.set_attribute("error.type", type(err).__name__)
-                span.set_status(Status(StatusCode.ERROR, str(err)[:500]))
-                span.end()
+                _end_failed(span, err)
             raise
         finally:
             self.inflight -= 1
@@ -95,9 +93,7 @@ class TracedEngine:
                     return
                 yield item
         except BaseException as err:
-            span.set_attribute("error.type", type(err).__name__)
-            span.set_status(Status(StatusCode.ERROR, str(err)[:500]))
-            span.end()
+            _end_failed(span, err)
             raise
         finally:
             self.inflight -= 1
@@ -150,3 +146,10 @@ class TracedEngine:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
             attributes[gen_ai.INPUT_MESSAGES] = json.dumps(messages)
         return attributes
+
+
+def _end_failed(span: Any, err: BaseException) -> None:
+    """End a request's span as failed, with the error's type and (bounded) message."""
+    span.set_attribute("error.type", type(err).__name__)
+    span.set_status(Status(StatusCode.ERROR, str(err)[:500]))
+    span.end()
