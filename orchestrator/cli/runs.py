@@ -20,7 +20,7 @@ from rich.table import Table
 from orchestrator.cli.batch import DEFAULT_CONCURRENCY
 from orchestrator.cli.common import CatalogOption, GraphsOption, load, out
 from orchestrator.cli.inputs import checked_input
-from orchestrator.errors import InputError
+from orchestrator.errors import CadreError, InputError
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
 review_app = typer.Typer(help="Decide the reviews that runs are waiting for.", no_args_is_help=True)
@@ -379,12 +379,30 @@ def review_list(
 
 
 @review_app.command("show")
-def review_show(review_id: Annotated[str, typer.Argument(help="Review id.")]) -> None:
-    """What the reviewer must see: the proposal and the state around it."""
+def review_show(
+    review_id: Annotated[str, typer.Argument(help="Review id.")],
+    catalog: CatalogOption = None,
+    graphs: GraphsOption = None,
+) -> None:
+    """What the reviewer must see: the proposal, the state around it, and warnings (an empty
+    lookup, a value that does not fit its schema, a tool that failed earlier in the run)."""
+    from orchestrator.runs.reviews import review_warnings
+
     store = _store()
     r = store.review(review_id)
+    unchecked = ""
+    try:
+        loaded = load(catalog, graphs)
+    except CadreError as err:
+        if catalog is not None or graphs is not None:
+            raise  # the catalog asked for is broken: say so
+        loaded, unchecked = None, err.message.splitlines()[0]
     out.print(f"[bold]{r.id}[/bold]: {escape(r.payload.get('title', r.node))}")
     out.print(f"run {r.run_id} ({r.payload.get('workflow')}), node {r.node}, {r.status}")
+    for warning in review_warnings(r, store.events(r.run_id), loaded):
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    if unchecked:
+        out.print(f"[dim]values not checked against their schemas: {escape(unchecked)}[/dim]")
     for key, value in r.payload.get("show", {}).items():
         out.print(f"\n[cyan]{key}[/cyan]")
         out.print_json(json.dumps(value)) if not isinstance(value, str) else out.print(

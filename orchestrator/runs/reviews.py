@@ -77,14 +77,14 @@ def state_schemas(catalog: Catalog, workflow_name: str) -> dict[str, dict[str, A
 
 
 def review_warnings(
-    review: ReviewRecord, events: list[dict[str, Any]], catalog: Catalog
+    review: ReviewRecord, events: list[dict[str, Any]], catalog: Catalog | None
 ) -> list[str]:
     """What a reviewer should be warned of before deciding: a shown value that is empty (a
     lookup that found nothing), one that does not fit its state schema, and a tool that failed
-    earlier in the run."""
+    earlier in the run. Without a catalog, values are not checked against schemas."""
     warnings = []
     try:
-        schemas = state_schemas(catalog, review.payload.get("workflow", ""))
+        schemas = state_schemas(catalog, review.payload.get("workflow", "")) if catalog else {}
     except CadreError:  # the workflow is no longer in the catalog: no schemas to check against
         schemas = {}
     for key, value in review.payload.get("show", {}).items():

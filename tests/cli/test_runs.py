@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from orchestrator.runs.runner import Runner
 from orchestrator.runs.views import RunReport, RunView
+from orchestrator.specialists.local import LocalAsker
+from orchestrator.workflow.catalog import load_catalog
+from tests.workflow.fixtures import scripted_workflow_catalog
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
@@ -28,6 +34,39 @@ def test_bad_input_creates_nothing(cli, tmp_path: Path) -> None:  # type: ignore
         no_traceback(result)
     listed = cli("runs", "list", "-q", catalog=False)
     assert listed.returncode == 0 and listed.stdout.strip() == ""
+
+
+def test_review_show_warns_of_empty_lookups_misfits_and_failed_tools(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    catalog = load_catalog(scripted_workflow_catalog(tmp_path), tmp_path / "graphs")
+
+    async def waiting() -> str:  # a claim run driven in this process to its adjuster review
+        url = f"sqlite:///{tmp_path / 'runs.db'}"
+        async with Runner(catalog, database_url=url, asker=LocalAsker(catalog)) as runner:
+            record = await runner.start("claim", {"claim": "Storm damage to the roof"})
+            review = runner.store.reviews("pending", record.id)[0]
+            shown = {"fields": {"policy_number": "P-1", "amount": "lots"}, "payout": None}
+            payload = json.dumps({**review.payload, "show": shown})
+            runner.store.db.execute(
+                "UPDATE cadre_reviews SET payload = ? WHERE id = ?", (payload, review.id)
+            )
+            failed = {"node": "payout", "tool": "calculator", "error": "division by zero"}
+            runner.store.add_events(
+                [(record.id, time.time(), "node", "payout", {"tool_error": failed})]
+            )
+            return review.id
+
+    review = asyncio.run(waiting())
+    shown = cli("review", "show", review)
+    assert shown.returncode == 0, shown.stderr
+    lines = [line.strip() for line in shown.stdout.splitlines()]
+    assert "warning: fields/amount does not fit its schema: 'lots' is not of type 'number'" in lines
+    assert "warning: payout is empty: the step that fills it found nothing" in lines
+    assert "warning: tool calculator failed in step payout: division by zero" in lines
+    broken = cli("review", "show", review, "--catalog", str(tmp_path / "nowhere"), catalog=False)
+    assert broken.returncode == 2 and "nowhere" in broken.stderr
+    no_traceback(broken)
 
 
 @pytest.mark.ray
