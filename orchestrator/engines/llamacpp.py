@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import re
 import time
 from collections import OrderedDict
@@ -33,6 +34,9 @@ from orchestrator.catalog.engine_options import LlamaCppOptions
 from orchestrator.engines.base import FinishReason, GenerationRequest, GenerationResult
 from orchestrator.engines.lora_gguf import gguf_adapter
 from orchestrator.errors import ContextLengthError, EngineError
+
+GRAMMARS_KEPT = 64
+"""Output schemas whose grammars are kept made (one per specialist, and per narrowed schema)."""
 
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 
@@ -52,6 +56,8 @@ class LlamaCppEngine:
         self._states: dict[str | None, Any] = {}
         """Adapter (None: the base) -> its saved prompt cache, for the adapters not active."""
         self._lock = asyncio.Lock()
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
+        """Output schema (as sorted JSON) -> its grammar, least recently used first."""
         self._base: Any = self._load_base()
 
     def _load_base(self) -> Any:
@@ -170,6 +176,26 @@ class LlamaCppEngine:
             finally:
                 await producing  # the context is not touched again before it is done
 
+    def _grammar(self, request: GenerationRequest) -> Any:
+        """The grammar for the request's output schema, made once per schema (an LRU)."""
+        from orchestrator.engines.llamacpp_grammar import SchemaGrammarError, schema_grammar
+
+        key = json.dumps(request.json_schema, sort_keys=True)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            try:
+                grammar = schema_grammar(request.json_schema or {}, self._base)
+            except SchemaGrammarError as err:
+                who = f"specialist {request.tag!r}" if request.tag else "the request"
+                raise EngineError(
+                    f"{who}: llama.cpp cannot hold answers to its output schema: {err}"
+                ) from None
+            self._grammars[key] = grammar
+            while len(self._grammars) > GRAMMARS_KEPT:
+                self._grammars.popitem(last=False)
+        self._grammars.move_to_end(key)
+        return grammar
+
     def _generate_one(
         self, request: GenerationRequest, on_text: Callable[[str], None] | None = None
     ) -> GenerationResult:
@@ -186,7 +212,7 @@ class LlamaCppEngine:
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.json_schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            kwargs["grammar"] = self._grammar(request)
         started = time.perf_counter()
         try:
             if on_text is not None:

@@ -14,17 +14,26 @@ exactly that probability, and a refused draw is redrawn from the allowed ones).
 :class:`GrammarLastLlama` is llama-cpp-python's ``Llama`` with that sampler; everything else is
 llama-cpp-python's. It imports ``llama_cpp``, so the engine imports this module only when it loads
 a model.
+
+:func:`schema_grammar` turns an output schema into that grammar. llama-cpp-python's converter
+copies a ``pattern``'s escapes into the grammar as they are, and llama.cpp's grammars know none of
+``\\d``, ``\\w``, ``\\s`` or ``\\.``: such a grammar did not parse, and the model host crashed
+on it (a null sampler). The patterns are first rewritten in what the grammar does know (character
+classes, ``\\x`` escapes); a pattern that still cannot be expressed is an error that names it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
+import os
 import weakref
 from typing import Any
 
 import llama_cpp
 import numpy as np
 from llama_cpp import Llama
+from llama_cpp.llama_grammar import LlamaGrammar
 
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 """llama.cpp's ``llama_token_data``, as a numpy record."""
@@ -108,3 +117,110 @@ class GrammarLastLlama(Llama):
         if not handle:
             raise ValueError("llama.cpp could not compile the grammar")
         return GrammarLastSampler(chain, handle, self._n_vocab)
+
+
+SHORTHANDS = {"d": "0-9", "w": "0-9A-Za-z_", "s": " \\t\\n\\r\\x0b\\x0c"}
+"""What a regex's ``\\d``, ``\\w`` and ``\\s`` stand for, as the inside of a grammar's class."""
+
+
+class SchemaGrammarError(ValueError):
+    """An output schema llama.cpp's grammars cannot express; the message says what."""
+
+
+def schema_grammar(schema: dict[str, Any], model: Llama) -> LlamaGrammar:
+    """The grammar of answers that fit ``schema``, checked to compile on ``model``."""
+    patterns = sorted(_patterns(schema))
+    try:
+        grammar = LlamaGrammar.from_json_schema(json.dumps(_portable(schema)), verbose=False)
+    except Exception as err:  # the converter asserts on what it does not support
+        raise SchemaGrammarError(
+            f"llama-cpp-python cannot turn it into a grammar ({err}){_naming(patterns)}"
+        ) from None
+    handle = _quietly(
+        lambda: llama_cpp.llama_sampler_init_grammar(
+            model._model.vocab, grammar._grammar.encode(), grammar._root.encode()
+        )
+    )
+    if not handle:
+        raise SchemaGrammarError(
+            "llama.cpp cannot parse the grammar made from it (a pattern with a construct its "
+            f"grammars lack, such as \\b, a lookaround or a backreference?){_naming(patterns)}"
+        )
+    llama_cpp.llama_sampler_free(handle)
+    return grammar
+
+
+def portable_pattern(pattern: str) -> str:
+    """``pattern`` with the escapes llama.cpp's grammars lack spelled out: ``\\d``, ``\\w``,
+    ``\\s`` (and ``\\D``, ``\\W``, ``\\S`` outside a class) as classes, an escaped punctuation
+    mark as its ``\\x`` code, and ``(?:`` as ``(``. Other escapes are left as they are."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            n = pattern[i + 1]
+            i += 2
+            body = SHORTHANDS.get(n.lower())
+            if body is not None and in_class:
+                out.append(body if n.islower() else "\\" + n)  # \D in a class: no way to say it
+            elif body is not None:
+                out.append(f"[{'' if n.islower() else '^'}{body}]")
+            elif n.isascii() and not n.isalnum() and n != "\\":
+                code = f"\\x{ord(n):02x}"
+                out.append(code if in_class else f"[{code}]")
+            else:
+                out.append("\\" + n)
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":  # a negated class: its ^ is not a character
+                out.append("[^")
+                i += 2
+                continue
+        elif pattern.startswith("(?:", i):
+            out.append("(")
+            i += 3
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _portable(schema: Any) -> Any:
+    """``schema`` with every ``pattern`` made portable (:func:`portable_pattern`)."""
+    if isinstance(schema, dict):
+        return {
+            k: portable_pattern(v) if k == "pattern" and isinstance(v, str) else _portable(v)
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_portable(v) for v in schema]
+    return schema
+
+
+def _patterns(schema: Any) -> set[str]:
+    if isinstance(schema, dict):
+        found = {v for k, v in schema.items() if k == "pattern" and isinstance(v, str)}
+        return found.union(*(_patterns(v) for v in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(_patterns(v) for v in schema))
+    return set()
+
+
+def _naming(patterns: list[str]) -> str:
+    return f"; its patterns: {', '.join(repr(p) for p in patterns)}" if patterns else ""
+
+
+def _quietly(make: Any) -> Any:
+    """``make()`` with llama.cpp's parse errors kept off the process's stderr."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return make()
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)

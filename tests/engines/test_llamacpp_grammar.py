@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,14 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is in .venv (make setu
 
 from llama_cpp import Llama
 
-from orchestrator.engines.llamacpp_grammar import GrammarLastLlama, GrammarLastSampler
+from orchestrator.engines.base import GenerationRequest, Message
+from orchestrator.engines.llamacpp import LlamaCppEngine
+from orchestrator.engines.llamacpp_grammar import (
+    GrammarLastLlama,
+    GrammarLastSampler,
+    portable_pattern,
+)
+from orchestrator.errors import EngineError
 
 pytestmark = pytest.mark.model
 
@@ -98,3 +107,66 @@ def test_unconstrained_answers_use_the_plain_chain(
     assert not isinstance(grammar_last._sampler, GrammarLastSampler)
     theirs = plain.create_chat_completion(**request, temperature=0.0)
     assert ours["choices"][0]["message"] == theirs["choices"][0]["message"]
+
+
+PATTERNS = {
+    "policy": r"^[A-Z]{2}-\d{5}$",
+    "filed": r"^\d{4}-\d{2}-\d{2}$",
+    "email": r"^\w+@\w+\.\w+$",
+    "kind": r"^(?:auto|home)$",
+    "amount": r"^\$[\d.]+$",
+}
+
+
+def test_patterns_with_regex_shorthands_hold_the_answer(smollm2_path: Path) -> None:
+    # llama-cpp-python's converter copies \d, \w and \. into the grammar, where llama.cpp cannot
+    # parse them: the host crashed on such a schema (a null sampler). They are spelled out now.
+    engine = LlamaCppEngine(smollm2_path, 1024)
+    schema = {
+        "type": "object",
+        "properties": {name: {"type": "string", "pattern": p} for name, p in PATTERNS.items()},
+        "required": list(PATTERNS),
+        "additionalProperties": False,
+    }
+    request = GenerationRequest(
+        messages=(
+            Message("system", "Extract the claim's fields. Answer in JSON."),
+            Message("user", "Claim HP-12345, filed 2024-03-01 by ann@example.com: $1200.50 home"),
+        ),
+        max_tokens=120,
+        json_schema=schema,
+        tag="claims",
+    )
+    (result,) = asyncio.run(engine.generate([request]))
+    answer = json.loads(result.text)
+    for name, pattern in PATTERNS.items():
+        assert re.fullmatch(pattern, answer[name]), (name, answer[name])
+    asyncio.run(engine.close())
+
+
+@pytest.mark.parametrize("pattern", [r"^\bclaim\b$", r"^(?=HP)\w+$"])
+def test_a_pattern_llama_cpp_cannot_express_is_an_error_that_names_it(
+    smollm2_path: Path, pattern: str
+) -> None:
+    engine = LlamaCppEngine(smollm2_path, 512)
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}}
+    bad = GenerationRequest(
+        messages=(Message("user", "Hi"),), max_tokens=8, json_schema=schema, tag="claims"
+    )
+    with pytest.raises(EngineError) as refused:
+        asyncio.run(engine.generate([bad]))
+    message = str(refused.value)
+    assert message.startswith("specialist 'claims': llama.cpp cannot hold answers to its output")
+    assert repr(pattern) in message
+    good = GenerationRequest(messages=(Message("user", "Hi"),), max_tokens=4)
+    assert asyncio.run(engine.generate([good]))[0].output_tokens > 0  # the engine goes on
+    asyncio.run(engine.close())
+
+
+def test_portable_patterns_spell_out_what_llama_cpp_grammars_lack() -> None:
+    assert portable_pattern(r"^\d{2}\.\w+$") == r"^[0-9]{2}[\x2e][0-9A-Za-z_]+$"
+    assert portable_pattern(r"^[\w.-]+$") == r"^[0-9A-Za-z_.-]+$"
+    assert portable_pattern(r"^\S+$") == r"^[^ \t\n\r\x0b\x0c]+$"
+    assert portable_pattern(r"^[^\s]$") == r"^[^ \t\n\r\x0b\x0c]$"
+    assert portable_pattern(r"^(?:a|b)\(c\)$") == r"^(a|b)[\x28]c[\x29]$"
+    assert portable_pattern(r"^a\\d\n$") == r"^a\\d\n$"  # an escaped backslash, a newline
