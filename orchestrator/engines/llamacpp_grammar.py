@@ -1,38 +1,46 @@
-"""Constrained sampling that checks the grammar on the chosen token first, as llama.cpp does.
+"""llama.cpp's constrained decoding: the grammar made from an output schema, and asked about the
+chosen token first.
 
-llama-cpp-python puts the JSON-Schema grammar inside its sampler chain, so at every token the
-grammar is matched against the whole vocabulary (49,152 candidates for SmolLM2) before one is
-chosen. That was 37% of a ``cadre eval``'s time, beside 57% for the decode itself.
+**The grammar.** :func:`schema_grammar` turns an output schema into a GBNF grammar with
+llama-cpp-python's converter, and fixes what that converter gets wrong for llama.cpp:
 
-llama.cpp's own sampler (``common/sampling.cpp``) does it the other way round: it samples without
-the grammar, asks the grammar about the one token chosen, and matches the whole vocabulary only
-when that token is refused, then samples again from what the grammar allows. The answer is the
-same: greedily, the best token the grammar allows; with a temperature, a token the grammar allows,
-drawn from the model's distribution over the allowed tokens (a draw that is accepted at once has
-exactly that probability, and a refused draw is redrawn from the allowed ones).
+- A ``pattern``'s escapes were copied into the grammar as they are, and llama.cpp's grammars know
+  none of ``\\d``, ``\\w``, ``\\s`` or ``\\.``: the grammar did not parse, and the null sampler
+  crashed the model host at every call. Patterns are rewritten first (:func:`portable_pattern`).
+- Counts (``maxLength``, ``maxItems``, a pattern's ``{m,n}``) were written as nested optional
+  groups, whose depth crashed llama.cpp's parser (``maxItems: 100000``); they are written in
+  llama.cpp's own ``{m,n}`` syntax.
+- A schema the converter cannot handle (``not``, ``if``) silently became "any JSON"; it is an
+  error now, as is a grammar llama.cpp still refuses, naming the schema's patterns.
+
+**The sampler.** llama-cpp-python puts the grammar inside its sampler chain, so at every token
+the grammar is matched against the whole vocabulary (49,152 candidates for SmolLM2) before one is
+chosen: 37% of a ``cadre eval``'s time, beside 57% for the decode itself. llama.cpp's own sampler
+(``common/sampling.cpp``) samples without the grammar, asks the grammar about the one token
+chosen, and matches the whole vocabulary only when that token is refused, then samples again from
+what the grammar allows. Greedily, the answer is the same: the best token the grammar allows. With
+a temperature, a refused draw is redrawn from the allowed tokens, as llama.cpp does; top-k and
+top-p then cut the whole vocabulary for the first draw rather than the allowed tokens, so the
+distribution can differ slightly from llama-cpp-python's.
 
 :class:`GrammarLastLlama` is llama-cpp-python's ``Llama`` with that sampler; everything else is
-llama-cpp-python's. It imports ``llama_cpp``, so the engine imports this module only when it loads
+llama-cpp-python's. This module imports ``llama_cpp``, so the engine imports it only when it loads
 a model.
-
-:func:`schema_grammar` turns an output schema into that grammar. llama-cpp-python's converter
-copies a ``pattern``'s escapes into the grammar as they are, and llama.cpp's grammars know none of
-``\\d``, ``\\w``, ``\\s`` or ``\\.``: such a grammar did not parse, and the model host crashed
-on it (a null sampler). The patterns are first rewritten in what the grammar does know (character
-classes, ``\\x`` escapes); a pattern that still cannot be expressed is an error that names it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
+import threading
 import weakref
 from typing import Any
 
 import llama_cpp
 import numpy as np
-from llama_cpp import Llama
+from llama_cpp import Llama, llama_grammar
 from llama_cpp.llama_grammar import LlamaGrammar
 
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
@@ -127,27 +135,81 @@ class SchemaGrammarError(ValueError):
     """An output schema llama.cpp's grammars cannot express; the message says what."""
 
 
+RELAXED_BOUND = 16
+"""When llama.cpp refuses a grammar with the schema's exact bounds (too many rules repeated too
+many times), bounds above this are left to the check of the answer against the schema."""
+
+_converting = threading.Lock()
+"""The converter's repetition is swapped for the length of one conversion."""
+
+
 def schema_grammar(schema: dict[str, Any], model: Llama) -> LlamaGrammar:
-    """The grammar of answers that fit ``schema``, checked to compile on ``model``."""
+    """The grammar of answers that fit ``schema``, checked to compile on ``model``. If llama.cpp
+    refuses the grammar with the schema's exact counts (too many rules repeated too many times),
+    it is made again with counts above :data:`RELAXED_BOUND` left open: the answer is checked
+    against the whole schema after it is generated either way (``parse_answer``)."""
     patterns = sorted(_patterns(schema))
-    try:
-        grammar = LlamaGrammar.from_json_schema(json.dumps(_portable(schema)), verbose=False)
-    except Exception as err:  # the converter asserts on what it does not support
-        raise SchemaGrammarError(
-            f"llama-cpp-python cannot turn it into a grammar ({err}){_naming(patterns)}"
-        ) from None
-    handle = _quietly(
-        lambda: llama_cpp.llama_sampler_init_grammar(
-            model._model.vocab, grammar._grammar.encode(), grammar._root.encode()
+    portable = json.dumps(_portable(schema))
+    for cap in (None, RELAXED_BOUND):
+        with _converting:
+            llama_grammar._build_repetition = functools.partial(_repetition, cap=cap)
+            try:
+                grammar = LlamaGrammar.from_json_schema(portable, verbose=False)
+            except Exception as err:  # the converter asserts on what it does not support
+                raise SchemaGrammarError(
+                    f"llama-cpp-python cannot turn it into a grammar ({err}){_naming(patterns)}"
+                ) from None
+            finally:
+                llama_grammar._build_repetition = _CONVERTERS_OWN
+        handle = _quietly(
+            functools.partial(
+                llama_cpp.llama_sampler_init_grammar,
+                model._model.vocab,
+                grammar._grammar.encode(),
+                grammar._root.encode(),
+            )
         )
+        if handle:
+            llama_cpp.llama_sampler_free(handle)
+            return grammar
+    raise SchemaGrammarError(
+        "llama.cpp cannot parse the grammar made from it (a pattern with a construct its "
+        f"grammars lack, such as \\b, a lookaround or a backreference?){_naming(patterns)}"
     )
-    if not handle:
-        raise SchemaGrammarError(
-            "llama.cpp cannot parse the grammar made from it (a pattern with a construct its "
-            f"grammars lack, such as \\b, a lookaround or a backreference?){_naming(patterns)}"
-        )
-    llama_cpp.llama_sampler_free(handle)
-    return grammar
+
+
+_CONVERTERS_OWN = llama_grammar._build_repetition
+
+
+def _repetition(
+    item: str,
+    min_items: int,
+    max_items: int | None,
+    separator_rule: str | None = None,
+    item_rule_is_literal: bool = False,
+    *,
+    cap: int | None,
+) -> str:
+    """``item`` repeated ``min_items`` to ``max_items`` times (None: no limit), separated by
+    ``separator_rule``, in llama.cpp's ``{m,n}`` syntax; counts above ``cap`` left open."""
+    low = min_items if cap is None else min(min_items, cap)
+    high = max_items if cap is None or max_items is None or max_items <= cap else None
+    if high == 0:
+        return '""'
+    if not separator_rule:
+        return f"({item}){_times(low, high)}"
+    if high == 1:
+        return item if low >= 1 else f"({item})?"
+    rest = f"({separator_rule} {item}){_times(max(0, low - 1), None if high is None else high - 1)}"
+    return f"{item} {rest}" if low >= 1 else f"({item} {rest})?"
+
+
+def _times(low: int, high: int | None) -> str:
+    if high is None:
+        return {0: "*", 1: "+"}.get(low, f"{{{low},}}")
+    if (low, high) == (0, 1):
+        return "?"
+    return f"{{{low}}}" if low == high else f"{{{low},{high}}}"
 
 
 def portable_pattern(pattern: str) -> str:

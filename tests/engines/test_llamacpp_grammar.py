@@ -170,3 +170,44 @@ def test_portable_patterns_spell_out_what_llama_cpp_grammars_lack() -> None:
     assert portable_pattern(r"^[^\s]$") == r"^[^ \t\n\r\x0b\x0c]$"
     assert portable_pattern(r"^(?:a|b)\(c\)$") == r"^(a|b)[\x28]c[\x29]$"
     assert portable_pattern(r"^a\\d\n$") == r"^a\\d\n$"  # an escaped backslash, a newline
+
+
+def test_large_and_nested_counts_hold_without_crashing_llama_cpp(smollm2_path: Path) -> None:
+    # As nested optional groups, maxItems 100000 crashed llama.cpp's parser and maxLength 2000
+    # made a grammar it refused; a minLength of 10**12 was a string of 10**12 rule names. A count
+    # llama.cpp refuses even as {m,n} is left open: the answer is checked against the schema.
+    engine = LlamaCppEngine(smollm2_path, 1024)
+    schemas = [
+        {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 100_000},
+        {"type": "string", "minLength": 3, "maxLength": 2000},
+        {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+            "maxItems": 1000,
+        },
+        {"type": "string", "minLength": 10**12},
+    ]
+    for field in schemas:
+        schema = {"type": "object", "properties": {"a": field}, "required": ["a"]}
+        request = GenerationRequest(
+            messages=(Message("user", "List three fruits in JSON."),),
+            max_tokens=60,
+            json_schema=schema,
+        )
+        (result,) = asyncio.run(engine.generate([request]))
+        if result.finish_reason == "stop":
+            jsonschema.validate(json.loads(result.text, strict=False), schema)
+    asyncio.run(engine.close())
+
+
+def test_a_schema_the_converter_cannot_handle_is_an_error_not_any_json(
+    smollm2_path: Path,
+) -> None:
+    engine = LlamaCppEngine(smollm2_path, 512)
+    schema = {"type": "object", "properties": {"a": {"not": {"type": "string"}}}}
+    request = GenerationRequest(
+        messages=(Message("user", "Hi"),), max_tokens=8, json_schema=schema, tag="odd"
+    )
+    with pytest.raises(EngineError, match="specialist 'odd': .*cannot turn it into a grammar"):
+        asyncio.run(engine.generate([request]))
+    asyncio.run(engine.close())
