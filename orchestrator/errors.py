@@ -262,3 +262,38 @@ def schema_message(
     if len(message) <= limit:
         return message
     return f"{message[:limit]}… (cut; `{error.validator}` failed on {kind_of(error.instance)})"
+
+
+SURROGATE = (
+    "holds an unpaired UTF-16 surrogate (such as \\ud800), which is not text; send the "
+    "character itself, or both halves of its pair"
+)
+"""The error for :func:`unpaired_surrogate`'s finds, after the place it names."""
+
+
+def unpaired_surrogate(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` (JSON data) a string or key holds an unpaired UTF-16 surrogate
+    (``"\\ud800"`` in JSON, which parses but is not text: it cannot be written as UTF-8), as a
+    ``/``-joined path (``""`` for ``value`` itself); None if nowhere. Iterative: depth is not
+    bounded here."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return where
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                # A key is named with its surrogate escaped: the error must be text itself.
+                name = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+                inside = f"{where}/{name}" if where else name
+                if name != key:
+                    return inside
+                stack.append((inner, inside))
+        elif isinstance(item, list | tuple):
+            for i, inner in enumerate(item):
+                stack.append((inner, f"{where}/{i}" if where else str(i)))
+    return None

@@ -26,6 +26,7 @@ from orchestrator.errors import (
     ToolTimeoutError,
     UserError,
     missing_dependency,
+    unpaired_surrogate,
 )
 
 
@@ -103,3 +104,15 @@ def test_budget_exceeded_pickles_with_its_fields() -> None:
         20,
         1,
     )
+
+
+def test_an_unpaired_surrogate_is_found_where_it_is() -> None:
+    assert unpaired_surrogate({"claim": "a window 🪟", "n": [1, "ü"]}) is None
+    assert unpaired_surrogate({"claim": "bad \ud800"}) == "claim"
+    assert unpaired_surrogate({"a": [1, {"b": "x\udfff"}]}) == "a/1/b"
+    assert unpaired_surrogate({"k\ud800": 1}) == "k\\ud800"  # named with the surrogate escaped
+    assert unpaired_surrogate("\udc00", "reason") == "reason"
+    deep: object = "\ud800"
+    for _ in range(10_000):  # no recursion: any depth
+        deep = [deep]
+    assert unpaired_surrogate(deep) == "/".join(["0"] * 10_000)

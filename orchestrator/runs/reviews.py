@@ -13,7 +13,16 @@ from typing import Any
 
 import jsonschema
 
-from orchestrator.errors import CadreError, ConflictError, InputError, kind_of, schema_message
+from orchestrator.errors import (
+    SURROGATE,
+    CadreError,
+    ConflictError,
+    InputError,
+    clip,
+    kind_of,
+    schema_message,
+    unpaired_surrogate,
+)
 from orchestrator.runs.store import (
     FINISHED,
     ReviewRecord,
@@ -196,6 +205,10 @@ def record_decision(
         raise ConflictError(f"review {review_id}: its run {run.id} is already {run.status}")
     if decision not in ("approve", "reject", "edit"):
         raise InputError(f"decision {decision!r}: choose approve, reject or edit")
+    for name, given in (("reason", reason), ("changes", changes)):
+        where = unpaired_surrogate(given, name)
+        if where is not None:
+            raise InputError(f"review {review_id}: {clip(where, 200)}: {SURROGATE}")
     if decision == "reject" and not (reason or "").strip():
         raise InputError("a rejection needs a reason (--reason): it is sent back for rework")
     if decision == "edit" and not changes:

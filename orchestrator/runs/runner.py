@@ -35,7 +35,14 @@ from opentelemetry import trace
 
 from orchestrator import config, telemetry
 from orchestrator.config import DEFAULT_TENANT
-from orchestrator.errors import CadreError, InputError, schema_message
+from orchestrator.errors import (
+    SURROGATE,
+    CadreError,
+    InputError,
+    clip,
+    schema_message,
+    unpaired_surrogate,
+)
 from orchestrator.runs.budget import token_budget
 from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
 from orchestrator.runs.reviews import record_decision
@@ -77,6 +84,9 @@ def check_input(spec: WorkflowSpec, data: Any) -> dict[str, Any]:
     """The run input, or InputError naming the field that does not fit the input schema."""
     if not isinstance(data, dict):
         raise InputError(f"workflow {spec.name!r}: the input must be a JSON object")
+    where = unpaired_surrogate(data)
+    if where is not None:
+        raise InputError(f"workflow {spec.name!r}: {clip(where, 200)}: {SURROGATE}")
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(spec.input_schema).iter_errors(data)
     )

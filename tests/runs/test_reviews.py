@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from orchestrator.api.webhooks import Escalator, Webhooks
-from orchestrator.errors import ConflictError
+from orchestrator.errors import ConflictError, InputError
 from orchestrator.runs.reviews import review_warnings
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.views import WebhookEvent
@@ -194,3 +194,22 @@ def test_a_reviewer_is_warned_of_empty_lookups_misfits_and_failed_tools(
         "payout is empty: the step that fills it found nothing",
         "tool calculator failed in step payout: division by zero",
     ]
+
+
+def test_a_decision_that_is_not_text_is_refused_and_the_review_waits(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalog = claim_catalog(tmp_path)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        with pytest.raises(InputError, match=r": reason: holds an unpaired UTF-16 surrogate"):
+            await runner.decide(review.id, "reject", "sam", reason="late \ud800")
+        with pytest.raises(InputError, match=r": changes/fields.amount: holds an unpaired"):
+            await runner.decide(review.id, "edit", "sam", changes={"fields.amount": "\udc00"})
+        assert runner.store.review(review.id).status == "pending"
+        return await runner.decide(review.id, "approve", "sam")
+
+    _, finished = drive(catalog, database_url, body)
+    assert finished.status == "succeeded"

@@ -144,3 +144,25 @@ def test_a_long_poll_answers_when_the_run_ends_or_when_it_times_out(api: Api) ->
     assert time.monotonic() - started < 5, "answered when the run ended, not at the timeout"
     too_long = api.client.get(url, params={"wait_s": 3600}, headers=who)
     assert too_long.status_code == 422 and "wait_s" in too_long.json()["error"]["message"]
+
+
+def test_an_input_that_is_not_text_is_422_and_creates_nothing(api: Api) -> None:
+    # "\ud800" parses as JSON but is half of a UTF-16 pair: no UTF-8 text holds it. It was
+    # recorded as a run, and the answer then failed to render (500).
+    headers = {**api.as_("acme-submitter"), "content-type": "application/json"}
+    for body, where in (
+        (
+            '{"workflow": "claim", "input": {"claim": "a broken \\ud800 window"}}',
+            "claim",
+        ),
+        ('{"workflow": "claim", "input": {"claim": "x", "\\udc00": 1}}', "\\udc00"),
+    ):
+        refused = api.client.post("/v1/runs", content=body, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["message"].startswith(
+            f"workflow 'claim': {where}: holds an unpaired UTF-16 surrogate"
+        )
+    assert api.client.get("/v1/runs", headers=api.as_("acme-admin")).json()["runs"] == []
+    paired = '{"workflow": "claim", "input": {"claim": "a broken \\ud83e\\ude9f window"}}'
+    accepted = api.client.post("/v1/runs", content=paired, headers=headers)
+    assert accepted.status_code == 202 and accepted.json()["input"]["claim"] == "a broken 🪟 window"
