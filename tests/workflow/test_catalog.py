@@ -63,10 +63,13 @@ def test_unknown_tool(tmp_path: Path) -> None:
 
 
 def test_the_specialist_catalog_alone_does_not_look_at_tools_or_workflows(tmp_path: Path) -> None:
-    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", tools=["teleport"])])
-    write_flows(tmp_path.parent / "graphs", broken={"name": "broken"})
-    assert set(load_specialists(tmp_path).specialists) == {"s"}
-    problems = problems_of(tmp_path, tmp_path.parent / "graphs")
+    # The workflows beside the catalog folder, inside this test's own folder: the folder beside
+    # tmp_path is shared by every test, and a broken workflow there broke their catalogs.
+    agents = tmp_path / "agents"
+    write_catalog(agents, [scripted_model("m")], [specialist("s", "m", tools=["teleport"])])
+    write_flows(tmp_path / "graphs", broken={"name": "broken"})
+    assert set(load_specialists(agents).specialists) == {"s"}
+    problems = problems_of(agents, tmp_path / "graphs")
     assert any("unknown tool 'teleport'" in p for p in problems)
     assert any("graphs/broken.yaml" in p for p in problems)
 
