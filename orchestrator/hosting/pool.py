@@ -30,7 +30,7 @@ from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.errors import CadreError, EngineError, HostUnavailableError
 from orchestrator.hosting.host import RemoteModelHost
 from orchestrator.hosting.runtime import NAMESPACE, ensure_ray
-from orchestrator.specialists.asking import EngineAsker
+from orchestrator.specialists.asking import Asker
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Replica:
     inflight: int = 0
 
 
-class HostPool(EngineAsker):
+class HostPool(Asker):
     """Routes specialist calls to model hosts; see the module docstring."""
 
     def __init__(

@@ -54,7 +54,7 @@ from orchestrator.runs.store import (
     RunStore,
     new_owner,
 )
-from orchestrator.specialists.calls import Asker
+from orchestrator.specialists.asking import Asker
 from orchestrator.storage.database import Database, open_checkpointer
 from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.catalog import Catalog

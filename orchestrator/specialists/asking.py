@@ -80,11 +80,11 @@ async def ask_through(
     )
 
 
-class EngineAsker:
-    """An asker that sends requests to engines somewhere: the host pool (Ray actors) or
-    :class:`~orchestrator.specialists.local.LocalAsker` (in this process). A subclass says how
-    to ``generate`` and ``stream`` on a model; asking is :func:`ask_through`'s, the same for
-    both."""
+class Asker:
+    """What asks specialists: the host pool (engines in Ray actors) or
+    :class:`~orchestrator.specialists.local.LocalAsker` (engines in this process). A subclass
+    says how to ``generate`` and ``stream`` on a model; asking is :func:`ask_through`'s, the
+    same for both. A test's stand-in may override ``ask_spec`` alone."""
 
     catalog: SpecialistCatalog
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import jsonschema
 
@@ -51,18 +51,6 @@ class SpecialistAnswer:
 
 OnText = Callable[[str], None]
 """Where a streamed answer's text goes, piece by piece, as the engine generates it."""
-
-
-class Asker(Protocol):
-    """Anything that can ask a specialist: the host pool, or a test's stand-in."""
-
-    async def ask_spec(
-        self,
-        specialist: SpecialistSpec,
-        text: str,
-        history: Sequence[Message] = (),
-        on_text: OnText | None = None,
-    ) -> SpecialistAnswer: ...
 
 
 def model_label(model: str, adapter: str | None) -> str:

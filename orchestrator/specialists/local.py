@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from orchestrator.catalog import SpecialistCatalog
 from orchestrator.engines import create_engine
 from orchestrator.engines.base import GenerationRequest, GenerationResult
-from orchestrator.specialists.asking import EngineAsker
+from orchestrator.specialists.asking import Asker
 from orchestrator.specialists.traced import TracedEngine
 
 
-class LocalAsker(EngineAsker):
+class LocalAsker(Asker):
     """Asks specialists through engines it starts in this process, one per model, on first use."""
 
     def __init__(self, catalog: SpecialistCatalog) -> None:

@@ -16,7 +16,8 @@ from orchestrator import telemetry
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import Message
 from orchestrator.errors import CadreError, OutputSchemaError
-from orchestrator.specialists.calls import Asker, SpecialistAnswer
+from orchestrator.specialists.asking import Asker
+from orchestrator.specialists.calls import SpecialistAnswer
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools import ToolContext, registry
 from orchestrator.tools.runner import call_tool

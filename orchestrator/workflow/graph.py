@@ -12,7 +12,7 @@ from typing import Any
 from langgraph.graph import START, StateGraph
 
 from orchestrator.catalog import SpecialistCatalog
-from orchestrator.specialists.calls import Asker
+from orchestrator.specialists.asking import Asker
 from orchestrator.workflow.budget import TokenBudget
 from orchestrator.workflow.nodes import BUILD
 from orchestrator.workflow.nodes.base import NodeBuilder

@@ -24,7 +24,8 @@ from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import BudgetExceeded, CadreError, RunError
 from orchestrator.memory.corpus import retrieve_into
-from orchestrator.specialists.calls import Asker, SpecialistAnswer, model_label
+from orchestrator.specialists.asking import Asker
+from orchestrator.specialists.calls import SpecialistAnswer, model_label
 from orchestrator.specialists.tool_loop import ask_with_tools
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools.base import ToolContext
