@@ -1,9 +1,9 @@
 """The llama.cpp engine: the embedded default on a machine with no GPU.
 
 It runs a GGUF model in-process through llama-cpp-python, with the model's own chat template and
-JSON-Schema-constrained decoding (llama.cpp turns the schema into a grammar, so the answer parses;
-the grammar is asked about the chosen token first, as llama.cpp's own sampler does, see
-``llamacpp_grammar``).
+JSON-Schema-constrained decoding: the schema becomes a grammar, so the answer parses. The grammar
+is made once per schema and asked about the chosen token first, as llama.cpp's own sampler does
+(see ``llamacpp_grammar``).
 
 llama.cpp is not re-entrant: one loaded model must not decode two prompts at once. This engine
 serializes its requests with one lock and runs each in a worker thread, so the host's event loop

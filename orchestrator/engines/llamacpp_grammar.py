@@ -275,14 +275,19 @@ def _naming(patterns: list[str]) -> str:
     return f"; its patterns: {', '.join(repr(p) for p in patterns)}" if patterns else ""
 
 
+_stderr = threading.Lock()
+"""One redirection of the process's stderr at a time: two at once could restore each other's."""
+
+
 def _quietly(make: Any) -> Any:
     """``make()`` with llama.cpp's parse errors kept off the process's stderr."""
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        return make()
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
+    with _stderr:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            return make()
+        finally:
+            os.dup2(saved, 2)
+            os.close(devnull)
+            os.close(saved)
