@@ -27,6 +27,7 @@ each one pickles with its fields (``__reduce__``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,11 @@ class ConflictError(InputError):
 
     http_status = 409
     kind = "conflict"
+
+
+class ApprovalsChanged(ConflictError):
+    """A review that needs several approvals gained one while another reviewer's decision was
+    being written; the decision is made again from the review as it now is."""
 
 
 class ContextLengthError(InputError):
@@ -264,36 +270,49 @@ def schema_message(
     return f"{message[:limit]}… (cut; `{error.validator}` failed on {kind_of(error.instance)})"
 
 
+MAX_JSON_DEPTH = 64
+"""How deep run inputs and review edits may nest (lists and objects); deeper is refused."""
+
 SURROGATE = (
     "holds an unpaired UTF-16 surrogate (such as \\ud800), which is not text; send the "
     "character itself, or both halves of its pair"
 )
-"""The error for :func:`unpaired_surrogate`'s finds, after the place it names."""
 
 
-def unpaired_surrogate(value: Any, path: str = "") -> str | None:
-    """Where in ``value`` (JSON data) a string or key holds an unpaired UTF-16 surrogate
-    (``"\\ud800"`` in JSON, which parses but is not text: it cannot be written as UTF-8), as a
-    ``/``-joined path (``""`` for ``value`` itself); None if nowhere. Iterative: depth is not
-    bounded here."""
-    stack = [(value, path)]
+def unfit_json(value: Any, path: str = "") -> tuple[str, str] | None:
+    """Where and why JSON data ``value`` cannot be taken as it is, or None if it can.
+
+    Refused: a string or key holding an unpaired UTF-16 surrogate (``"\\ud800"`` parses but
+    is not text: it cannot be written as UTF-8), nesting deeper than :data:`MAX_JSON_DEPTH`, an
+    integer outside 64 bits, and NaN or infinity (Python's JSON reads them; JSON has no such
+    numbers). Where is a ``/``-joined path below ``path`` (``path`` itself for ``value``). The
+    walk is iterative, so any depth is found without recursion."""
+    stack = [(value, path, 0)]
     while stack:
-        item, where = stack.pop()
+        item, where, depth = stack.pop()
         if isinstance(item, str):
             if not item.isascii():
                 try:
                     item.encode("utf-8")
                 except UnicodeEncodeError:
-                    return where
-        elif isinstance(item, dict):
-            for key, inner in item.items():
+                    return where, SURROGATE
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not -(2**63) <= item < 2**63:
+                return where, "is an integer outside 64 bits; send it as a string"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return where, f"is {item}, which is not a JSON number"
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                return where, f"nests lists and objects more than {MAX_JSON_DEPTH} deep"
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, inner in pairs:
                 # A key is named with its surrogate escaped: the error must be text itself.
                 name = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
                 inside = f"{where}/{name}" if where else name
-                if name != key:
-                    return inside
-                stack.append((inner, inside))
-        elif isinstance(item, list | tuple):
-            for i, inner in enumerate(item):
-                stack.append((inner, f"{where}/{i}" if where else str(i)))
+                if name != str(key):
+                    return inside, SURROGATE
+                stack.append((inner, inside, depth + 1))
     return None

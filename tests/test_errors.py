@@ -11,6 +11,8 @@ import pytest
 
 from orchestrator import errors
 from orchestrator.errors import (
+    MAX_JSON_DEPTH,
+    SURROGATE,
     ApiError,
     BudgetExceeded,
     CadreError,
@@ -26,7 +28,7 @@ from orchestrator.errors import (
     ToolTimeoutError,
     UserError,
     missing_dependency,
-    unpaired_surrogate,
+    unfit_json,
 )
 
 
@@ -106,13 +108,24 @@ def test_budget_exceeded_pickles_with_its_fields() -> None:
     )
 
 
-def test_an_unpaired_surrogate_is_found_where_it_is() -> None:
-    assert unpaired_surrogate({"claim": "a window 🪟", "n": [1, "ü"]}) is None
-    assert unpaired_surrogate({"claim": "bad \ud800"}) == "claim"
-    assert unpaired_surrogate({"a": [1, {"b": "x\udfff"}]}) == "a/1/b"
-    assert unpaired_surrogate({"k\ud800": 1}) == "k\\ud800"  # named with the surrogate escaped
-    assert unpaired_surrogate("\udc00", "reason") == "reason"
-    deep: object = "\ud800"
-    for _ in range(10_000):  # no recursion: any depth
+def test_json_that_cannot_be_taken_as_it_is_is_found_where_it_is() -> None:
+    assert unfit_json({"claim": "a window 🪟", "n": [1, "ü", 2.5, True, -(2**63)]}) is None
+    assert unfit_json({"claim": "bad \ud800"}) == ("claim", SURROGATE)
+    assert unfit_json({"a": [1, {"b": "x\udfff"}]}) == ("a/1/b", SURROGATE)
+    assert unfit_json({"k\ud800": 1}) == ("k\\ud800", SURROGATE)  # the surrogate escaped
+    assert unfit_json("\udc00", "reason") == ("reason", SURROGATE)
+    assert unfit_json({"n": 2**63}) == ("n", "is an integer outside 64 bits; send it as a string")
+    assert unfit_json({"n": [float("-inf")]}) == ("n/0", "is -inf, which is not a JSON number")
+    assert unfit_json({"n": float("nan")}) == ("n", "is nan, which is not a JSON number")
+    deep: object = 1
+    for _ in range(MAX_JSON_DEPTH):
         deep = [deep]
-    assert unpaired_surrogate(deep) == "/".join(["0"] * 10_000)
+    assert unfit_json(deep) is None  # the bound itself is taken
+    where, why = unfit_json({"d": deep}) or ("", "")
+    assert (where, why) == (
+        "d/" + "/".join(["0"] * (MAX_JSON_DEPTH - 1)),
+        f"nests lists and objects more than {MAX_JSON_DEPTH} deep",
+    )
+    for _ in range(100_000):  # no recursion: any depth
+        deep = [deep]
+    assert unfit_json(deep) is not None

@@ -185,7 +185,7 @@ def role(*allowed: str) -> Callable[[ApiKey], ApiKey]:
             raise ApiError(
                 403,
                 "forbidden",
-                f"a {key.role} key cannot do this; it needs a {' or '.join(allowed)} key",
+                f"a {key.role} key cannot do this; it needs a key of role {' or '.join(allowed)}",
             )
         return key
 

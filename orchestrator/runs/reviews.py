@@ -14,14 +14,14 @@ from typing import Any
 import jsonschema
 
 from orchestrator.errors import (
-    SURROGATE,
+    ApprovalsChanged,
     CadreError,
     ConflictError,
     InputError,
     clip,
     kind_of,
     schema_message,
-    unpaired_surrogate,
+    unfit_json,
 )
 from orchestrator.runs.store import (
     FINISHED,
@@ -206,13 +206,19 @@ def record_decision(
     if decision not in ("approve", "reject", "edit"):
         raise InputError(f"decision {decision!r}: choose approve, reject or edit")
     for name, given in (("reason", reason), ("changes", changes)):
-        where = unpaired_surrogate(given, name)
-        if where is not None:
-            raise InputError(f"review {review_id}: {clip(where, 200)}: {SURROGATE}")
+        fault = unfit_json(given, name)
+        if fault is not None:
+            raise InputError(f"review {review_id}: {clip(fault[0], 200)}: {fault[1]}")
     if decision == "reject" and not (reason or "").strip():
-        raise InputError("a rejection needs a reason (--reason): it is sent back for rework")
+        raise InputError(
+            f"review {review_id}: a rejection needs a reason: it is sent back for rework"
+        )
     if decision == "edit" and not changes:
-        raise InputError("an edit needs at least one --set key=value")
+        raise InputError(f"review {review_id}: an edit needs at least one change")
+    if changes and decision != "edit":
+        raise InputError(
+            f"review {review_id}: changes go with an edit; to {decision} leave them out"
+        )
     needed = int(review.payload.get("approvals", 1))
     if decision == "reject" or needed == 1:
         update = edit_update(review, changes or {}, catalog) if decision == "edit" else None
@@ -220,20 +226,50 @@ def record_decision(
             review_id, decision, by, reason, {"set": changes, "update": update} if update else None
         )
     # Several approvals: an edit is its reviewer's approval of the edited values; the last
-    # approval decides, with every earlier reviewer's edits and its own (later ones win).
+    # approval decides, with every earlier reviewer's edits and its own (later ones win). Each
+    # write holds only if no other approval came in since the review was read; if one did,
+    # the decision is made again from the review as it now is (this approval may be the last).
+    for _ in range(RACED_TRIES):
+        try:
+            return _approve(store, review, needed, by, reason, changes, catalog)
+        except ApprovalsChanged:
+            review = store.review(review_id)
+            if review.status != "pending":
+                raise not_pending(review) from None
+    raise ConflictError(
+        f"review {review_id}: other approvals kept coming in while {by} approved it; open it again"
+    )
+
+
+RACED_TRIES = 5
+"""How often a decision on a review needing several approvals is made again when other
+approvals keep landing first."""
+
+
+def _approve(
+    store: RunStore,
+    review: ReviewRecord,
+    needed: int,
+    by: str,
+    reason: str | None,
+    changes: dict[str, Any] | None,
+    catalog: Catalog,
+) -> ReviewRecord:
+    """Record ``by``'s approval (an edit when ``changes``) of a review needing ``needed``."""
     check_new_approver(review, by)
     merged: dict[str, Any] = {}
     for earlier in review.approvals:
         merged.update(earlier.get("changes") or {})
     merged.update(changes or {})
-    update = edit_update(review, merged, catalog) if merged else None
     if len(review.approvals) + 1 < needed:
-        return store.approve_partly(review_id, by, changes if decision == "edit" else None)
+        return store.approve_partly(review, by, changes)
+    update = edit_update(review, merged, catalog) if merged else None
     return store.decide(
-        review_id,
+        review.id,
         "edit" if merged else "approve",
         by,
         reason,
         {"set": merged, "update": update} if update else None,
         actor=by,
+        seen=review,
     )

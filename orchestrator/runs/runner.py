@@ -36,12 +36,11 @@ from opentelemetry import trace
 from orchestrator import config, telemetry
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import (
-    SURROGATE,
     CadreError,
     InputError,
     clip,
     schema_message,
-    unpaired_surrogate,
+    unfit_json,
 )
 from orchestrator.runs.budget import token_budget
 from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
@@ -84,9 +83,10 @@ def check_input(spec: WorkflowSpec, data: Any) -> dict[str, Any]:
     """The run input, or InputError naming the field that does not fit the input schema."""
     if not isinstance(data, dict):
         raise InputError(f"workflow {spec.name!r}: the input must be a JSON object")
-    where = unpaired_surrogate(data)
-    if where is not None:
-        raise InputError(f"workflow {spec.name!r}: {clip(where, 200)}: {SURROGATE}")
+    fault = unfit_json(data)
+    if fault is not None:
+        where, why = fault
+        raise InputError(f"workflow {spec.name!r}: {clip(where or 'input', 200)}: {why}")
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(spec.input_schema).iter_errors(data)
     )

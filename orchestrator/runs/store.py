@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
 from orchestrator.config import DEFAULT_TENANT
-from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.errors import ApprovalsChanged, ConflictError, NotFoundError
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
@@ -127,6 +127,14 @@ def not_pending(review: ReviewRecord) -> ConflictError:
 
 FREE_FOR = "(claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)"
 """The condition that a review is free for a reviewer: nobody else holds a live claim on it."""
+
+SAME_APPROVALS = "COALESCE(approvals, '') = ?"
+"""The condition that a review's approvals are still those a decision was made from."""
+
+
+def _approvals(review: ReviewRecord) -> str:
+    """A review's approvals as the column holds them ('' for none), for SAME_APPROVALS."""
+    return json.dumps(list(review.approvals)) if review.approvals else ""
 
 
 def held_elsewhere(review: ReviewRecord, who: str, now: float) -> ConflictError:
@@ -549,29 +557,35 @@ class RunStore:
         changes: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
+        seen: ReviewRecord | None = None,
     ) -> ReviewRecord:
         """Record a decision: of two racing decisions exactly one wins, the other gets
         ConflictError, as does a reviewer (``actor``, else ``by``) deciding a review another
-        reviewer holds."""
+        reviewer holds. With ``seen`` (the review as the decision was made from it), the
+        decision is recorded only if the review's approvals are still those; else
+        ApprovalsChanged."""
         now = time.time()
-        won = self.db.execute(
+        sql = (
             "UPDATE cadre_reviews SET status = 'decided', decision = ?, reason = ?, changes = ?, "
             "decided_by = ?, decided_at = ?, claimed_by = NULL, claimed_until = NULL "
-            "WHERE id = ? AND status = 'pending' AND " + FREE_FOR,
-            (
-                decision,
-                reason,
-                json.dumps(changes) if changes else None,
-                by,
-                now,
-                review_id,
-                actor or by,
-                now,
-            ),
+            "WHERE id = ? AND status = 'pending' AND " + FREE_FOR
         )
+        params: list[Any] = [
+            decision,
+            reason,
+            json.dumps(changes) if changes else None,
+            by,
+            now,
+            review_id,
+            actor or by,
+            now,
+        ]
+        if seen is not None:
+            sql, params = sql + " AND " + SAME_APPROVALS, [*params, _approvals(seen)]
+        won = self.db.execute(sql, tuple(params))
         record = self.review(review_id)
         if not won:
-            raise refused(record, actor or by, now)
+            raise self._lost(record, actor or by, now)
         shown = {"review_id": record.id, "decision": decision, "by": by, "reason": reason}
         if changes and changes.get("set"):  # an edit: what it set, for the audit trail
             shown["changes"] = changes["set"]
@@ -602,32 +616,34 @@ class RunStore:
         )
         return self.review(review_id)
 
+    def _lost(self, record: ReviewRecord, who: str, now: float) -> ConflictError:
+        """Why ``who``'s conditional write to ``record`` (read again after it) changed nothing."""
+        if record.status == "pending" and record.holder(now) in (None, who):
+            return ApprovalsChanged(
+                f"review {record.id} gained another approval while {who} decided it"
+            )
+        return refused(record, who, now)
+
     def approve_partly(
-        self, review_id: str, who: str, changes: dict[str, Any] | None = None
+        self, seen: ReviewRecord, who: str, changes: dict[str, Any] | None = None
     ) -> ReviewRecord:
         """Record one approval of a review that needs more than one, from a reviewer who has
-        not approved it yet; the review stays pending. Of two racing approvals each is kept
-        or refused, never lost (the row's earlier approvals are the condition of the write)."""
+        not approved it yet; the review stays pending. ``seen`` is the review as the approval
+        was made from it: if another approval came in since, nothing is written and this
+        raises ApprovalsChanged (the caller decides again: this one may now be the last)."""
         now = time.time()
-        record = self.review(review_id)
+        review_id, record = seen.id, seen
         if record.status != "pending":
             raise not_pending(record)
         check_new_approver(record, who)
-        before = json.dumps(list(record.approvals)) if record.approvals else ""
         after = [*record.approvals, {"by": who, "at": now, "changes": changes}]
         won = self.db.execute(
             "UPDATE cadre_reviews SET approvals = ?, claimed_by = NULL, claimed_until = NULL "
-            "WHERE id = ? AND status = 'pending' AND COALESCE(approvals, '') = ? AND " + FREE_FOR,
-            (json.dumps(after), review_id, before, who, now),
+            "WHERE id = ? AND status = 'pending' AND " + SAME_APPROVALS + " AND " + FREE_FOR,
+            (json.dumps(after), review_id, _approvals(record), who, now),
         )
         if not won:
-            again = self.review(review_id)
-            if again.status == "pending" and again.holder(now) not in (None, who):
-                raise held_elsewhere(again, who, now)
-            raise ConflictError(
-                f"review {review_id} changed while {who} approved it (another reviewer decided "
-                "at the same moment); open it again"
-            )
+            raise self._lost(self.review(review_id), who, now)
         needed = int(record.payload.get("approvals", 1))
         shown = {"review_id": review_id, "by": who, "approvals": len(after), "needed": needed}
         self._append([(record.run_id, now, "approval", record.node, shown)])

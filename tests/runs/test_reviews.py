@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from orchestrator.api.webhooks import Escalator, Webhooks
-from orchestrator.errors import ConflictError, InputError
+from orchestrator.errors import ApprovalsChanged, ConflictError, InputError
 from orchestrator.runs.reviews import review_warnings
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.views import WebhookEvent
@@ -35,6 +35,14 @@ def claim_catalog(tmp_path: Path, **gate: Any) -> Catalog:
     adjuster.update(gate)
     path.write_text(yaml.safe_dump(flow, sort_keys=False))
     return load_catalog(root)
+
+
+def nested(depth: int) -> list[Any]:
+    """A list ``depth`` lists deep."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
 
 
 def drive(catalog: Catalog, url: str, body: Any) -> Any:
@@ -124,6 +132,55 @@ def test_two_approvals_need_two_reviewers_and_apply_both_edits(
     }
 
 
+def test_an_approval_made_from_a_review_read_before_another_approval_is_made_again(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reviewers approve a two-approval gate at the same moment: both read the review with
+    no approvals. The second write must not record a second partial approval (the review would
+    wait for good with all it needs); it is made again and decides the review."""
+    catalog = claim_catalog(tmp_path, approvals=2)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        stale = runner.store.review(review.id)  # sam's read, before rita's approval lands
+        await runner.decide(review.id, "approve", "rita")
+        with pytest.raises(ApprovalsChanged, match="gained another approval while sam"):
+            runner.store.approve_partly(stale, "sam")
+        with pytest.raises(ApprovalsChanged):
+            runner.store.decide(review.id, "approve", "sam", actor="sam", seen=stale)
+        assert [a["by"] for a in runner.store.review(review.id).approvals] == ["rita"]
+        reads = iter([stale])
+        read = runner.store.review
+        monkeypatch.setattr(runner.store, "review", lambda rid: next(reads, None) or read(rid))
+        return await runner.decide(review.id, "approve", "sam")
+
+    decided, record = drive(catalog, database_url, body)
+    assert (decided.status, decided.decision, decided.decided_by) == ("applied", "approve", "sam")
+    assert [a["by"] for a in decided.approvals] == ["rita"]
+    assert record.status == "succeeded"
+
+
+def test_changes_go_only_with_an_edit(tmp_path: Path, database_url: str) -> None:
+    catalog = claim_catalog(tmp_path, editable=["fields"])
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        for decision in ("approve", "reject"):
+            with pytest.raises(InputError, match=f"changes go with an edit; to {decision}"):
+                await runner.decide(
+                    review.id, decision, "sam", reason="x", changes={"fields.amount": 9}
+                )
+        with pytest.raises(InputError, match="an edit needs at least one change"):
+            await runner.decide(review.id, "edit", "sam")
+        assert runner.store.review(review.id).status == "pending"
+        return await runner.decide(review.id, "approve", "sam")
+
+    _, finished = drive(catalog, database_url, body)
+    assert finished.status == "succeeded" and finished.output["fields"]["amount"] == 2500
+
+
 def test_one_rejection_sends_back_a_gate_that_needs_two_approvals(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -208,6 +265,13 @@ def test_a_decision_that_is_not_text_is_refused_and_the_review_waits(
             await runner.decide(review.id, "reject", "sam", reason="late \ud800")
         with pytest.raises(InputError, match=r": changes/fields.amount: holds an unpaired"):
             await runner.decide(review.id, "edit", "sam", changes={"fields.amount": "\udc00"})
+        for value, why in (
+            (float("nan"), "is nan, which is not a JSON number"),
+            (2**64, "is an integer outside 64 bits"),
+            (nested(80), "nests lists and objects more than 64 deep"),
+        ):
+            with pytest.raises(InputError, match=f"changes/fields.amount(/0)*: {why}"):
+                await runner.decide(review.id, "edit", "sam", changes={"fields.amount": value})
         assert runner.store.review(review.id).status == "pending"
         return await runner.decide(review.id, "approve", "sam")
 
