@@ -68,7 +68,7 @@ class Target:
 def is_public(address: IPAddress) -> bool:
     """True for a globally routable unicast address (IPv4 inside IPv6 checked as IPv4)."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
+        embedded = address.ipv4_mapped or address.sixtofour or _translated(address)
         if embedded is not None:
             return is_public(embedded)
         if address.teredo is not None:
@@ -76,9 +76,30 @@ def is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
+TRANSLATED = (
+    ipaddress.ip_network("64:ff9b::/96"),  # NAT64, well-known prefix (RFC 6052)
+    ipaddress.ip_network("64:ff9b:1::/48"),  # NAT64, local-use prefix (RFC 8215)
+    ipaddress.ip_network("::/96"),  # IPv4-compatible (deprecated, still routed by some stacks)
+)
+"""IPv6 prefixes whose last 32 bits are an IPv4 address a gateway or stack may reach."""
+
+
+def _translated(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside a NAT64 or IPv4-compatible address, else None."""
+    if any(address in network for network in TRANSLATED):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def check(url: str, allow: Allowlist | None = None) -> Target:
     """The target to connect to for ``url``; InputError when it is refused."""
     allow = allow if allow is not None else Allowlist.from_env()
+    odd = next((i for i, c in enumerate(url) if not "!" <= c <= "~"), None)
+    if odd is not None:
+        raise InputError(
+            f"webhook url {url[:200]!r}: character {odd + 1} is {url[odd]!r}; a URL holds no "
+            "spaces, control or non-ASCII characters (percent-encode them)"
+        )
     try:
         parsed = urlparse(url)
     except ValueError as err:  # e.g. an unclosed IPv6 bracket: "https://o]"
@@ -87,9 +108,11 @@ def check(url: str, allow: Allowlist | None = None) -> Target:
         raise InputError(f"webhook url {url!r}: give an absolute http:// or https:// URL")
     host = parsed.hostname.lower().rstrip(".")
     try:
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        port = parsed.port if parsed.port is not None else (443 if parsed.scheme == "https" else 80)
     except ValueError:
-        raise InputError(f"webhook url {url!r}: the port is not a number from 1 to 65535") from None
+        port = 0
+    if not 1 <= port <= 65535:
+        raise InputError(f"webhook url {url!r}: the port is not a number from 1 to 65535")
     if host in allow.hosts:
         return Target(url)  # the operator vouches for this name: connect as usual
     refused = InputError(

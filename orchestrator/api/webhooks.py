@@ -25,6 +25,7 @@ however many processes notice it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -48,7 +49,9 @@ BACKOFF_S = (2.0, 15.0, 60.0)
 """The pause before each retry: a delivery is tried once, then retried ``len(BACKOFF_S)`` times."""
 ATTEMPTS = len(BACKOFF_S) + 1
 TIMEOUT_S = 5.0
-"""How long one attempt waits for the receiver."""
+"""How long one attempt waits for each step (connecting, each read or write)."""
+DEADLINE_S = 10.0
+"""How long one attempt may take in all: a receiver that drips its answer gets no more."""
 LEASE_S = 60.0
 """How long a deliverer's claim on an attempt holds (longer than any attempt takes)."""
 POLL_S = 30.0
@@ -68,6 +71,49 @@ class Webhook:
     tenant: str
     url: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class _Post:
+    """One attempt at a delivery, ready to send."""
+
+    delivery_id: str
+    attempts: int
+    """Which attempt this is (1 for the first)."""
+    target: webhook_targets.Target
+    body: bytes
+    headers: dict[str, str]
+
+
+async def _send_all(posts: list[_Post]) -> list[int | None]:
+    """POST each attempt at once; each one's HTTP status, or None when there was no answer."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:  # redirects are not followed
+        return await asyncio.gather(*(_send(client, post) for post in posts))
+
+
+async def _send(client: Any, post: _Post) -> int | None:
+    """One POST: its status once the receiver's headers are in (the body is never read, so a
+    receiver cannot fill our memory), or None if it took longer than ``DEADLINE_S`` in all."""
+    import httpx
+
+    request = httpx.Request(
+        "POST",
+        post.target.url,
+        content=post.body,
+        headers=post.headers,
+        extensions=post.target.extensions,
+    )
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            response = await client.send(request, stream=True)
+            await response.aclose()
+            return int(response.status_code)
+    except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as err:
+        # The operator's log says why; the tenant's record does not (see the docstring).
+        log.info("webhook delivery %s: attempt %d: %r", post.delivery_id, post.attempts, err)
+        return None
 
 
 class Webhooks:
@@ -176,7 +222,8 @@ class Webhooks:
 
     def deliver_due(self, now: float | None = None, limit: int = 20) -> int:
         """Claim the pending deliveries due at ``now`` (another deliverer's live claim is left
-        alone) and make one attempt at each; returns how many were attempted."""
+        alone) and make one attempt at each, all at once (a slow receiver holds up no other);
+        returns how many were attempted."""
         now = time.time() if now is None else now
         due = self.db.query(
             "SELECT id FROM cadre_webhook_deliveries WHERE state = 'pending' "
@@ -184,21 +231,24 @@ class Webhooks:
             "ORDER BY next_attempt_at LIMIT ?",
             (now, now, limit),
         )
-        attempted = 0
-        for row in due:
+        claimed = [
+            row["id"]
+            for row in due
             if self.db.execute(
                 "UPDATE cadre_webhook_deliveries SET claimed_until = ? WHERE id = ? "
                 "AND state = 'pending' AND COALESCE(claimed_until, 0) < ?",
                 (now + LEASE_S, row["id"], now),
-            ):
-                self._attempt(row["id"], now)
-                attempted += 1
-        return attempted
+            )
+        ]
+        posts = [post for post in map(self._prepare, claimed) if post is not None]
+        if posts:
+            for post, code in zip(posts, asyncio.run(_send_all(posts)), strict=True):
+                self._settle(post, code, now)
+        return len(claimed)
 
-    def _attempt(self, delivery_id: str, now: float) -> str:
-        """POST one claimed delivery once and record how it went; returns its new state."""
-        import httpx
-
+    def _prepare(self, delivery_id: str) -> _Post | None:
+        """The request for one claimed delivery, or None when it failed without one (its
+        webhook deleted, or its target no longer allowed)."""
         rows = self.db.query(
             "SELECT d.*, w.url, w.secret FROM cadre_webhook_deliveries d "
             "JOIN cadre_webhooks w ON w.id = d.webhook_id WHERE d.id = ?",
@@ -206,7 +256,7 @@ class Webhooks:
         )
         if not rows:  # its webhook was deleted
             self._record(delivery_id, "failed", None, "the webhook was deleted", None, None)
-            return "failed"
+            return None
         row = rows[0]
         attempts = int(row["attempts"]) + 1
         try:
@@ -214,7 +264,7 @@ class Webhooks:
         except InputError:
             error = "refused: the target is not a public address (see the webhook's URL)"
             self._record(delivery_id, "failed", attempts, error, None, None)
-            return "failed"
+            return None
         body = row["body"].encode()
         signature = hmac.new(row["secret"].encode(), body, hashlib.sha256).hexdigest()
         headers = {
@@ -224,28 +274,19 @@ class Webhooks:
             "x-cadre-delivery": delivery_id,
             "x-cadre-signature": f"sha256={signature}",
         }
-        code: int | None = None
-        try:
-            request = httpx.Request(
-                "POST", target.url, content=body, headers=headers, extensions=target.extensions
-            )
-            with httpx.Client(timeout=TIMEOUT_S) as client:  # redirects are not followed
-                response = client.send(request)
-            code = response.status_code
-            if response.is_success:
-                self._record(delivery_id, "delivered", attempts, None, code, None)
-                return "delivered"
-            error = f"HTTP {code}"
-        except httpx.HTTPError as err:
-            # The operator's log says why; the tenant's record does not (see the docstring).
-            log.info("webhook delivery %s: attempt %d: %r", delivery_id, attempts, err)
-            error = NO_ANSWER
-        if attempts >= ATTEMPTS:
-            self._record(delivery_id, "failed", attempts, error, code, None)
-            return "failed"
-        retry_at = now + BACKOFF_S[attempts - 1]
-        self._record(delivery_id, "pending", attempts, error, code, retry_at)
-        return "pending"
+        return _Post(delivery_id, attempts, target, body, headers)
+
+    def _settle(self, post: _Post, code: int | None, now: float) -> None:
+        """Record how one attempt went: delivered on a 2xx, else retried later or failed."""
+        if code is not None and 200 <= code < 300:
+            self._record(post.delivery_id, "delivered", post.attempts, None, code, None)
+            return
+        error = NO_ANSWER if code is None else f"HTTP {code}"
+        if post.attempts >= ATTEMPTS:
+            self._record(post.delivery_id, "failed", post.attempts, error, code, None)
+            return
+        retry_at = now + BACKOFF_S[post.attempts - 1]
+        self._record(post.delivery_id, "pending", post.attempts, error, code, retry_at)
 
     def _record(
         self,

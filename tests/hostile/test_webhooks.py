@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -53,6 +54,9 @@ INTERNAL = [
     "http://[::ffff:127.0.0.1]/",
     "http://[::ffff:169.254.169.254]/",
     "http://[2002:a9fe:a9fe::1]/",
+    "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+    "http://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64 of 169.254.169.254
+    "http://[::127.0.0.1]/",  # IPv4-compatible
     "http://224.0.0.1/",
     "https://no-such-host.invalid/",
 ]
@@ -95,6 +99,26 @@ def test_non_http_targets_are_refused(hooks: Webhooks, url: str) -> None:
 @pytest.mark.parametrize("url", ["HtTps://o]", "http://[::1", "https://[not-an-address]/"])
 def test_a_url_that_does_not_parse_is_refused_not_a_crash(hooks: Webhooks, url: str) -> None:
     with pytest.raises(InputError, match="webhook url"):
+        hooks.register("acme", url)
+    assert hooks.all("acme") == []
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://8.8.8.8/ok\r\nX-Injected: 1", "character 18 is '\\r'"),
+        ("http://8.8.8.8/a\tb", "character 17 is '\\t'"),
+        ("http://8.8.8.8/a b", "character 17 is ' '"),
+        ("http://8.8.8.8/\x7f", "character 16 is '\\x7f'"),
+        ("http://8.8.8.8:0/", "the port is not a number from 1 to 65535"),
+        ("http://8.8.8.8:65536/", "the port is not a number from 1 to 65535"),
+    ],
+)
+def test_a_url_with_control_characters_or_no_port_is_refused(
+    hooks: Webhooks, url: str, why: str
+) -> None:
+    """Such a URL was stored and then failed every delivery before a request was made."""
+    with pytest.raises(InputError, match=re.escape(why)):
         hooks.register("acme", url)
     assert hooks.all("acme") == []
 
@@ -268,6 +292,75 @@ def test_a_delivery_is_tried_once_and_retried_len_backoff_times(
     (delivery,) = hooks.deliveries("acme")
     assert ATTEMPTS == 4 and len(failing.got) == ATTEMPTS
     assert (delivery["state"], delivery["attempts"]) == ("failed", ATTEMPTS)
+
+
+class Stubborn:
+    """A receiver on 127.0.0.1 that will not let go: ``huge`` answers 200 with a body of 10 GB
+    written as fast as it is read; ``drip`` writes its status line one byte at a time."""
+
+    def __init__(self, mode: str) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sent = 0
+        self.mode = mode
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            try:
+                if self.mode == "drip":
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                        conn.sendall(bytes([byte]))
+                        time.sleep(0.2)
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n")
+                while self.sent < 10**10:
+                    conn.sendall(b"x" * 65536)
+                    self.sent += 65536
+            except OSError:  # the sender hung up
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_receiver_that_drips_or_floods_holds_up_nothing_and_fills_no_memory(
+    hooks: Webhooks, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One tenant's receiver cannot stall another tenant's deliveries (each attempt has a
+    deadline, and the attempts of a round go out together) nor fill the sender's memory with
+    its answer (the answer's body is never read)."""
+    monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")
+    monkeypatch.setattr(webhooks_module, "DEADLINE_S", 2.0)
+    drip, flood = Stubborn("drip"), Stubborn("huge")
+    try:
+        hooks.register("acme", f"http://127.0.0.1:{drip.port}/drip")
+        hooks.register("acme", f"http://127.0.0.1:{flood.port}/flood")
+        hooks.register("globex", f"http://127.0.0.1:{receiver.port}/ok")
+        for tenant in ("acme", "globex"):
+            run, store = finished_run(hooks.db, tenant)
+            hooks.notify(run, store)
+        started = time.monotonic()
+        assert hooks.deliver_due() == 3
+        took = time.monotonic() - started
+    finally:
+        drip.close()
+        flood.close()
+    assert took < 6, f"a round took {took:.1f} s"  # one deadline, not one per receiver
+    acme = {d["webhook_id"]: d for d in hooks.deliveries("acme")}
+    states = sorted((d["state"], d["response_code"], d["last_error"]) for d in acme.values())
+    assert states == [("delivered", 200, None), ("pending", None, NO_ANSWER)]
+    assert flood.sent < 10**9, "the answer's body was read"
+    assert [d["state"] for d in hooks.deliveries("globex")] == ["delivered"]
 
 
 def test_two_deliverers_never_send_one_attempt_twice(
