@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import jsonschema
+from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 from opentelemetry import trace
 
@@ -38,6 +39,7 @@ from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import (
     CadreError,
     InputError,
+    RunError,
     clip,
     schema_message,
     unfit_json,
@@ -59,7 +61,7 @@ from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.graph import compile_workflow
 from orchestrator.workflow.nodes.memory import memory_namespace
-from orchestrator.workflow.spec import WorkflowSpec
+from orchestrator.workflow.spec import BUILT_IN_KEYS, WorkflowSpec
 from orchestrator.workflow.state import INTERNAL_KEYS, TOKEN
 from orchestrator.workflow.templates import lookup
 
@@ -79,10 +81,22 @@ class Progress:
     usage: dict[str, dict[str, int]]
 
 
+MAX_STEPS = 1000
+"""The most graph steps one drive of a run may take (a step runs every node that is due at
+once, a map's branches included): a loop that never exits fails the run here."""
+
+
 def check_input(spec: WorkflowSpec, data: Any) -> dict[str, Any]:
     """The run input, or InputError naming the field that does not fit the input schema."""
     if not isinstance(data, dict):
         raise InputError(f"workflow {spec.name!r}: the input must be a JSON object")
+    for key in data:
+        if key in BUILT_IN_KEYS or str(key).startswith("_"):
+            raise InputError(
+                f"workflow {spec.name!r}: input key {key!r} is one Cadre keeps for itself (a "
+                "reviewer's reason, a tool's error, or a name starting with '_'); a run cannot "
+                "set it"
+            )
     fault = unfit_json(data)
     if fault is not None:
         where, why = fault
@@ -516,45 +530,53 @@ class Runner:
                 "thread_id": run_id,
                 "tenant": record.tenant,
                 "database_url": self.db.url,
-            }
+            },
+            "recursion_limit": MAX_STEPS,
         }
         stop = self._stops[run_id]
         started = time.perf_counter()
         try:
-            # durability="sync": each step's checkpoint is written before the next step starts,
-            # so a crash loses at most the step in flight and no write is pending at a chunk.
-            stream = graph.astream(
-                data, config, stream_mode=["updates", "custom"], durability="sync"
-            )
-            async for mode, chunk in stream:
-                if mode == "custom":
-                    self._token(run_id, chunk)
-                    continue
-                if chunk.get("__metadata__", {}).get("cached"):
-                    continue  # replayed from the checkpoint, not run again
-                for node, update in chunk.items():
-                    if node.startswith("__"):
+            try:
+                # durability="sync": each step's checkpoint is written before the next step starts,
+                # so a crash loses at most the step in flight and no write is pending at a chunk.
+                stream = graph.astream(
+                    data, config, stream_mode=["updates", "custom"], durability="sync"
+                )
+                async for mode, chunk in stream:
+                    if mode == "custom":
+                        self._token(run_id, chunk)
                         continue
-                    update = update if isinstance(update, dict) else {}
-                    step = Progress(
-                        run_id,
-                        node,
-                        time.perf_counter() - started,
-                        tuple(
-                            k
-                            for k, v in update.items()
-                            if k not in INTERNAL_KEYS and not (k == "tool_error" and v is None)
-                        ),
-                        update.get("_usage") or {},
-                    )
-                    detail = {"keys": list(step.keys), "usage": step.usage}
-                    if update.get("tool_error"):  # kept with the step: the next tool resets it
-                        detail["tool_error"] = update["tool_error"]
-                    self._events.append((run_id, time.time(), "node", node, detail))
-                    self.on_progress(step)
-                if stop.is_set():  # cancelled, or the lease went to another driver
-                    await stream.aclose()
-                    return None
+                    if chunk.get("__metadata__", {}).get("cached"):
+                        continue  # replayed from the checkpoint, not run again
+                    for node, update in chunk.items():
+                        if node.startswith("__"):
+                            continue
+                        update = update if isinstance(update, dict) else {}
+                        step = Progress(
+                            run_id,
+                            node,
+                            time.perf_counter() - started,
+                            tuple(
+                                k
+                                for k, v in update.items()
+                                if k not in INTERNAL_KEYS and not (k == "tool_error" and v is None)
+                            ),
+                            update.get("_usage") or {},
+                        )
+                        detail = {"keys": list(step.keys), "usage": step.usage}
+                        if update.get("tool_error"):  # kept with the step: the next tool resets it
+                            detail["tool_error"] = update["tool_error"]
+                        self._events.append((run_id, time.time(), "node", node, detail))
+                        self.on_progress(step)
+                    if stop.is_set():  # cancelled, or the lease went to another driver
+                        await stream.aclose()
+                        return None
+            except GraphRecursionError:
+                raise RunError(
+                    f"workflow {workflow!r} took {MAX_STEPS} steps without reaching end: a "
+                    "loop whose way out never fires (check its branch's conditions), or give "
+                    "the workflow a `budget` to stop it sooner"
+                ) from None
         except CadreError as err:
             usage = await self._usage(graph, config)
             await self._record(

@@ -34,6 +34,7 @@ from orchestrator.workflow.spec import (
     SpecialistNode,
     ToolNode,
     WorkflowSpec,
+    reserved_key,
 )
 from orchestrator.workflow.templates import placeholders
 
@@ -66,6 +67,14 @@ def _problems(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> Iter
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as err:
             yield Problem(file, where, f"not a valid JSON Schema: {schema_message(err)}")
+
+    properties = spec.input_schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    declared = [(f"input_schema.properties.{k}", k) for k in properties]
+    for where, key in [*declared, *((f"state.{k}", k) for k in spec.state)]:
+        why = reserved_key(str(key))
+        if why is not None:
+            yield Problem(file, where, why)
 
     state = produced_schemas(spec, catalog)
     ids: dict[str, int] = {}

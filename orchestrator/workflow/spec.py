@@ -292,3 +292,18 @@ class WorkflowSpec(Spec):
         keys.setdefault("review_feedback", {"type": "string"})
         keys.setdefault("tool_error", {"type": ["object", "null"]})
         return keys
+
+
+BUILT_IN_KEYS = ("review_feedback", "tool_error")
+"""State keys every workflow has, which Cadre writes: a reviewer's reason and a tool's error."""
+
+
+def reserved_key(key: str) -> str | None:
+    """Why ``key`` cannot be a declared state key or a run input's key, or None if it can."""
+    if key in BUILT_IN_KEYS:
+        return f"{key!r} is a key Cadre writes itself"
+    if not key or key.startswith("_"):
+        return f"{key!r}: a key must not be empty or start with '_' (Cadre's and LangGraph's)"
+    if "." in key:
+        return f"{key!r}: a key must not hold '.', which templates and conditions read as a path"
+    return None

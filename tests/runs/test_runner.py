@@ -15,11 +15,12 @@ import pytest
 import yaml
 
 from orchestrator.errors import InputError, NotFoundError, OutputSchemaError, RunError
+from orchestrator.runs import runner as runner_module
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.workflow.catalog import Catalog, load_catalog
 from orchestrator.workflow.nodes import specialist
-from tests.workflow.fixtures import scripted_workflow_catalog
+from tests.workflow.fixtures import load_flow, scripted_workflow_catalog
 
 
 @pytest.fixture
@@ -249,6 +250,15 @@ def test_bad_input_is_refused_and_creates_no_run(
             await runner.start("claim", {"text": "x"})
         with pytest.raises(NotFoundError, match="unknown workflow 'claims'; did you mean 'claim'"):
             await runner.start("claims", {"claim": "x"})
+        for key in ("tool_error", "review_feedback", "_usage"):  # would fake Cadre's own state
+            with pytest.raises(InputError, match=f"input key '{key}' is one Cadre keeps"):
+                await runner.start("claim", {"claim": "x", key: {"extract": {"calls": 0}}})
+        for value, why in (
+            (10**20, "is an integer outside 64 bits"),
+            (float("inf"), "is inf, which is not"),
+        ):
+            with pytest.raises(InputError, match=f"workflow 'claim': n: {why}"):
+                await runner.start("claim", {"claim": "x", "n": value})
         return runner.store.runs()
 
     assert with_runner(catalog, pool, database_url, body) == []
@@ -412,3 +422,39 @@ def test_a_cadre_error_in_a_node_names_the_node_and_keeps_its_type(
     assert type(error) is InputError
     assert error.message == "node 'extract': the claim is empty"
     assert (record.status, record.error) == ("failed", "node 'extract': the claim is empty")
+
+
+def test_a_loop_whose_way_out_never_fires_fails_the_run_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A branch sends the run back to its first node until a label the labeller never gives: the run
+    fails after MAX_STEPS steps, saying so, instead of LangGraph's recursion error."""
+    monkeypatch.setattr(runner_module, "MAX_STEPS", 12)
+    root = scripted_workflow_catalog(tmp_path / "c", call_log=tmp_path / "calls.log")
+    flow = load_flow("chain")
+    flow["name"] = "loop"
+    flow["nodes"][-1]["next"] = "again"
+    flow["nodes"].append(
+        {
+            "kind": "branch",
+            "id": "again",
+            "cases": [
+                {"when": {"key": "last.label", "op": "eq", "value": "technical"}, "next": "end"}
+            ],
+            "default": "a",
+        }
+    )
+    (root.parent / "graphs" / "loop.yaml").write_text(yaml.safe_dump(flow))
+    catalog = load_catalog(root)
+
+    async def go() -> tuple[BaseException, Any]:
+        url = f"sqlite:///{tmp_path / 'runs.db'}"
+        async with Runner(catalog, database_url=url, asker=LocalAsker(catalog)) as runner:
+            with pytest.raises(RunError) as info:
+                await runner.start("loop", {"text": "a dent"})
+            return info.value, runner.store.runs(workflow="loop", limit=1)[0]
+
+    error, record = asyncio.run(go())
+    assert error.message.startswith("workflow 'loop' took 12 steps without reaching end")
+    assert (record.status, record.error) == ("failed", error.message)
+    assert len(calls(tmp_path)) in (9, 10)  # 12 steps: two rounds of a-b-c-d-again, then a, b

@@ -125,7 +125,17 @@ def test_a_side_effect_happens_once_per_run_and_node(tmp_path: Path) -> None:
     assert [m["run_id"] for m in outbox(url)] == ["run-1", "run-2"]
 
 
-def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("expression", "why"),
+    [
+        ("{fields.amount} / 0", "'300 / 0': division by zero"),
+        # Within the calculator's bounds, but no state holds it: an error, not a crash.
+        ("2 ** 64 + {fields.amount}", "its result: is an integer outside 64 bits"),
+    ],
+)
+def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(
+    tmp_path: Path, expression: str, why: str
+) -> None:
     from orchestrator.runs.runner import Runner
     from orchestrator.specialists.local import LocalAsker
     from orchestrator.workflow.catalog import load_catalog
@@ -134,7 +144,7 @@ def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Pa
     agents = scripted_workflow_catalog(tmp_path, amount=300)
     flow = load_flow("claim")
     flow["name"] = "claim_div"
-    flow["nodes"][1]["args"] = {"expression": "{fields.amount} / 0"}
+    flow["nodes"][1]["args"] = {"expression": expression}
     (tmp_path / "graphs" / "claim_div.yaml").write_text(yaml.safe_dump(flow))
     catalog = load_catalog(agents)
     pool = LocalAsker(catalog)
@@ -154,5 +164,5 @@ def test_a_failing_tool_puts_its_error_in_state_and_the_run_goes_on(tmp_path: Pa
     assert record.status == "succeeded"
     error = state["tool_error"]
     assert (error["node"], error["tool"]) == ("payout", "calculator")
-    assert "'300 / 0': division by zero" in error["error"]
+    assert why in error["error"]
     assert state["payout"] is None and record.tools["calculator"]["errors"] == 1

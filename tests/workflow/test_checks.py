@@ -243,3 +243,20 @@ def test_review_desk_fields_are_checked(tmp_path: Path) -> None:
     found = problems_with(tmp_path / "again", flow)
     assert any("key_fields" in p and "policy_numbr" in p for p in found), found
     assert len(found) == 1, found  # `claim` is the workflow's input, so it is state
+
+
+def test_keys_cadre_or_langgraph_keep_for_themselves_cannot_be_declared(tmp_path: Path) -> None:
+    """A state key named ``__start__`` looped some 5,000 model calls; ``tool_error`` as an input
+    let a submitter fake a tool's failure."""
+    flow = broken(load_flow("claim"))
+    flow["input_schema"]["properties"]["tool_error"] = {"type": "string"}
+    flow["state"].update({"__start__": {"type": "object"}, "": {}, "a.b": {}, "_usage": {}})
+    found = problems_with(tmp_path, flow)
+    for where, why in (
+        ("input_schema.properties.tool_error", "'tool_error' is a key Cadre writes itself"),
+        ("state.__start__", "'__start__': a key must not be empty or start with '_'"),
+        ("state.", "'': a key must not be empty"),
+        ("state.a.b", "'a.b': a key must not hold '.'"),
+        ("state._usage", "'_usage': a key must not be empty or start with '_'"),
+    ):
+        assert any(f"{where}: {why}" in p for p in found), (where, found)

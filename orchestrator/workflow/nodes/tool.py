@@ -10,7 +10,7 @@ from typing import Any
 from langgraph.types import Command
 
 from orchestrator import telemetry
-from orchestrator.errors import CadreError
+from orchestrator.errors import CadreError, unfit_json
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools import registry
 from orchestrator.tools.runner import call_tool
@@ -39,6 +39,10 @@ def build(node: ToolNode, b: NodeBuilder) -> None:
         except CadreError as err:
             # A tool's failure is the workflow's to handle: into state, not a crash.
             error = {"node": node.id, "tool": tool.name, "error": err.message}
+        fault = unfit_json(result, "its result")
+        if fault is not None:  # e.g. the calculator's 2 ** 64: state cannot hold it
+            error = {"node": node.id, "tool": tool.name, "error": ": ".join(fault)}
+            result = None
         timing = {
             tool.name: {
                 "calls": 1,
