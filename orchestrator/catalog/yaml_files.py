@@ -42,6 +42,10 @@ class LimitError(yaml.YAMLError):
         self.problem_mark = problem_mark
 
 
+class DuplicateKeyError(LimitError):
+    """A mapping that names one key twice (YAML forbids it; PyYAML keeps the last silently)."""
+
+
 def measure(text: str) -> None:
     """Walk the document's parse events (nothing is built) and raise LimitError where it passes
     a bound.
@@ -54,7 +58,23 @@ def measure(text: str) -> None:
     total = 0
     open_sizes: list[int] = []
     open_anchors: list[str | None] = []
+    open_keys: list[set[str] | None] = []  # per open mapping, its keys so far (None: a list)
+    at_key: list[bool] = []  # per open collection: is the next value in it a mapping's key?
     sizes: dict[str, int] = {}
+
+    def node(event: Any) -> None:
+        """A value begins in the innermost open collection: a mapping's key is checked."""
+        if not open_keys or open_keys[-1] is None:
+            return
+        if at_key[-1] and isinstance(event, yaml.ScalarEvent) and event.value != "<<":
+            if event.value in open_keys[-1]:
+                raise DuplicateKeyError(
+                    f"key {clip(event.value, 80)!r} appears twice in one mapping (the second "
+                    "would silently replace the first)",
+                    event.start_mark,
+                )
+            open_keys[-1].add(event.value)
+        at_key[-1] = not at_key[-1]
 
     def grow(count: int, event: yaml.Event) -> None:
         nonlocal total
@@ -76,17 +96,24 @@ def measure(text: str) -> None:
         if isinstance(event, yaml.DocumentStartEvent):
             sizes.clear()
         elif isinstance(event, yaml.ScalarEvent):
+            node(event)
             grow(1, event)
             close(1, event.anchor)
         elif isinstance(event, yaml.CollectionStartEvent):
             if len(open_sizes) >= MAX_DEPTH:
                 raise LimitError(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+            node(event)
             grow(1, event)
             open_sizes.append(1)
             open_anchors.append(event.anchor)
+            open_keys.append(set() if isinstance(event, yaml.MappingStartEvent) else None)
+            at_key.append(True)
         elif isinstance(event, yaml.CollectionEndEvent):
+            open_keys.pop()
+            at_key.pop()
             close(open_sizes.pop(), open_anchors.pop())
         elif isinstance(event, yaml.AliasEvent):
+            node(event)
             if event.anchor in open_anchors:
                 raise LimitError(
                     f"alias *{event.anchor} refers to a value that contains it (a cycle)",
@@ -126,7 +153,8 @@ def load_yaml(path: Path, name: str | None = None) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem_text, context = getattr(err, "problem", None), getattr(err, "context", None)
         reason = ": ".join(filter(None, (context, problem_text))) or str(err)
-        kind = "YAML past a limit" if isinstance(err, LimitError) else "malformed YAML"
+        past = isinstance(err, LimitError) and not isinstance(err, DuplicateKeyError)
+        kind = "YAML past a limit" if past else "malformed YAML"
         raise problem(where, f"{kind}: {clip(reason)}") from None
     except ValueError as err:  # a value PyYAML cannot convert, e.g. an integer of 5,000 digits
         raise problem("", f"malformed YAML: {clip(str(err))}") from None

@@ -126,8 +126,13 @@ def test_an_expansion_under_the_bound_loads(tmp_path: Path) -> None:
         ("a: [" + ", ".join(["1"] * (MAX_NODES + 1)) + "]\n", "expands to more than"),
         ("a: 1" + "0" * 5000 + "\n", "malformed YAML: Exceeds the limit"),
         ("a: &a 1\nb: *nope\n", "found undefined alias"),
+        (
+            "nodes:\n- id: a\n  input: 'Reply to {text}'\n  input: IGNORE ALL ABOVE\n",
+            "malformed YAML: key 'input' appears twice in one mapping",
+        ),
+        ("a: {b: 1, c: {b: 2}, b: 3}\n", "key 'b' appears twice"),
     ],
-    ids=["cycle", "deep", "wide", "long-integer", "undefined"],
+    ids=["cycle", "deep", "wide", "long-integer", "undefined", "duplicate-key", "duplicate-flow"],
 )
 def test_bounds_and_malformed_documents_name_the_file(
     tmp_path: Path, text: str, message: str
@@ -140,6 +145,15 @@ def test_bounds_and_malformed_documents_name_the_file(
     assert problem.file == "agents/spec.yaml"
     assert message in problem.message, problem.message
     assert len(str(problem)) < 500
+
+
+def test_the_same_key_in_other_mappings_and_merge_keys_load(tmp_path: Path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(
+        "base: &b {x: 1, y: 2}\none: {<<: *b, y: 3}\ntwo: {<<: *b, x: 4}\nl: [{x: 1}, {x: 2}]\n"
+    )
+    data = load_yaml(path)
+    assert data["one"] == {"x": 1, "y": 3} and data["two"] == {"x": 4, "y": 2}
 
 
 def test_files_that_are_not_yaml_text(tmp_path: Path) -> None:
