@@ -132,10 +132,23 @@ def load_folder(
     folder: Path, spec_type: type[S], problems: list[Problem]
 ) -> Iterator[tuple[Path, S]]:
     """Each ``*.yaml`` file in ``folder`` (sorted) validated as ``spec_type``; what does not read
-    or validate goes to ``problems`` instead."""
+    or validate goes to ``problems`` instead. Hidden files (an editor's ``.x.yaml.swp``, a
+    ``.yaml`` with no name) are passed over; a link that leads out of the folder is refused."""
     if not folder.is_dir():
         return
+    inside = folder.resolve()
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        if path.name.startswith("."):
+            continue
+        if path.is_symlink() and not path.resolve().is_relative_to(inside):
+            problems.append(
+                Problem(
+                    str(Path(rel(path.parent)) / path.name),  # the link, not where it leads
+                    "",
+                    "a link to a file outside the folder; copy the file in",
+                )
+            )
+            continue
         data = _read_yaml(path, problems)
         if data is None:
             continue

@@ -36,3 +36,11 @@ def load(catalog: Path | None, graphs: Path | None = None) -> Any:
     from orchestrator.workflow.catalog import load_catalog
 
     return load_catalog(catalog, graphs)
+
+
+def load_specs(catalog: Path | None) -> Any:
+    """Load and check the catalog's models and specialists only: for commands that use no
+    workflow, which a broken workflow file must not stop."""
+    from orchestrator.workflow.catalog import load_catalog
+
+    return load_catalog(catalog, workflows=False)

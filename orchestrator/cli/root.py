@@ -20,7 +20,7 @@ from rich.table import Table
 
 from orchestrator import __version__
 from orchestrator.catalog.specs import ModelSpec
-from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
+from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, load_specs, out
 from orchestrator.errors import CadreError, InputError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def specialists_list(catalog: CatalogOption = None) -> None:
 
     Specialists on one model share that model's hosts; with the vllm engine, adapter
     specialists are LoRA requests on the one shared base."""
-    loaded = load(catalog)
+    loaded = load_specs(catalog)
     table = Table(show_lines=False)
     for column in ("specialist", "engine", "adapter", "host", "tools"):
         table.add_column(column, no_wrap=True, overflow="ellipsis")
@@ -109,7 +109,7 @@ def specialists_show(
     """One specialist in full, each field with what it means."""
     from orchestrator.catalog.specs import SpecialistSpec
 
-    loaded = load(catalog)
+    loaded = load_specs(catalog)
     spec = loaded.specialist(name)
     out.print(f"[bold]{spec.name}[/bold]  ({loaded.sources[('specialist', spec.name)]})")
     data = spec.model_dump(mode="json")
@@ -129,7 +129,7 @@ app.add_typer(models_app, name="models")
 @models_app.command("list")
 def models_list(catalog: CatalogOption = None) -> None:
     """Every model: engine, where its weights are, context length, hosting."""
-    loaded = load(catalog)
+    loaded = load_specs(catalog)
     table = Table()
     for column in ("model", "engine", "weights", "context", "replicas", "resources"):
         table.add_column(column, no_wrap=column == "model")
@@ -157,7 +157,7 @@ def models_prepare(
     """Turn a model's packaged GGUF file into an HF-format directory (what vLLM loads)."""
     from orchestrator.catalog.weights import prepare_hf
 
-    loaded = load(catalog)
+    loaded = load_specs(catalog)
     model = loaded.model(name)
     prepared = prepare_hf(model, loaded.weights_path(model), to)
     verb = "prepared" if prepared.made else "already prepared"
@@ -174,7 +174,7 @@ def ask(
     """Ask one specialist: one call through its Ray-hosted model, answer checked by its schema."""
     if text == "-":
         text = sys.stdin.read()
-    loaded = load(catalog)
+    loaded = load_specs(catalog)
     specialist = loaded.specialist(name)
     if not text.strip():
         raise InputError(

@@ -8,6 +8,7 @@ and field, in one :class:`~orchestrator.errors.CatalogError`; nothing starts unt
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,12 +39,30 @@ class Catalog(SpecialistCatalog):
         return lookup("workflow", name, self.workflows)
 
 
-def load_catalog(root: Path | str | None = None, graphs: Path | str | None = None) -> Catalog:
-    """Load and check every spec under ``root`` and the workflows in ``graphs``; raise
-    CatalogError listing all problems."""
+def load_catalog(
+    root: Path | str | None = None, graphs: Path | str | None = None, *, workflows: bool = True
+) -> Catalog:
+    """Load and check every spec under ``root`` and the workflows in ``graphs`` (none without
+    ``workflows``: for commands that use only specialists, which a broken workflow must not
+    stop); raise CatalogError listing all problems."""
     catalog = Catalog(root=checked_root(root))
+    if not workflows:
+        problems = [*read_specialists(catalog), *_check_tools(catalog)]
+        if problems:
+            raise CatalogError(problems)
+        return catalog
+    named = graphs is not None or bool(os.environ.get(config.GRAPHS_ENV))
     graphs = Path(graphs) if graphs is not None else config.graphs_root(catalog.root)
     problems = read_specialists(catalog)
+    if named and not graphs.is_dir():  # a folder someone named, not the default beside it
+        problems.append(
+            Problem(
+                str(graphs),
+                "",
+                "workflow folder not found; pass --graphs or set "
+                f"{config.GRAPHS_ENV} to a folder of workflow files",
+            )
+        )
     problems.extend(_check_tools(catalog))
     for path, workflow in load_folder(graphs, WorkflowSpec, problems):
         if workflow.name in catalog.workflows:

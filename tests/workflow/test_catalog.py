@@ -104,3 +104,47 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert any("corpus: corpus folder" in p for p in problems)
     assert any("graphs/flow.yaml: start" in p and "nowhere" in p for p in problems)
     assert any("graphs/flow.yaml" in p and "never reached" in p for p in problems)
+
+
+def test_a_named_workflow_folder_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agents = tmp_path / "agents"
+    write_catalog(agents, [scripted_model("m")], [specialist("s", "m")])
+    assert load_catalog(agents).workflows == {}  # no graphs/ beside it, none named: no workflows
+    (problem,) = problems_of(agents, tmp_path / "grahps")
+    assert "grahps: workflow folder not found; pass --graphs or set CADRE_GRAPHS" in problem
+    monkeypatch.setenv("CADRE_GRAPHS", str(tmp_path / "nowhere"))
+    (problem,) = problems_of(agents)
+    assert "nowhere: workflow folder not found" in problem
+
+
+def test_hidden_files_are_passed_over_and_links_out_of_the_folder_refused(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    write_catalog(agents, [scripted_model("m")], [specialist("s", "m")])
+    graphs = write_flows(tmp_path / "graphs", flow=FLOW)
+    (graphs / ".flow.yaml").write_text("an editor's copy: not: a: spec")  # would not parse
+    (graphs / "inside.yaml").symlink_to(graphs / "flow.yaml")  # a link inside is a file like any
+    outside = tmp_path / "secret.yaml"
+    outside.write_text("name: x\n")
+    (graphs / "leak.yaml").symlink_to(outside)
+    problems = problems_of(agents, graphs)
+    assert len(problems) == 2, problems  # the link out, and the inside link's repeated name
+    assert any(
+        p.endswith("leak.yaml: a link to a file outside the folder; copy the file in")
+        for p in problems
+    )
+    assert any("inside.yaml" in p or "also in" in p for p in problems)
+
+
+def test_commands_that_use_only_specialists_are_not_stopped_by_a_broken_workflow(
+    tmp_path: Path,
+) -> None:
+    agents = tmp_path / "agents"
+    write_catalog(agents, [scripted_model("m")], [specialist("s", "m", tools=["teleport"])])
+    write_flows(tmp_path / "graphs", broken={"name": "broken"})
+    with pytest.raises(CatalogError) as info:  # the specialists' own problems still count
+        load_catalog(agents, workflows=False)
+    assert [p.field for p in info.value.problems] == ["tools.0"]
+    write_catalog(agents, [scripted_model("m")], [specialist("s", "m")])
+    assert set(load_catalog(agents, workflows=False).specialists) == {"s"}
