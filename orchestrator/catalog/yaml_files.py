@@ -13,6 +13,7 @@ refuses files over :data:`MAX_BYTES` before it parses them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def load_yaml(path: Path, name: str | None = None) -> Any:
         raise problem("", f"not UTF-8 text (byte {err.start})") from None
     try:
         measure(text)  # before anything is built from it
-        return yaml.load(text, Loader=LOADER)
+        data = yaml.load(text, Loader=LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -158,3 +159,38 @@ def load_yaml(path: Path, name: str | None = None) -> Any:
         raise problem(where, f"{kind}: {clip(reason)}") from None
     except ValueError as err:  # a value PyYAML cannot convert, e.g. an integer of 5,000 digits
         raise problem("", f"malformed YAML: {clip(str(err))}") from None
+    found = control_character(data)
+    if found is not None:
+        where, char = found
+        raise problem(
+            where,
+            f"holds the control character {char!r}; spec text may hold tabs and line breaks, "
+            "nothing that could drive a terminal",
+        )
+    return data
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters other than tab and line feed (C0, DEL and C1): in a description they
+would be printed to a terminal as they are, to set its title, clear it, or hide text."""
+
+
+def control_character(data: Any) -> tuple[str, str] | None:
+    """The first string or key in ``data`` holding a :data:`CONTROL` character: its dotted
+    path and the character; None when there is none."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            found = CONTROL.search(item)
+            if found:
+                return where, found.group()
+        elif isinstance(item, dict | list):
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, inner in pairs:
+                inside = f"{where}.{key}" if where else str(key)
+                found = CONTROL.search(str(key))
+                if found:
+                    return inside, found.group()
+                stack.append((inner, inside))
+    return None
