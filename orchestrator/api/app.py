@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Submit workflow runs, follow them, and decide their human reviews.",
         responses=ERRORS,
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the request's Host header
     )
     app.state.cadre = Context(settings)
     install_refusals(app, settings.max_body_bytes)

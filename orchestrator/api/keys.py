@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from orchestrator.catalog.specs import NAME_PATTERN
 from orchestrator.errors import InputError, NotFoundError
+from orchestrator.runs.budget import check_tenant
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
@@ -58,12 +58,7 @@ class KeyStore:
 
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
         """A new key; returns it and the plain key string, which is not stored anywhere."""
-        import re
-
-        if not re.match(NAME_PATTERN, tenant):
-            raise InputError(
-                f"tenant {tenant!r}: use lowercase letters, digits, - and _ (up to 64)"
-            )
+        check_tenant(tenant)
         if role not in ROLES:
             raise InputError(f"role {role!r}: choose one of {', '.join(ROLES)}")
         key_id = secrets.token_hex(6)

@@ -4,6 +4,7 @@ Typed errors (errors.py) answer their own ``http_status``; unknown paths and met
 requests and bodies over the size limit are turned into the same shape here.
 """
 
+import asyncio
 from collections.abc import Iterable, Iterator
 
 from fastapi import FastAPI, Request
@@ -40,25 +41,48 @@ def install_refusals(app: FastAPI, max_body_bytes: int) -> None:
         headers = dict(err.headers) if err.headers else {}
         if err.status_code == 405:
             headers["Allow"] = ", ".join(_allowed(app, request))
-        kinds = {404: "not_found", 405: "method_not_allowed"}
+        kinds = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
         message = "no such path" if err.status_code == 404 else str(err.detail)
+        if err.status_code == 400:  # FastAPI could not decode the body at all
+            message = (
+                f"{err.detail}: send one JSON object as UTF-8 text, nested no deeper than "
+                "a few hundred levels, with Content-Type: application/json"
+            )
         return error_response(
             err.status_code, kinds.get(err.status_code, "error"), message, headers
         )
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, err: RequestValidationError) -> JSONResponse:
+    async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        sent = request.headers.get("content-type", "")
+        if "json" not in sent and any(e["loc"][:1] == ("body",) for e in err.errors()):
+            told = f"Content-Type {sent!r}" if sent else "no Content-Type"
+            problems.insert(0, f"the body was sent with {told}; send JSON as application/json")
         return error_response(422, "invalid_request", "; ".join(problems))
+
+    @app.exception_handler(Exception)
+    async def bug(_: Request, err: Exception) -> JSONResponse:
+        """A bug: the one error format, with nothing of the bug in it (the server's log has
+        the traceback)."""
+        return error_response(
+            500, "internal", "the server failed on this request; its log says why"
+        )
 
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
 
 
+BODY_DEADLINE_S = 30.0
+"""How long a request body may take to arrive in full: a client that declares 100 bytes and
+sends 5, or a chunked body that never ends, is answered 408 instead of holding a worker."""
+
+
 class BodyLimit:
-    """Bodies over ``max_body_bytes`` answer 413: by their declared ``Content-Length``, or, for a
-    chunked body, as soon as what arrived passes the limit (read before the endpoint, which then
-    reads it from memory). A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs
-    every request through a task group and a memory stream, which cost more than the check."""
+    """Bodies over ``max_body_bytes`` answer 413: by their declared ``Content-Length``, or as soon
+    as what arrived passes the limit. The body is read here, within ``BODY_DEADLINE_S``, before
+    the endpoint, which then reads it from memory; a compressed body answers 415. A plain ASGI
+    middleware: Starlette's ``BaseHTTPMiddleware`` runs every request through a task group and
+    a memory stream, which cost more than the check."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -68,25 +92,40 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             refusal = f"the request body is {declared} bytes; the limit is {self.max_body_bytes}"
             await error_response(413, "too_large", refusal)(scope, receive, send)
             return
-        if scope["method"] not in ("POST", "PUT", "PATCH") or declared is not None:
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        if headers.get("content-encoding", "identity").lower() != "identity":
+            refusal = "request bodies are not decompressed here; send the body as it is"
+            await error_response(415, "unsupported_encoding", refusal)(scope, receive, send)
+            return
         body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body_bytes:
-                refusal = f"the request body exceeds the limit of {self.max_body_bytes} bytes"
-                await error_response(413, "too_large", refusal)(scope, receive, send)
-                return
+        try:
+            async with asyncio.timeout(BODY_DEADLINE_S):
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_body_bytes:
+                        refusal = (
+                            f"the request body exceeds the limit of {self.max_body_bytes} bytes"
+                        )
+                        await error_response(413, "too_large", refusal)(scope, receive, send)
+                        return
+        except TimeoutError:
+            refusal = f"the request body did not arrive in full within {BODY_DEADLINE_S:g} s"
+            await error_response(408, "body_timeout", refusal, {"Connection": "close"})(
+                scope, receive, send
+            )
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -32,7 +32,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
             "A review already decided or claimed by another reviewer, a second approval from "
             "the same reviewer, or an Idempotency-Key reused for another request.",
         ),
+        (408, "The request body did not arrive in full within 30 s."),
         (413, "The body is over the size limit."),
+        (415, "The body is compressed (`Content-Encoding`); send it as it is."),
         (422, "The input does not fit its schema, or a parameter is invalid."),
         (
             429,

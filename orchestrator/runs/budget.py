@@ -10,14 +10,22 @@ when the run stops, fails or waits for review); runs driven here count live.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from orchestrator.catalog.specs import NAME_PATTERN
 from orchestrator.errors import InputError
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import TokenBudget, day_start
+
+
+def check_tenant(tenant: str) -> None:
+    """InputError unless ``tenant`` is a tenant name (as keys and budgets take them)."""
+    if not re.fullmatch(NAME_PATTERN, tenant):  # match() would let a final newline through
+        raise InputError(f"tenant {tenant!r}: use lowercase letters, digits, - and _ (up to 64)")
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,7 @@ class TenantBudgets:
 
     def set(self, tenant: str, tokens_per_day: int | None) -> None:
         """Give ``tenant`` a daily budget, or none (``None``)."""
-        if not tenant.strip():
-            raise InputError("a tenant budget needs a tenant name")
+        check_tenant(tenant)
         if tokens_per_day is None:
             self.db.execute("DELETE FROM cadre_tenant_budgets WHERE tenant = ?", (tenant,))
         elif tokens_per_day <= 0:

@@ -132,6 +132,11 @@ SAME_APPROVALS = "COALESCE(approvals, '') = ?"
 """The condition that a review's approvals are still those a decision was made from."""
 
 
+def _canonical(data: Any) -> str:
+    """JSON data as one text, so that equal means the same JSON (Python has 1 == 1.0 == True)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
 def _approvals(review: ReviewRecord) -> str:
     """A review's approvals as the column holds them ('' for none), for SAME_APPROVALS."""
     return json.dumps(list(review.approvals)) if review.approvals else ""
@@ -294,7 +299,7 @@ class RunStore:
         if not rows:
             return None
         first = self.run(rows[0]["id"])
-        if first.workflow != workflow or first.input != input:
+        if first.workflow != workflow or _canonical(first.input) != _canonical(input):
             raise ConflictError(
                 f"Idempotency-Key {idempotency_key!r} was already used for run {first.id} with "
                 "a different workflow or input; use a new key for a new run"

@@ -24,6 +24,8 @@ from orchestrator.workflow.budget import day_start
 
 MAX_WAIT_S = 60.0
 """The longest a long poll (``GET /v1/runs/{id}?wait_s=``) is held."""
+MAX_EVENT_ID = 2**63 - 1
+"""The largest event id (the database's 64-bit integer)."""
 KEEP_ALIVE_S = 15.0
 """How long an idle run stream waits before it sends a comment, so proxies keep it open."""
 
@@ -41,7 +43,7 @@ def submit_run(
     key: Submitter,
     ctx: Ctx,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> JSONResponse:
     """Queue a run; a run worker drives it. Retrying with the same ``Idempotency-Key``
     returns the first run (200) instead of starting another."""
@@ -103,6 +105,7 @@ async def get_run(
         Query(
             ge=0,
             le=MAX_WAIT_S,
+            allow_inf_nan=False,
             description="Hold the answer until the run ends or waits for review, for at "
             "most this many seconds (a long poll: one request instead of many).",
         ),
@@ -144,10 +147,15 @@ async def stream_run(
     request: Request,
     last_event_id: Annotated[
         int | None,
-        Query(ge=0, description="Send only what came after this event id (as the header)."),
+        Query(
+            ge=0,
+            le=MAX_EVENT_ID,
+            description="Send only what came after this event id (as the header).",
+        ),
     ] = None,
     last_event_id_header: Annotated[
-        int | None, Header(alias="Last-Event-ID", ge=0, include_in_schema=False)
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, le=MAX_EVENT_ID, include_in_schema=False),
     ] = None,
 ) -> StreamingResponse:
     """The run as it happens, as Server-Sent Events (``text/event-stream``).

@@ -47,6 +47,19 @@ def test_the_same_idempotency_key_returns_the_same_run(api: Api) -> None:
     assert [r["id"] for r in listed] == [first.json()["id"]]
 
 
+def test_an_idempotency_key_compares_json_not_python_values(api: Api) -> None:
+    """1, 1.0 and true are one value to Python and three to JSON: a retry must send the same."""
+    body = {"workflow": "claim", "input": {**SMALL_CLAIM, "n": 1}}
+    assert submit(api, body, **{"Idempotency-Key": "ord-1"}).status_code == 202
+    for other in (True, 1.0):
+        changed = {"workflow": "claim", "input": {**SMALL_CLAIM, "n": other}}
+        assert submit(api, changed, **{"Idempotency-Key": "ord-1"}).status_code == 409, other
+    reordered = {"workflow": "claim", "input": {"n": 1, **SMALL_CLAIM}}  # key order is not JSON's
+    assert submit(api, reordered, **{"Idempotency-Key": "ord-1"}).status_code == 200
+    empty = submit(api, body, **{"Idempotency-Key": ""})
+    assert empty.status_code == 422 and "idempotency-key" in empty.text.lower()
+
+
 def test_input_is_checked_against_the_workflow_schema(api: Api) -> None:
     bad = submit(api, {"workflow": "claim", "input": {"claim": ""}})
     assert bad.status_code == 422
