@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
+from pydantic import ValidationError
 
 from orchestrator.catalog import SpecialistCatalog
-from orchestrator.errors import Problem, schema_message
+from orchestrator.errors import Problem, clip, schema_message
 from orchestrator.tools import registry
+from orchestrator.tools.base import Tool
 from orchestrator.workflow.schemas import allowed_values, fields, produced_schemas, sub_schema, walk
 from orchestrator.workflow.spec import (
     END_NODE,
@@ -92,6 +94,8 @@ def _problems(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> Iter
     for i, node in enumerate(spec.nodes):
         at = f"nodes.{i}"
         yield from _node_problems(node, at, file, state, catalog, set(tools))
+        if isinstance(node, ToolNode) and node.tool in tools:
+            yield from _tool_args_problems(node, tools[node.tool], at, file)
         for target in successors(node):
             if target != END_NODE and target not in ids:
                 close = difflib.get_close_matches(target, [*ids, END_NODE], n=1)
@@ -101,6 +105,45 @@ def _problems(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> Iter
                 )
 
     yield from _graph_problems(spec, ids, file)
+
+
+def _tool_args_problems(node: ToolNode, tool: Tool, at: str, file: str) -> Iterator[Problem]:
+    """Arguments the tool does not take, those it needs and are missing, and values given as
+    they are (no placeholder) that do not fit: a run would only find them at the node."""
+    taken = tool.args.model_fields
+    for name in node.args:
+        if name not in taken:
+            close = difflib.get_close_matches(name, list(taken), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            yield Problem(
+                file,
+                f"{at}.args.{name}",
+                f"tool {tool.name!r} takes no argument {name!r} ({hint}it takes "
+                f"{', '.join(taken)})",
+            )
+    for name, info in taken.items():
+        if info.is_required() and name not in node.args:
+            yield Problem(file, f"{at}.args", f"tool {tool.name!r} needs the argument {name!r}")
+    literal = {
+        name: value for name, value in node.args.items() if name in taken and not _templated(value)
+    }
+    try:
+        tool.args.model_validate(literal)
+    except ValidationError as err:
+        for item in err.errors():
+            name = str(item["loc"][0]) if item["loc"] else ""
+            if name in literal:
+                where = ".".join(str(part) for part in item["loc"])
+                yield Problem(file, f"{at}.args.{where}", clip(item["msg"]))
+
+
+def _templated(value: Any) -> bool:
+    """True when an argument has a placeholder, so its value is known only at run time."""
+    if isinstance(value, str):
+        return bool(placeholders(value))
+    if isinstance(value, list):
+        return any(_templated(item) for item in value)
+    return False
 
 
 def _node_problems(

@@ -260,3 +260,30 @@ def test_keys_cadre_or_langgraph_keep_for_themselves_cannot_be_declared(tmp_path
         ("state._usage", "'_usage': a key must not be empty or start with '_'"),
     ):
         assert any(f"{where}: {why}" in p for p in found), (where, found)
+
+
+def test_tool_arguments_are_checked_before_a_run(tmp_path: Path) -> None:
+    """A misspelt, missing or mistyped argument was found only at the node, as a tool error in
+    state, while the run went on and exited 0."""
+    flow = broken(load_flow("claim"))
+    payout = next(n for n in flow["nodes"] if n["kind"] == "tool")
+    payout["args"] = {"expr": "{fields.amount} * 0.8"}
+    flow["nodes"].append(
+        {
+            "kind": "tool",
+            "id": "lookup",
+            "tool": "sql_query",
+            "args": {"database": 5, "query": "{fields.policy_number}"},
+            "output": "rows",
+            "next": "end",
+        }
+    )  # unreached as well: that problem is reported beside these
+    flow["state"]["rows"] = {"type": "array"}
+    found = problems_with(tmp_path, flow)
+    for expected in (
+        "args.expr: tool 'calculator' takes no argument 'expr' (it takes expression)",
+        "args: tool 'calculator' needs the argument 'expression'",
+        "args.database: Input should be a valid string",
+    ):
+        assert any(expected in p for p in found), (expected, found)
+    assert not any("args.query" in p for p in found)  # a placeholder: known only at run time
