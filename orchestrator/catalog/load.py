@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator import config
 from orchestrator.catalog.engine_options import options_model
 from orchestrator.catalog.specs import (
+    NAME_PATTERN,
     ModelSpec,
     NoWeights,
     PackageWeights,
@@ -271,6 +273,13 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
                 "adapter",
                 f"adapter file {adapter} not found; train one or remove the field",
             )
+        elif adapter.is_dir() and not all((adapter / n).is_file() for n in PEFT_FILES):
+            yield Problem(
+                file,
+                "adapter",
+                f"{adapter} is not a LoRA adapter: give a GGUF LoRA file, or a PEFT adapter "
+                f"folder ({' and '.join(PEFT_FILES)})",
+            )
     evaluation = spec.evaluation
     properties = spec.output_schema.get("properties", {})
     if evaluation.metric == "exact_match" and evaluation.label not in properties:
@@ -279,12 +288,22 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
             "evaluation.label",
             f"exact_match needs `label`: one of the output fields ({', '.join(properties)})",
         )
-    if spec.corpus is not None and not (catalog.root / "corpora" / spec.corpus).is_dir():
+    if spec.corpus is not None and not re.fullmatch(NAME_PATTERN, spec.corpus):
+        yield Problem(
+            file,
+            "corpus",
+            f"{spec.corpus!r}: name a folder under corpora/ (lowercase letters, digits, - and _)",
+        )
+    elif spec.corpus is not None and not (catalog.root / "corpora" / spec.corpus).is_dir():
         yield Problem(
             file,
             "corpus",
             f"corpus folder {catalog.root / 'corpora' / spec.corpus} not found",
         )
+
+
+PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""What a PEFT adapter folder holds (``cadre specialize`` writes them; engines read them)."""
 
 
 def lookup(kind: str, name: str, known: dict[str, S]) -> S:

@@ -68,6 +68,30 @@ def test_missing_adapter_file(tmp_path: Path) -> None:
     assert str(tmp_path / "specialists" / "adapters" / "s.gguf") in problem
 
 
+def test_an_adapter_or_corpus_that_is_not_one_is_refused_before_a_run(tmp_path: Path) -> None:
+    """A folder that exists is not yet an adapter, and a corpus is a name under corpora/: both
+    were found only when a run reached the node."""
+    write_catalog(
+        tmp_path,
+        [scripted_model("m")],
+        [
+            specialist("a", "m", adapter="../../../../../../etc"),
+            specialist("c", "m", corpus="../../../../etc"),
+        ],
+    )
+    problems = problems_of(tmp_path)
+    assert len(problems) == 2, problems
+    assert any(
+        "specialists/a.yaml: adapter: /etc is not a LoRA adapter: give a GGUF LoRA file, or a "
+        "PEFT adapter folder (adapter_config.json and adapter_model.safetensors)" in p
+        for p in problems
+    ), problems
+    assert any(
+        "specialists/c.yaml: corpus: '../../../../etc': name a folder under corpora/" in p
+        for p in problems
+    ), problems
+
+
 def test_few_shot_example_must_fit_the_schema(tmp_path: Path) -> None:
     examples = [{"input": "great", "output": {"sentiment": "ecstatic"}}]
     write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", examples=examples)])

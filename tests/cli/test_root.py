@@ -101,6 +101,8 @@ def test_specialists_list_maps_each_specialist_to_its_adapter_and_host(tmp_path:
     model["hosting"].update({"num_gpus": 0.5, "resources": {"cadre_model_host": 1}})
     (tmp_path / "specialists").mkdir()
     (tmp_path / "specialists" / "router-lora").mkdir()  # an adapter directory
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (tmp_path / "specialists" / "router-lora" / name).write_text("{}")
     write_catalog(
         tmp_path,
         [model],
