@@ -38,7 +38,7 @@ from orchestrator.workflow.spec import (
     WorkflowSpec,
     reserved_key,
 )
-from orchestrator.workflow.templates import placeholders
+from orchestrator.workflow.templates import malformed, placeholders
 
 
 def successors(node: NodeSpec) -> list[str]:
@@ -170,6 +170,13 @@ def _node_problems(
             yield Problem(file, f"{at}.{field}", f"{path!r}: {wrong}")
 
     def template(text: str | None, field: str, local: tuple[str, ...] = ()) -> Iterator[Problem]:
+        for piece in malformed(text or ""):
+            yield Problem(
+                file,
+                f"{at}.{field}",
+                f"{clip(piece, 60)!r} is not a placeholder: write {{key}} or {{key.field}} (no "
+                "spaces, formats or conversions), or {{{{ and }}}} for literal braces",
+            )
         for path in placeholders(text or ""):
             yield from state_key(path, field, local)
 

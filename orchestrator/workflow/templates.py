@@ -2,8 +2,8 @@
 
 A placeholder is a dotted path into state; its first part must be a state key, which the compile
 step checks. Strings are inserted as they are, anything else as JSON, and a value not set yet as
-empty text. ``{{`` and ``}}`` are literal
-braces.
+empty text. ``{{`` and ``}}`` are literal braces; what looks like a placeholder but is none
+(``{ text }``, ``{amount:.2f}``, an unclosed ``{text``) is refused by the compile step.
 """
 
 from __future__ import annotations
@@ -15,6 +15,20 @@ from typing import Any
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
 _MISSING = object()
+
+
+_LOOKS_LIKE = re.compile(
+    r"\{\s*[A-Za-z0-9_.]*\s*(?:[:!][^{}]*)?\}|\{[A-Za-z_][A-Za-z0-9_.]*(?![A-Za-z0-9_.}])"
+)
+"""What an author may mean as a placeholder but is none: ``{ text }``, ``{text:>9}``,
+``{text!r}``, ``{0}``, ``{}``, an unclosed ``{text``."""
+
+
+def malformed(template: str) -> list[str]:
+    """The pieces of ``template`` that look like placeholders but are none (they would be
+    sent as they are): for the compile step to name."""
+    rest = _PLACEHOLDER.sub(" ", template)
+    return [m.group(0) for m in _LOOKS_LIKE.finditer(rest)]
 
 
 def placeholders(template: str) -> list[str]:

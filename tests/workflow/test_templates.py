@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from orchestrator.workflow.templates import lookup, placeholders, render
+import pytest
+import yaml
+
+from orchestrator.errors import CatalogError
+from orchestrator.workflow.catalog import load_catalog
+from orchestrator.workflow.templates import lookup, malformed, placeholders, render
+from tests.workflow.fixtures import load_flow, scripted_workflow_catalog
 
 STATE = {
     "claim": "a flood",
@@ -56,3 +62,32 @@ def test_a_value_not_set_yet_renders_as_empty_text_and_double_braces_are_literal
 
 def test_rendering_does_not_run_templates_found_in_values() -> None:
     assert render("{claim}", {"claim": "{secret}", "secret": "leaked"}) == "{secret}"
+
+
+@pytest.mark.parametrize(
+    ("template", "found"),
+    [
+        ("{text:>100000000}", ["{text:>100000000}"]),
+        ("{ text }", ["{ text }"]),
+        ("{{literal}} and {text", ["{text"]),
+        ("{0} {} {text!r} {amount:.2f}", ["{0}", "{}", "{text!r}", "{amount:.2f}"]),
+        ("Claim: {claim} ({fields.amount}, {items.0}) {{x}}", []),
+        ('Answer like {"team": "billing"}', []),  # JSON in the text: no placeholder meant
+    ],
+)
+def test_what_looks_like_a_placeholder_but_is_none_is_found(
+    template: str, found: list[str]
+) -> None:
+    assert malformed(template) == found
+
+
+def test_the_compile_step_names_a_malformed_placeholder(tmp_path: Path) -> None:
+    flow = load_flow("claim")
+    flow["name"] = "odd"
+    flow["nodes"][0]["input"] = "Claim: { claim }"
+    agents = scripted_workflow_catalog(tmp_path)
+    (tmp_path / "graphs" / "odd.yaml").write_text(yaml.safe_dump(flow))
+    with pytest.raises(CatalogError) as info:
+        load_catalog(agents)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert "odd.yaml: nodes.0.input: '{ claim }' is not a placeholder: write {key}" in problem
