@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
+import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,7 @@ def load_folder(
         try:
             yield path, spec_type.model_validate(data)
         except ValidationError as err:
-            problems.extend(validation_problems(rel(path), err))
+            problems.extend(validation_problems(rel(path), err, spec_type=spec_type))
 
 
 def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
@@ -172,15 +173,33 @@ def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     return data
 
 
-def validation_problems(file: str, err: ValidationError, prefix: str = "") -> list[Problem]:
+def validation_problems(
+    file: str, err: ValidationError, prefix: str = "", spec_type: type[BaseModel] | None = None
+) -> list[Problem]:
     """One Problem per pydantic error, with a dotted field path."""
     problems = []
-    for item in err.errors():
+    errors = err.errors()
+    for item in errors:
+        inner = [e for e in errors if e["loc"][: len(item["loc"])] == item["loc"] and e is not item]
+        if item["type"] == "too_short" and inner:
+            continue  # "at least 1 item" only because its items failed: they are reported
         loc = ".".join(str(part) for part in item["loc"])
         loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         message = clip(item["msg"])
         if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see `cadre specialists show` for fields)"
+            parent, given = item["loc"][:-1], str(item["loc"][-1])
+            missing = [  # a required field missing beside it is the likeliest meaning
+                str(e["loc"][-1])
+                for e in errors
+                if e["type"] == "missing" and e["loc"][:-1] == parent
+            ]
+            close = difflib.get_close_matches(given, missing, n=1, cutoff=0.5)
+            if not close:
+                known = field_names(spec_type) if spec_type else []
+                close = difflib.get_close_matches(given, known, n=1)
+            message = "unknown field" + (
+                f"; did you mean {close[0]!r}?" if close else " (check the spelling)"
+            )
         elif item["type"] == "missing":
             message = "required field is missing"
         problems.append(Problem(file, loc, message))
@@ -300,6 +319,27 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
             "corpus",
             f"corpus folder {catalog.root / 'corpora' / spec.corpus} not found",
         )
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """Every field name of ``model`` and of the models inside it (nodes, weights, settings):
+    what a misspelt field is matched against."""
+    names: list[str] = []
+    seen: set[type] = set()
+    todo: list[Any] = [model]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            if item in seen:
+                continue
+            seen.add(item)
+            for name, info in item.model_fields.items():
+                if name not in names:
+                    names.append(name)
+                todo.append(info.annotation)
+        else:
+            todo.extend(typing.get_args(item))
+    return names
 
 
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")

@@ -104,7 +104,7 @@ def test_unknown_field_and_missing_field(tmp_path: Path) -> None:
     del spec["instructions"]
     write_catalog(tmp_path, [scripted_model("m")], [spec])
     problems = problems_of(tmp_path)
-    assert any("temprature: unknown field" in p for p in problems)
+    assert any("temprature: unknown field; did you mean 'temperature'?" in p for p in problems)
     assert any("instructions: required field is missing" in p for p in problems)
 
 

@@ -287,3 +287,14 @@ def test_tool_arguments_are_checked_before_a_run(tmp_path: Path) -> None:
     ):
         assert any(expected in p for p in found), (expected, found)
     assert not any("args.query" in p for p in found)  # a placeholder: known only at run time
+
+
+def test_a_misspelt_field_is_matched_to_the_one_missing_beside_it(tmp_path: Path) -> None:
+    flow = broken(load_flow("claim"))
+    flow["strat"] = flow.pop("start")
+    flow["nodes"][0]["nxt"] = flow["nodes"][0].pop("next")
+    found = problems_with(tmp_path, flow)
+    assert any("strat: unknown field; did you mean 'start'?" in p for p in found), found
+    assert any("nodes.0.specialist.nxt: unknown field; did you mean 'next'?" in p for p in found)
+    # Only the node's own problems: not also "nodes: at least 1 item", which its failure made.
+    assert not any("at least 1 item" in p for p in found), found
