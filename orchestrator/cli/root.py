@@ -117,9 +117,10 @@ def specialists_show(
         value = data[field_name]
         shown = value if isinstance(value, str) else json.dumps(value, indent=2)
         out.print(f"\n[cyan]{field_name}[/cyan] [dim]- {info.description}[/dim]")
-        out.print(
-            shown if shown not in ("", "null", "[]", "{}") else "[dim](none)[/dim]", markup=False
-        )
+        if shown in ("", "null", "[]", "{}"):
+            out.print("[dim](none)[/dim]")
+        else:
+            out.print(shown, markup=False)
 
 
 models_app = typer.Typer(help="Look at models and prepare their weights.", no_args_is_help=True)

@@ -32,6 +32,10 @@ Reviewer = Annotated[
 ]
 
 
+STEPS_SHOWN = 40
+"""The most steps `cadre runs show` lists on its nodes line."""
+
+
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to the main app."""
     app.command("run")(run)
@@ -226,10 +230,17 @@ def runs_show(
     waits = [(r.decided_at or time.time()) - r.created_at for r in reviews]
     if waits:
         out.print(f"  review wait          {len(waits):>3} reviews  {sum(waits):.1f} s")
-    out.print("nodes: " + (" → ".join(e["node"].replace("__", "·") for e in events) or "-"))
+    steps = [e["node"].replace("__", "·") for e in events]
+    if len(steps) > STEPS_SHOWN:  # a long loop: its start and end, not a line of 60 KB
+        head, tail = steps[: STEPS_SHOWN - 10], steps[-10:]
+        steps = [*head, f"… {len(steps) - len(head) - len(tail)} more …", *tail]
+    out.print("nodes: " + (" → ".join(steps) or "-"))
     for r in reviews:
+        deciders = [*(a["by"] for a in r.approvals), r.decided_by]  # earlier approvers first
         decided = (
-            f"{r.decision} by {r.decided_by} at {_when(r.decided_at)}" if r.decision else r.status
+            f"{r.decision} by {' and '.join(map(str, deciders))} at {_when(r.decided_at)}"
+            if r.decision
+            else r.status
         )
         extra = f" — {r.reason}" if r.reason else ""
         if r.changes:
@@ -396,7 +407,10 @@ def review_show(
     except CadreError as err:
         if catalog is not None or graphs is not None:
             raise  # the catalog asked for is broken: say so
-        loaded, unchecked = None, err.message.splitlines()[0]
+        problems = getattr(err, "problems", None)
+        loaded, unchecked = None, str(problems[0]) if problems else err.message.splitlines()[0]
+        if problems and len(problems) > 1:
+            unchecked += f" (and {len(problems) - 1} more: `cadre validate`)"
     out.print(f"[bold]{r.id}[/bold]: {escape(r.payload.get('title', r.node))}")
     out.print(f"run {r.run_id} ({r.payload.get('workflow')}), node {r.node}, {r.status}")
     for warning in review_warnings(r, store.events(r.run_id), loaded):

@@ -613,13 +613,18 @@ class RunStore:
         return record
 
     def release(self, review_id: str, who: str) -> ReviewRecord:
-        """Give up ``who``'s claim on a review (nothing happens when they hold none)."""
+        """Give up ``who``'s claim on a review (nothing happens when nobody holds it); a
+        claim another reviewer holds is theirs to release: ConflictError naming them."""
         self.db.execute(
             "UPDATE cadre_reviews SET claimed_by = NULL, claimed_until = NULL "
             "WHERE id = ? AND claimed_by = ?",
             (review_id, who),
         )
-        return self.review(review_id)
+        record = self.review(review_id)
+        now = time.time()
+        if record.holder(now) not in (None, who):
+            raise held_elsewhere(record, who, now)
+        return record
 
     def _lost(self, record: ReviewRecord, who: str, now: float) -> ConflictError:
         """Why ``who``'s conditional write to ``record`` (read again after it) changed nothing."""

@@ -98,7 +98,9 @@ def _problems(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> Iter
             yield from _tool_args_problems(node, tools[node.tool], at, file)
         for target in successors(node):
             if target != END_NODE and target not in ids:
-                close = difflib.get_close_matches(target, [*ids, END_NODE], n=1)
+                known = [*ids, END_NODE]
+                same = [k for k in known if k.lower() == target.lower()]  # `END` for `end`
+                close = same or difflib.get_close_matches(target, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 yield Problem(
                     file, at, f"node {node.id!r} goes to {target!r}, which is not a node{hint}"

@@ -112,6 +112,8 @@ class ReviewNode(Spec):
     @field_validator("escalate_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
+        if value is not None and re.fullmatch(r"0+[smhd]", value):
+            raise ValueError(f"{value!r}: give a time after which to escalate, above zero")
         if value is not None and not re.fullmatch(DURATION_PATTERN, value):
             raise ValueError(
                 f"{value[:40]!r} is not a duration: a whole number and a unit (s, m, h or d), "
@@ -182,6 +184,13 @@ class MapNode(Spec):
     )
     output: str = Field(description="State key for the list of answers, in input order.")
     join: str = Field(description="Node to run once all elements are done.")
+    max_items: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most elements the list may have; a longer one fails the node before any "
+        "call (a run's input can be 10 MB: a million elements).",
+    )
 
 
 class PlanNode(Spec):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.errors import BudgetExceeded
+from orchestrator.errors import BudgetExceeded, InputError
 from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.runner import Runner
 from orchestrator.runs.store import RunStore
@@ -252,3 +252,27 @@ def test_tenant_budgets_are_set_listed_and_removed(database_url: str) -> None:
     budgets.set("zeta", None)
     assert budgets.get("zeta") is None
     assert [b.tenant for b in budgets.list()] == ["acme"]
+
+
+def test_a_map_over_more_elements_than_its_max_items_makes_no_call(
+    tmp_path: Path, database_url: str
+) -> None:
+    budgeted_catalog(tmp_path, None)
+    fan = tmp_path / "graphs" / "fan.yaml"
+    flow = yaml.safe_load(fan.read_text())
+    next(n for n in flow["nodes"] if n["kind"] == "map")["max_items"] = 2
+    fan.write_text(yaml.safe_dump(flow))
+    catalog = load_catalog(tmp_path / "agents")
+
+    async def go() -> Any:
+        async with Runner(catalog, database_url=database_url, asker=LocalAsker(catalog)) as runner:
+            with pytest.raises(InputError) as info:
+                await runner.start("fan", {"issues": ["a", "b", "c"]})
+            return info.value, runner.store.runs(workflow="fan", limit=1)[0]
+
+    error, record = asyncio.run(go())
+    assert error.message == (
+        "node 'label': 'issues' has 3 elements; map 'label' takes at most 2 (its max_items)"
+    )
+    assert (record.status, record.error) == ("failed", error.message)
+    assert calls(tmp_path) == []

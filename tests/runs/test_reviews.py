@@ -69,7 +69,9 @@ def test_a_claimed_review_is_decided_only_by_its_holder_until_released(
         with pytest.raises(ConflictError, match="claimed by rita"):
             runner.store.claim(review.id, "sam", 600)
         assert runner.store.claim(review.id, "rita", 60).holder() == "rita"  # a renewal
-        assert runner.store.release(review.id, "sam").holder() == "rita"  # not sam's to release
+        with pytest.raises(ConflictError, match="claimed by rita until"):  # not sam's to release
+            runner.store.release(review.id, "sam")
+        assert runner.store.review(review.id).holder() == "rita"
         assert runner.store.release(review.id, "rita").holder() is None
         decided, record = await runner.decide(review.id, "approve", "sam")
         return decided, record

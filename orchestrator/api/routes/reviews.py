@@ -70,6 +70,6 @@ def claim_review(
 
 @router.delete("/v1/reviews/{review_id}/claim")
 def release_review(review_id: str, key: Reviewer, ctx: Ctx) -> ReviewView:
-    """Give up your claim on the review (another reviewer's claim is left alone)."""
+    """Give up your claim on the review; another reviewer's claim is theirs to give up (409)."""
     ctx.own_review(key, review_id)
     return review_view(ctx.runs.release(review_id, key.who))

@@ -9,7 +9,7 @@ from typing import Any
 
 from langgraph.types import Command, Send, interrupt
 
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, clip
 from orchestrator.workflow.budget import call_estimate
 from orchestrator.workflow.nodes.base import NodeBuilder
 from orchestrator.workflow.spec import MapNode
@@ -24,7 +24,14 @@ def build(node: MapNode, b: NodeBuilder) -> None:
     async def start(state: dict[str, Any]) -> dict[str, Any]:
         items = lookup(state, node.over, None)
         if not isinstance(items, list):
-            raise InputError(f"{node.over!r} must be a list to map over, not {items!r}")
+            raise InputError(
+                f"{node.over!r} must be a list to map over, not {clip(repr(items), 80)}"
+            )
+        if len(items) > node.max_items:
+            raise InputError(
+                f"{node.over!r} has {len(items)} elements; map {node.id!r} takes at most "
+                f"{node.max_items} (its max_items)"
+            )
         await b.check_fan_out(
             state,
             node.id,

@@ -47,9 +47,11 @@ def test_a_reviewer_claims_a_review_and_another_is_refused_409(api: Api) -> None
         refused = call()
         assert refused.status_code == 409
         assert "is claimed by reviewer at acme" in refused.json()["error"]["message"]
-    # Releasing someone else's claim leaves it; the holder's release frees the review.
+    # Releasing someone else's claim is refused and leaves it; the holder's release frees it.
     kept = api.client.delete(f"/v1/reviews/{review}/claim", headers=api.as_("acme-admin"))
-    assert kept.json()["claimed_by"] == held["claimed_by"]
+    assert kept.status_code == 409 and "is claimed by reviewer at acme" in kept.text
+    shown = api.client.get(f"/v1/reviews/{review}", headers=api.as_("acme-admin")).json()
+    assert shown["claimed_by"] == held["claimed_by"]
     freed = api.client.delete(f"/v1/reviews/{review}/claim", headers=api.as_("acme-reviewer"))
     assert freed.status_code == 200 and freed.json()["claimed_by"] is None
     bad = api.client.post(
