@@ -221,7 +221,9 @@ class MemoryNode(Spec):
     )
     scope: Literal["run", "workflow", "global"] = Field(
         default="global",
-        description="Whose memory, within the run's tenant: this run, this workflow, or all.",
+        description="Whose memory, within the run's tenant: this run, this workflow, or one "
+        "space all its workflows share. Each scope is its own: a read finds what was written "
+        "with the same scope (`remember_runs` writes episodic summaries with scope workflow).",
     )
     next: str = Field(description="Node to run afterwards, or `end`.")
 
