@@ -106,7 +106,44 @@ def _problems(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> Iter
                     file, at, f"node {node.id!r} goes to {target!r}, which is not a node{hint}"
                 )
 
+    yield from _type_problems(spec, file)
     yield from _graph_problems(spec, ids, file)
+
+
+def _type_problems(spec: WorkflowSpec, file: str) -> Iterator[Problem]:
+    """A node that writes an object or a list to a state key declared as something else, and a
+    map over a key declared as something other than a list: a run would fail or hold what its
+    schema says it cannot."""
+    declared = spec.state_schemas()
+
+    def types(key: str) -> set[str] | None:
+        named = declared.get(key, {}).get("type") if isinstance(declared.get(key), dict) else None
+        if isinstance(named, str):
+            return {named}
+        return {t for t in named if isinstance(t, str)} if isinstance(named, list) else None
+
+    for i, node in enumerate(spec.nodes):
+        writes = "object" if isinstance(node, SpecialistNode) else None
+        if isinstance(node, MapNode | PlanNode | MemoryRead):
+            writes = "array"
+        output = getattr(node, "output", None)
+        allowed = types(output) if isinstance(output, str) else None
+        if writes is not None and allowed is not None and writes not in allowed:
+            yield Problem(
+                file,
+                f"nodes.{i}.output",
+                f"node {node.id!r} writes {'an object' if writes == 'object' else 'a list'} to "
+                f"{output!r}, which the workflow declares as {' or '.join(sorted(allowed))}",
+            )
+        if isinstance(node, MapNode) and "." not in node.over:
+            allowed = types(node.over)
+            if allowed is not None and "array" not in allowed:
+                yield Problem(
+                    file,
+                    f"nodes.{i}.over",
+                    f"map {node.id!r} goes over {node.over!r}, which the workflow declares as "
+                    f"{' or '.join(sorted(allowed))}, not a list",
+                )
 
 
 def _tool_args_problems(node: ToolNode, tool: Tool, at: str, file: str) -> Iterator[Problem]:

@@ -298,3 +298,16 @@ def test_a_misspelt_field_is_matched_to_the_one_missing_beside_it(tmp_path: Path
     assert any("nodes.0.specialist.nxt: unknown field; did you mean 'next'?" in p for p in found)
     # Only the node's own problems: not also "nodes: at least 1 item", which its failure made.
     assert not any("at least 1 item" in p for p in found), found
+
+
+def test_a_node_writing_what_its_state_key_is_not_declared_as_is_a_problem(
+    tmp_path: Path,
+) -> None:
+    flow = broken(load_flow("claim"))
+    flow["state"]["fields"] = {"type": "array"}  # the extractor answers an object
+    found = problems_with(tmp_path, flow)
+    assert any(
+        "nodes.0.output: node 'extract' writes an object to 'fields', which the workflow "
+        "declares as array" in p
+        for p in found
+    ), found
