@@ -537,8 +537,11 @@ class RunStore:
         tenant: str | None = None,
         workflow: str | None = None,
         older_than_s: float | None = None,
+        limit: int | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[ReviewRecord]:
-        """Reviews, oldest first; filtered by their run's tenant and workflow, and by age."""
+        """Reviews, oldest first; filtered by their run's tenant and workflow, and by age; at
+        most ``limit`` of them, those after ``after`` (a review's creation time and id)."""
         sql = "SELECT v.* FROM cadre_reviews v JOIN cadre_runs r ON r.id = v.run_id WHERE 1 = 1"
         params: list[Any] = []
         for column, value in (
@@ -551,7 +554,13 @@ class RunStore:
                 sql, params = sql + f" AND {column} = ?", [*params, value]
         if older_than_s is not None:
             sql, params = sql + " AND v.created_at <= ?", [*params, time.time() - older_than_s]
-        return [self._review(r) for r in self.db.query(sql + " ORDER BY v.created_at", params)]
+        if after is not None:
+            sql += " AND (v.created_at > ? OR (v.created_at = ? AND v.id > ?))"
+            params = [*params, after[0], after[0], after[1]]
+        sql += " ORDER BY v.created_at, v.id"
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", [*params, limit]
+        return [self._review(r) for r in self.db.query(sql, params)]
 
     def decide(
         self,

@@ -110,6 +110,9 @@ class ReviewView(BaseModel):
 
 class ReviewList(BaseModel):
     reviews: list[ReviewView]
+    next_cursor: str | None = Field(
+        default=None, description="Pass back as `cursor` for the next page."
+    )
 
 
 class ReviewDetail(ReviewView):

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from orchestrator.api.context import Ctx, Reviewer
-from orchestrator.api.schemas import ClaimIn, Decision
+from orchestrator.api.schemas import CURSOR, ClaimIn, Decision
 from orchestrator.runs.reviews import record_decision, review_warnings
 from orchestrator.runs.views import ReviewDetail, ReviewList, ReviewView, review_view, run_view
 
@@ -18,13 +18,29 @@ def list_reviews(
     ctx: Ctx,
     status: Literal["pending", "decided", "applied", "cancelled"] = "pending",
     workflow: str | None = None,
-    older_than_s: Annotated[float | None, Query(ge=0)] = None,
+    older_than_s: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(pattern=CURSOR)] = None,
 ) -> ReviewList:
-    """The tenant's review queue, oldest first."""
+    """The tenant's review queue, oldest first; pass ``next_cursor`` back as ``cursor`` for
+    more."""
+    after = None
+    if cursor:
+        at, _, review_id = cursor.partition("_")
+        after = (float(at), review_id)
     reviews = ctx.runs.reviews(
-        status, tenant=key.tenant, workflow=workflow, older_than_s=older_than_s
+        status,
+        tenant=key.tenant,
+        workflow=workflow,
+        older_than_s=older_than_s,
+        limit=limit,
+        after=after,
     )
-    return ReviewList(reviews=[review_view(r) for r in reviews])
+    last = reviews[-1] if len(reviews) == limit else None
+    return ReviewList(
+        reviews=[review_view(r) for r in reviews],
+        next_cursor=f"{last.created_at!r}_{last.id}" if last else None,
+    )
 
 
 @router.get("/v1/reviews/{review_id}")

@@ -135,3 +135,18 @@ def test_runs_go_to_ray_workers_and_a_reviewer_decides(tmp_path: Path, receiver:
         assert sum(s["driven"] for s in workers.stats()) == 2  # drive, then apply
     finally:
         workers.shutdown()
+
+
+def test_the_review_list_comes_in_pages_oldest_first(api: Api) -> None:
+    made = [review_waiting(api) for _ in range(3)]
+    headers = api.as_("acme-reviewer")
+    first = api.client.get("/v1/reviews", params={"limit": 2}, headers=headers).json()
+    assert [r["id"] for r in first["reviews"]] == made[:2] and first["next_cursor"]
+    rest = api.client.get(
+        "/v1/reviews", params={"limit": 2, "cursor": first["next_cursor"]}, headers=headers
+    ).json()
+    assert [r["id"] for r in rest["reviews"]] == made[2:] and rest["next_cursor"] is None
+    everything = api.client.get("/v1/reviews", headers=headers).json()
+    assert [r["id"] for r in everything["reviews"]] == made
+    for bad in ({"limit": 0}, {"limit": 501}, {"cursor": "nope"}, {"older_than_s": "nan"}):
+        assert api.client.get("/v1/reviews", params=bad, headers=headers).status_code == 422
