@@ -185,7 +185,7 @@ def validation_problems(
             continue  # "at least 1 item" only because its items failed: they are reported
         loc = ".".join(str(part) for part in item["loc"])
         loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-        message = clip(item["msg"])
+        message = clip(item["msg"].removeprefix("Value error, "))
         if item["type"] == "extra_forbidden":
             parent, given = item["loc"][:-1], str(item["loc"][-1])
             missing = [  # a required field missing beside it is the likeliest meaning

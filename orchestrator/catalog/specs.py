@@ -7,10 +7,11 @@ they mean.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ModelName = NewType("ModelName", str)
 SpecialistName = NewType("SpecialistName", str)
@@ -20,10 +21,34 @@ NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
 EngineKind = Literal["llamacpp", "vllm", "scripted"]
 
 
+def clip_value(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut at 60 characters."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:60] + "…"
+
+
 class Spec(BaseModel):
     """Base of every spec: frozen, and unknown fields are an error rather than silently ignored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_written(cls, data: Any) -> Any:
+        """A number is no boolean and a boolean no number: pydantic would read ``true`` as 1
+        and ``"yes"`` as true, so ``budget: {tokens: true}`` would mean one token."""
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            value = data.get(name)
+            if value is None:
+                continue
+            kinds = {field.annotation, *typing.get_args(field.annotation)}
+            if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
+                raise ValueError(f"{name}: give true or false, not {clip_value(value)}")
+            if isinstance(value, bool) and kinds & {int, float} and bool not in kinds:
+                raise ValueError(f"{name}: give a number, not {str(value).lower()}")
+        return data
 
 
 class PackageWeights(Spec):

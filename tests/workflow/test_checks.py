@@ -311,3 +311,15 @@ def test_a_node_writing_what_its_state_key_is_not_declared_as_is_a_problem(
         "declares as array" in p
         for p in found
     ), found
+
+
+def test_a_boolean_is_no_number_and_a_word_no_boolean(tmp_path: Path) -> None:
+    """Pydantic would read `tokens: true` as a budget of one token and "yes" as true."""
+    flow = broken(load_flow("claim"))
+    flow["budget"] = {"tokens": True}
+    found = problems_with(tmp_path / "a", flow)
+    assert any("budget: tokens: give a number, not true" in p for p in found), found
+    flow = broken(load_flow("claim"))
+    flow["remember_runs"] = "yes"
+    found = problems_with(tmp_path / "b", flow)
+    assert any("remember_runs: give true or false, not 'yes'" in p for p in found), found
