@@ -214,29 +214,32 @@ def test_plan_runs_its_tasks_concurrently_and_joins_in_order(
     }
 
 
+@pytest.mark.parametrize(
+    ("task", "why"),
+    [
+        ({"specialist": "decider", "input": "x"}, r"'decider' is not one of \['labeller', 'ex"),
+        # The planner's own schema need not name an input: the node's narrowed schema does.
+        ({"specialist": "labeller"}, r"'input' is a required property"),
+        ({"specialist": "labeller", "input": ""}, r"should be non-empty"),
+    ],
+    ids=["not-allowed", "no-input", "empty-input"],
+)
 def test_a_plan_naming_a_specialist_it_may_not_use_fails_before_any_task_runs(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, task: dict[str, str], why: str
 ) -> None:
     bad = load_catalog(
-        scripted_workflow_catalog(
-            tmp_path,
-            call_log=tmp_path / "calls.log",
-            plan=[{"specialist": "decider", "input": "x"}],
-        )
+        scripted_workflow_catalog(tmp_path, call_log=tmp_path / "calls.log", plan=[task])
     )
     pool = LocalAsker(bad)
 
     async def body(runner: Runner) -> Any:
-        with pytest.raises(
-            OutputSchemaError,
-            match=r"node 'plan'.*'decider' is not one of \['labeller', 'extractor'\]",
-        ):
+        with pytest.raises(OutputSchemaError, match=rf"node 'plan'.*{why}"):
             await runner.start("brief", {"topic": "printers"})
         return runner.store.runs()[0]
 
     record = with_runner(bad, pool, database_url, body)
     asyncio.run(pool.aclose())
-    assert record.status == "failed" and "decider" in (record.error or "")
+    assert record.status == "failed" and "node 'plan'" in (record.error or "")
     assert calls(tmp_path) == ["planner"]
 
 

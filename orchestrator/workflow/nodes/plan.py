@@ -22,15 +22,20 @@ def build(node: PlanNode, b: NodeBuilder) -> None:
     schema = json.loads(json.dumps(planner.output_schema))
     tasks_schema = schema["properties"]["tasks"]
     tasks_schema["maxItems"] = node.max_tasks
-    task_props = tasks_schema.setdefault("items", {}).setdefault("properties", {})
+    items = tasks_schema.setdefault("items", {})
+    task_props = items.setdefault("properties", {})
     task_props["specialist"] = {"type": "string", "enum": list(node.specialists)}
+    # Every task needs its input, whatever the planner's own schema says: held by decoding.
+    task_props["input"] = {**task_props.get("input", {}), "type": "string", "minLength": 1}
+    items["required"] = sorted({*items.get("required", []), "specialist", "input"})
     narrowed = planner.model_copy(update={"output_schema": schema})
     task, join = f"{node.id}__task", f"{node.id}__join"
 
     async def plan(state: dict[str, Any]) -> dict[str, Any]:
         answer = await b.ask(narrowed, render(node.input, state), node.id, state)
         steps = answer.output.get("tasks", [])
-        # The narrowed schema already held every task to the allowed specialists.
+        # The narrowed schema already held every task to the allowed specialists and an input;
+        # an input of spaces only still gets here.
         for i, step in enumerate(steps):
             if not str(step.get("input", "")).strip():
                 raise InputError(f"the plan's task {i} has no input")
