@@ -37,7 +37,7 @@ import httpx
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_workflow import write_catalog
+from bench_workflow import scripted_model, write_catalog
 
 from orchestrator.api.app import Settings, create_app
 from orchestrator.api.keys import KeyStore
@@ -173,14 +173,7 @@ def add_slow_workflow(root: Path, delay_s: float) -> None:
     """A second model whose every call takes ``delay_s``, and a one-node workflow on it."""
     import yaml
 
-    model = {
-        "name": "slow",
-        "engine": "scripted",
-        "weights": {"kind": "none"},
-        "context_length": 8192,
-        "engine_options": {"delay_s": delay_s},
-    }
-    (root / "agents/models/slow.yaml").write_text(yaml.safe_dump(model))
+    (root / "agents/models/slow.yaml").write_text(yaml.safe_dump(scripted_model("slow", delay_s)))
     step = yaml.safe_load((root / "agents/specialists/step.yaml").read_text())
     (root / "agents/specialists/slowstep.yaml").write_text(
         yaml.safe_dump({**step, "name": "slowstep", "model": "slow"})

@@ -39,17 +39,21 @@ from orchestrator.workflow.catalog import load_catalog
 SCHEMA = {"type": "object", "properties": {"v": {"type": "string"}}, "required": ["v"]}
 
 
-def write_catalog(root: Path, nodes: int, delay_s: float) -> Path:
-    for folder in ("agents/models", "agents/specialists", "graphs"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    model = {
-        "name": "bench",
+def scripted_model(name: str, delay_s: float) -> dict[str, object]:
+    """A model on the scripted engine whose every call takes ``delay_s``."""
+    return {
+        "name": name,
         "engine": "scripted",
         "weights": {"kind": "none"},
         "context_length": 8192,
         "engine_options": {"delay_s": delay_s},
     }
-    (root / "agents/models/bench.yaml").write_text(yaml.safe_dump(model))
+
+
+def write_catalog(root: Path, nodes: int, delay_s: float) -> Path:
+    for folder in ("agents/models", "agents/specialists", "graphs"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "agents/models/bench.yaml").write_text(yaml.safe_dump(scripted_model("bench", delay_s)))
     spec = {
         "name": "step",
         "description": "one step",

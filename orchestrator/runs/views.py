@@ -181,30 +181,15 @@ class WebhookEvent(BaseModel):
 
 
 def run_brief(run: RunRecord) -> RunBrief:
-    return RunBrief(
-        id=run.id,
-        workflow=run.workflow,
-        status=run.status,
-        created_at=run.created_at,
-        updated_at=run.updated_at,
-        finished_at=run.finished_at,
-    )
+    return RunBrief.model_validate(run, from_attributes=True)
 
 
 def run_view(store: RunStore, run: RunRecord) -> RunView:
     pending = store.reviews("pending", run.id) if run.status == "awaiting_review" else []
+    shown = {name: getattr(run, name) for name in RunView.model_fields if hasattr(run, name)}
     return RunView(
-        **run_brief(run).model_dump(),
-        input=run.input,
-        output=run.output,
-        error=run.error,
-        usage=run.usage,
-        tools=run.tools,
-        input_tokens=run.input_tokens,
-        output_tokens=run.output_tokens,
-        pending_reviews=[
-            PendingReview(id=r.id, node=r.node, created_at=r.created_at) for r in pending
-        ],
+        **shown,
+        pending_reviews=[PendingReview.model_validate(r, from_attributes=True) for r in pending],
     )
 
 
