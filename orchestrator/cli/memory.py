@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.common import CatalogOption, load, out
+from orchestrator.cli.common import CatalogOption, err, load, out
 
 if TYPE_CHECKING:
     from orchestrator.memory.corpus import Corpora
@@ -44,6 +44,8 @@ def corpus_index(
         f"{report.unchanged} unchanged files; {report.chunks} chunks embedded "
         f"in {report.seconds:.1f} s"
     )
+    for why in report.skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(why)}")
 
 
 @corpus_app.command("search")

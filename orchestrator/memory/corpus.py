@@ -35,6 +35,9 @@ from orchestrator.telemetry import gen_ai
 Mode = Literal["hybrid", "dense", "bm25"]
 SUFFIXES = (".md", ".txt")
 CHUNK_CHARS = 700
+MAX_FILE_BYTES = 5_000_000
+"""Largest corpus file indexed (the shipped ones are a few KB); a larger one is skipped, said
+so, rather than read whole (a 2 GB file ran the machine out of memory)."""
 RRF_K = 60
 
 
@@ -68,6 +71,8 @@ class IndexReport:
     unchanged: int
     chunks: int
     seconds: float
+    skipped: tuple[str, ...] = ()
+    """Files not indexed, each with why (too large, not UTF-8 text)."""
 
 
 def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
@@ -87,15 +92,47 @@ def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
             if not rest:
                 continue
             block = rest
-        if current and len(current) + len(block) > size:
-            chunks.append(current)
-            current = ""
-        current = (
-            f"{current}\n{block}" if current else (f"{heading}: {block}" if heading else block)
-        )
+        for piece in _pieces(block, size):
+            if current and len(current) + len(piece) > size:
+                chunks.append(current)
+                current = ""
+            current = (
+                f"{current}\n{piece}" if current else (f"{heading}: {piece}" if heading else piece)
+            )
     if current:
         chunks.append(current)
     return chunks
+
+
+def _pieces(block: str, size: int) -> list[str]:
+    """A paragraph cut into pieces of at most ``size`` characters, at sentence ends where it
+    can, else at spaces, else anywhere (a paragraph of 6,000 characters was one chunk, of which
+    the embedder saw only the start)."""
+    pieces: list[str] = []
+    while len(block) > size:
+        window = block[: size + 1]
+        cut = max(window.rfind(". "), window.rfind("? "), window.rfind("! "), window.rfind("\n"))
+        cut = cut + 1 if cut > size // 3 else window.rfind(" ")
+        cut = cut if cut > size // 3 else size
+        pieces.append(block[:cut].strip())
+        block = block[cut:].strip()
+    return [*pieces, block] if block else pieces
+
+
+def _read_text(path: Path) -> tuple[str | None, str]:
+    """A corpus file's text, or None and why it is not indexed: larger than MAX_FILE_BYTES, or
+    not UTF-8 text (undecodable, or holding NUL bytes: a binary file)."""
+    with path.open("rb") as file:
+        raw = file.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        return None, f"larger than {MAX_FILE_BYTES:,} bytes"
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 text (byte {err.start})"
+    if "\x00" in text:
+        return None, "not text (it holds NUL bytes)"
+    return text, ""
 
 
 def tokenize(text: str) -> list[str]:
@@ -134,11 +171,17 @@ class Corpora:
             )
         return folder
 
+    def canonical(self, name: str) -> str:
+        """The corpus's name as its index keeps it: its folder's path inside ``root``
+        (``good/../good`` and ``./good`` are ``good``, not corpora of their own)."""
+        return self.folder(name).relative_to(self.root.resolve()).as_posix()
+
     def index(self, name: str) -> IndexReport:
         """Bring the corpus index up to date with its folder (only changed files are embedded)."""
         started = time.perf_counter()
         folder = self.folder(name)
         root = self.root.resolve()
+        name = self.canonical(name)
         files = {
             str(p.relative_to(folder)): p
             for p in sorted(folder.rglob("*"))
@@ -152,8 +195,13 @@ class Corpora:
             )
         }
         added = updated = unchanged = chunks = 0
-        for rel, path in files.items():
-            text = path.read_text(encoding="utf-8", errors="replace")
+        skipped: list[str] = []
+        for rel, path in list(files.items()):
+            text, why = _read_text(path)
+            if text is None:
+                skipped.append(f"{rel}: {why}")
+                del files[rel]  # an index of it from before goes, as for a removed file
+                continue
             sha = hashlib.sha256(text.encode()).hexdigest()
             if known.get(rel) == sha:
                 unchanged += 1
@@ -184,7 +232,13 @@ class Corpora:
             self._drop(name, rel)
         self._checked.add(name)
         return IndexReport(
-            added, updated, len(removed), unchanged, chunks, time.perf_counter() - started
+            added,
+            updated,
+            len(removed),
+            unchanged,
+            chunks,
+            time.perf_counter() - started,
+            tuple(skipped),
         )
 
     def _drop(self, name: str, rel: str) -> None:
@@ -197,6 +251,7 @@ class Corpora:
         """The ``k`` best chunks for ``query``; the corpus is (re)indexed first if it changed."""
         if not query.strip():
             raise InputError("corpus search: the query is empty")
+        name = self.canonical(name)
         if name not in self._checked:
             self.index(name)
         rows = self.db.query(

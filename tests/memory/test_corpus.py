@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from orchestrator.errors import InputError, NotFoundError
+from orchestrator.memory import corpus as corpus_module
 from orchestrator.memory.corpus import Corpora, chunk_text
 from orchestrator.memory.embeddings import default_embedder
 from orchestrator.runs.runner import Runner
@@ -41,6 +42,35 @@ def test_chunks_keep_their_heading_and_stay_small() -> None:
     assert chunks[0].startswith("Deductible: Every claim carries 250 euros.")
     assert all(c.startswith("Deductible: ") for c in chunks)
     assert all(len(c) < 1100 for c in chunks) and len(chunks) > 1
+
+
+def test_a_long_paragraph_is_cut_at_sentence_ends() -> None:
+    """One paragraph of 6,000 characters was one chunk, of which the embedder saw the start."""
+    sentences = [f"Clause {i} says the deductible is {i} euros." for i in range(150)]
+    chunks = chunk_text("# Terms\n\n" + " ".join(sentences), size=700)
+    assert len(chunks) > 8 and all(len(c) <= 700 + len("Terms: ") for c in chunks)
+    assert all(c.endswith("euros.") for c in chunks)  # whole sentences
+    assert " ".join(c.removeprefix("Terms: ") for c in chunks) == " ".join(sentences)
+    assert [len(c) for c in chunk_text("x" * 1500, size=700)] == [700, 700, 100]  # no spaces
+
+
+def test_files_too_large_or_not_text_are_skipped_and_said_so(
+    corpora: Corpora, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(corpus_module, "MAX_FILE_BYTES", 10_000)
+    folder = corpora.folder("home-policy")
+    with (folder / "huge.md").open("wb") as huge:
+        huge.truncate(2_000_000_000)  # sparse: 2 GB read would have taken the machine's memory
+    (folder / "binary.md").write_bytes(bytes(range(256)) * 10)
+    (folder / "nul.txt").write_text("half\x00hidden")
+    report = corpora.index("home-policy")
+    assert (report.added, report.chunks > 0) == (1, True)  # wording.md alone
+    assert sorted(report.skipped) == [
+        "binary.md: not UTF-8 text (byte 128)",
+        "huge.md: larger than 10,000 bytes",
+        "nul.txt: not text (it holds NUL bytes)",
+    ]
+    assert all(p.source.startswith("wording.md") for p in corpora.search("home-policy", "x", 10))
 
 
 def test_indexing_is_incremental(corpora: Corpora) -> None:
@@ -170,3 +200,15 @@ def test_corpus_cli(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "unknown corpus 'faq'" in unknown.stderr
     bad = cadre("corpus", "search", "product-faq", "x", "--mode", "fuzzy")
     assert bad.returncode == 2 and "use dense, bm25 or hybrid" in bad.stderr
+
+
+def test_one_folder_is_one_corpus_however_it_is_named(tmp_path: Path) -> None:
+    root = tmp_path / "corpora"
+    shutil.copytree(ROOT / "agents" / "corpora", root)
+    corpora = Corpora(root, Database(f"sqlite:///{tmp_path / 'c.db'}"), WordEmbedder())
+    assert corpora.index("home-policy").added == 1
+    for alias in ("home-policy/../home-policy", "./home-policy", "home-policy/"):
+        assert corpora.canonical(alias) == "home-policy"
+        assert corpora.index(alias).unchanged == 1  # the same index, not a second one
+    names = corpora.db.query("SELECT DISTINCT corpus FROM cadre_corpus_files")
+    assert [r["corpus"] for r in names] == ["home-policy"]
