@@ -16,7 +16,9 @@ result and creates no run; the lines after it go on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -29,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orchestrator.cli.common import err
 from orchestrator.cli.inputs import InputLine, check, count_lines, input_lines, open_input
-from orchestrator.errors import CadreError, InputError, clip
+from orchestrator.errors import CadreError, InputError, RunError, clip
 
 DEFAULT_CONCURRENCY = 8
 LOG_EVERY_S = 10.0
@@ -37,10 +39,16 @@ LOG_EVERY_S = 10.0
 
 
 def run_many(
-    loaded: Any, workflow: str, inputs: Path, concurrency: int, output: Path | None
+    loaded: Any,
+    workflow: str,
+    inputs: Path,
+    concurrency: int,
+    output: Path | None,
+    asker: Any = None,
 ) -> Counter[str]:
     """Run ``workflow`` once per line of ``inputs``; write a result line per input to
-    ``output`` (standard output when None); the count of results by status."""
+    ``output`` (standard output when None); the count of results by status. ``asker``: who
+    answers the specialists (default: the Ray host pool)."""
     spec = loaded.workflow(workflow)
     if output is not None and output.exists() and output.resolve() == inputs.resolve():
         raise InputError(f"--output {output} is the inputs file; write the results elsewhere")
@@ -56,7 +64,17 @@ def run_many(
             reporter.advance(result["status"])
 
         lines = input_lines(source, str(inputs))
-        return asyncio.run(_run_all(loaded, spec, lines, concurrency, emit))
+        running: dict[int, str] = {}  # line number -> run id, while its run is driven
+        try:
+            return asyncio.run(_run_all(loaded, spec, lines, concurrency, emit, running, asker))
+        except KeyboardInterrupt:
+            if running:  # recorded runs stay, and any driver may take them on
+                left = ", ".join(running.values())
+                err.print(
+                    f"interrupted: {len(running)} runs were left where they were ({left}); "
+                    "`cadre runs resume RUN` goes on with one, and `cadre serve` takes them all"
+                )
+            raise
 
 
 async def _run_all(
@@ -65,6 +83,8 @@ async def _run_all(
     lines: Iterable[InputLine],
     concurrency: int,
     emit: Callable[[dict[str, Any]], None],
+    running: dict[int, str],
+    asker: Any = None,
 ) -> Counter[str]:
     from orchestrator.runs.runner import Runner
 
@@ -75,43 +95,61 @@ async def _run_all(
         counts[result["status"]] += 1
         emit(result)
 
-    async with Runner(loaded) as runner:
+    async with Runner(loaded, asker=asker) as runner:
 
         async def one(line: InputLine) -> None:
             try:
-                finish(await _run_one(runner, spec.name, line))
+                finish(await _run_one(runner, spec.name, line, running))
             finally:
+                running.pop(line.number, None)
                 slots.release()
 
-        async with asyncio.TaskGroup() as group:
-            for line in lines:
-                problem = line.error
-                if problem is None:
-                    try:
-                        check(spec, line.data)
-                    except InputError as error:
-                        problem = error.message
-                if problem is not None:
-                    finish(
-                        {"line": line.number, "run_id": None, "status": "invalid", "error": problem}
-                    )
-                    await asyncio.sleep(0)  # a long run of bad lines does not stall the runs
-                    continue
-                await slots.acquire()  # read the next line only when a slot is free
-                group.create_task(one(line))
+        try:
+            await _drive(lines, spec, slots, finish, one)
+        except* CadreError as failed:  # e.g. the results could not be written: one message
+            raise failed.exceptions[0] from None
     return counts
 
 
-async def _run_one(runner: Any, workflow: str, line: InputLine) -> dict[str, Any]:
-    """One input's run, as its result line."""
+async def _drive(
+    lines: Iterable[InputLine],
+    spec: Any,
+    slots: asyncio.Semaphore,
+    finish: Callable[[dict[str, Any]], None],
+    one: Callable[[InputLine], Any],
+) -> None:
+    """Check each line as it is read and start a run for each valid one when a slot frees."""
+    async with asyncio.TaskGroup() as group:
+        for line in lines:
+            problem = line.error
+            if problem is None:
+                try:
+                    check(spec, line.data)
+                except InputError as error:
+                    problem = error.message
+            if problem is not None:
+                finish({"line": line.number, "run_id": None, "status": "invalid", "error": problem})
+                await asyncio.sleep(0)  # a long run of bad lines does not stall the runs
+                continue
+            await slots.acquire()  # read the next line only when a slot is free
+            group.create_task(one(line))
+
+
+async def _run_one(
+    runner: Any, workflow: str, line: InputLine, running: dict[int, str]
+) -> dict[str, Any]:
+    """One input's run, as its result line (``running`` holds its id while it is driven)."""
     try:
-        record = await runner.start(workflow, line.data)
+        record = await runner.start(
+            workflow, line.data, on_created=lambda r: running.__setitem__(line.number, r.id)
+        )
     except Exception as error:  # the run failed; the runner recorded it as failed
         # A bug (not a CadreError) fails its own input's line, not the other inputs' runs.
         message = (
             error.message if isinstance(error, CadreError) else f"{type(error).__name__}: {error}"
         )
-        return {"line": line.number, "run_id": None, "status": "failed", "error": clip(message)}
+        run_id = running.get(line.number)  # None: refused before it was recorded
+        return {"line": line.number, "run_id": run_id, "status": "failed", "error": clip(message)}
     result: dict[str, Any] = {"line": line.number, "run_id": record.id, "status": record.status}
     if record.status == "succeeded":
         result["output"] = record.output
@@ -142,12 +180,23 @@ class _Sink:
 
     def write(self, result: dict[str, Any]) -> None:
         stream = self.file or sys.stdout  # looked up each time: a live progress bar wraps it
-        stream.write(json.dumps(result) + "\n")
-        stream.flush()
+        try:
+            stream.write(json.dumps(result) + "\n")
+            stream.flush()
+        except OSError as error:  # a closed pipe (`| head -1`), a full disk
+            if isinstance(error, BrokenPipeError):  # nothing more can go to it, at exit either
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            where = str(self.path) if self.path else "standard output"
+            raise RunError(
+                f"results could not be written to {where} ({error.strerror or error}); the runs "
+                "still being driven were left where they were: `cadre runs list --status "
+                "running` shows them"
+            ) from None
 
     def __exit__(self, *exc: object) -> None:
         if self.file is not None:
-            self.file.close()
+            with contextlib.suppress(OSError):  # what could not be written was said already
+                self.file.close()
 
 
 class _Reporter:

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.batch import DEFAULT_CONCURRENCY
-from orchestrator.cli.common import CatalogOption, GraphsOption, load, out
+from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.cli.inputs import checked_input
 from orchestrator.errors import CadreError, InputError
 
@@ -156,12 +156,25 @@ def run(
     spec, data = checked_input(loaded, workflow, input)
     out.print(f"run [bold]{spec.name}[/bold]: {escape(spec.description)}")
 
+    started: list[str] = []
+
+    def created(record: Any) -> None:
+        started.append(record.id)  # said if the run is interrupted: its report has it otherwise
+
     async def go() -> Any:
         async with _runner(loaded) as runner:
-            record = await runner.start(spec.name, data)
+            record = await runner.start(spec.name, data, on_created=created)
             _report(record, runner.store)
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        if started:  # the run stays recorded, and any driver may take it on
+            err.print(
+                f"interrupted: run {started[0]} was left where it was; "
+                f"`cadre runs resume {started[0]}` goes on with it"
+            )
+        raise
 
 
 @runs_app.command("list")
@@ -404,11 +417,12 @@ def review_show(
     unchecked = ""
     try:
         loaded = load(catalog, graphs)
-    except CadreError as err:
+    except CadreError as error:
         if catalog is not None or graphs is not None:
             raise  # the catalog asked for is broken: say so
-        problems = getattr(err, "problems", None)
-        loaded, unchecked = None, str(problems[0]) if problems else err.message.splitlines()[0]
+        problems = getattr(error, "problems", None)
+        first = str(problems[0]) if problems else error.message.splitlines()[0]
+        loaded, unchecked = None, first
         if problems and len(problems) > 1:
             unchecked += f" (and {len(problems) - 1} more: `cadre validate`)"
     out.print(f"[bold]{r.id}[/bold]: {escape(r.payload.get('title', r.node))}")

@@ -295,8 +295,14 @@ class Runner:
 
     # -- the verbs -------------------------------------------------------------------------
 
-    async def start(self, workflow: str, data: Any) -> RunRecord:
-        """Validate the input, create the run and drive it until it ends or waits for review."""
+    async def start(
+        self,
+        workflow: str,
+        data: Any,
+        on_created: Callable[[RunRecord], None] | None = None,
+    ) -> RunRecord:
+        """Validate the input, create the run and drive it until it ends or waits for review;
+        ``on_created`` hears of the run as soon as it is recorded (its id, before any node)."""
         spec = self.catalog.workflow(workflow)
         check_input(spec, data)
         record, _ = await self._io(
@@ -307,6 +313,8 @@ class Runner:
             driver=self.owner,
             lease_s=self.lease_s,
         )
+        if on_created is not None:
+            on_created(record)
         self._hold(record.id)
         return await self._continue(record.id)
 

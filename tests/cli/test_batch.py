@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -140,3 +141,50 @@ def test_results_go_to_standard_output_by_default(tmp_path: Path, mood: list[str
     )
     assert [(r["line"], r["status"]) for r in results] == [(1, "succeeded"), (2, "succeeded")]
     assert results[1]["output"] == {"answer": {"sentiment": "neutral"}}
+
+
+def local_batch(
+    tmp_path: Path, budget: int | None, inputs: list[dict[str, str]]
+) -> tuple[Any, Path]:
+    """The chain workflow (four calls) with a run budget, driven in this process (no Ray)."""
+    from orchestrator.specialists.local import LocalAsker
+    from orchestrator.workflow.catalog import load_catalog
+    from tests.workflow.fixtures import load_flow, scripted_workflow_catalog
+
+    agents = scripted_workflow_catalog(tmp_path)
+    flow = load_flow("chain") | ({"budget": {"tokens": budget}} if budget else {})
+    (tmp_path / "graphs" / "chain.yaml").write_text(yaml.safe_dump(flow))
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in inputs))
+    catalog = load_catalog(agents)
+    return (catalog, LocalAsker(catalog)), path
+
+
+def test_a_failed_run_s_line_names_its_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.cli.batch import run_many
+    from orchestrator.runs.store import RunStore
+    from orchestrator.storage.database import Database
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    monkeypatch.setenv("CADRE_DATABASE_URL", url)
+    (catalog, asker), path = local_batch(tmp_path, 60, [{"text": "a dent"}])
+    counts = run_many(catalog, "chain", path, 2, None, asker=asker)
+    assert counts["failed"] == 1
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["status"] == "failed" and "token budget" in line["error"]
+    assert line["run_id"] is not None, "the run was recorded: its line names it"
+    assert RunStore(Database(url)).run(line["run_id"]).status == "failed"
+
+
+def test_results_that_cannot_be_written_stop_the_batch_with_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.cli.batch import run_many
+    from orchestrator.errors import RunError
+
+    monkeypatch.setenv("CADRE_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    (catalog, asker), path = local_batch(tmp_path, None, [{"text": f"t{i}"} for i in range(5)])
+    with pytest.raises(RunError, match=r"results could not be written to /dev/full \(No space"):
+        run_many(catalog, "chain", path, 2, Path("/dev/full"), asker=asker)
