@@ -11,7 +11,7 @@ import getpass
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, get_args
 
 import typer
 from rich.markup import escape
@@ -20,7 +20,8 @@ from rich.table import Table
 from orchestrator.cli.batch import DEFAULT_CONCURRENCY
 from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.cli.inputs import checked_input
-from orchestrator.errors import CadreError, InputError
+from orchestrator.errors import CadreError, InputError, clip
+from orchestrator.runs.store import RunStatus
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
 review_app = typer.Typer(help="Decide the reviews that runs are waiting for.", no_args_is_help=True)
@@ -181,10 +182,12 @@ def run(
 def runs_list(
     status: Annotated[Optional[str], typer.Option(help="Only runs with this status.")] = None,  # noqa: UP045
     workflow: Annotated[Optional[str], typer.Option(help="Only runs of this workflow.")] = None,  # noqa: UP045
-    limit: Annotated[int, typer.Option(help="Most runs to show.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most runs to show.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print run ids only.")] = False,
 ) -> None:
     """Recent runs, newest first."""
+    if status is not None and status not in get_args(RunStatus):
+        raise InputError(f"--status {status!r}: choose one of {', '.join(get_args(RunStatus))}")
     store = _store()
     if quiet:
         for record in store.runs(status, workflow, limit):
@@ -541,10 +544,16 @@ def review_edit(
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InputError(f"--set {item!r}: expected key=value")
+        if key.strip() in changes:
+            raise InputError(f"--set {clip(key.strip(), 80)!r} is given twice; give it once")
         try:
             changes[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
-            changes[key.strip()] = raw
+            changes[key.strip()] = raw  # not JSON: the text itself
+        except RecursionError:
+            raise InputError(
+                f"--set {clip(key.strip(), 80)!r}: the value nests deeper than JSON is read here"
+            ) from None
     _decide(review_id, "edit", by, catalog, graphs, reason=reason, changes=changes)
 
 

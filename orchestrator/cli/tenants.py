@@ -43,6 +43,7 @@ def tenants_budget(
         typer.Option(
             "--tokens-per-day",
             min=1,
+            max=2**63 - 1,
             help="Input + output tokens all the tenant's runs created in one UTC day may use.",
             show_default=False,
         ),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import InputError, NotFoundError
 from orchestrator.telemetry import gen_ai
 
 CHECKPOINT = "cadre.checkpoint.write"
@@ -46,18 +46,34 @@ def trace_id_of(carrier: dict[str, str]) -> str | None:
     return parts[1] if len(parts) == 4 else None
 
 
+MAX_SPAN_LINE = 1_000_000
+"""Longest line of a span file read (a span is a few KB); a longer one is passed over."""
+SPAN_KEYS = {"trace_id", "span_id", "parent_id", "start_ns"}
+"""What a line needs to be a span of the tree."""
+
+
 def load_tree(path: Path, trace_id: str) -> list[SpanNode]:
     """The roots of one trace's span tree from a JSONL span file."""
     if not path.exists():
         raise NotFoundError(f"no span file at {path}; runs write one when no OTLP endpoint is set")
+    if not path.is_file():  # a folder, a device: nothing a run wrote
+        raise InputError(f"{path} is not a span file (not a regular file)")
     records = []
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
+    with open(path, "rb") as lines:
+        while line := lines.readline(MAX_SPAN_LINE):
+            if not line.endswith(b"\n") and len(line) == MAX_SPAN_LINE:
+                while (rest := lines.readline(MAX_SPAN_LINE)) and not rest.endswith(b"\n"):
+                    pass  # a line no span writes: passed over in bounded pieces
+                continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a killed process: skip it, keep the rest
-            if record.get("trace_id") == trace_id:
+            except ValueError:  # cut short by a killed process, or not UTF-8: the rest is kept
+                continue
+            if (
+                isinstance(record, dict)
+                and record.get("trace_id") == trace_id
+                and set(record) >= SPAN_KEYS
+            ):
                 records.append(record)
     nodes = {r["span_id"]: SpanNode(r) for r in sorted(records, key=lambda r: r["start_ns"])}
     roots: list[SpanNode] = []

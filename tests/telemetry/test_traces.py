@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import InputError, NotFoundError
+from orchestrator.telemetry import traces
 from orchestrator.telemetry.traces import load_tree, render, trace_id_of
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -116,6 +117,27 @@ def test_the_rendered_tree_says_what_each_span_did(span_file: Path) -> None:
     shown = render(load_tree(span_file, TRACE), show_checkpoints=True)
     assert len(shown) == 5 and "checkpoint writes" not in "".join(shown)
     assert any("cadre.checkpoint.write" in line for line in shown)
+
+
+def test_damaged_lines_are_passed_over_and_the_spans_kept(
+    span_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line of bytes that is not UTF-8, one that is a JSON list, a span without its keys, and a
+    line longer than any span: each crashed `cadre trace` or would have read without bound."""
+    monkeypatch.setattr(traces, "MAX_SPAN_LINE", 4096)
+    good = span_file.read_bytes().rsplit(b"\n", 1)[0] + b"\n"  # without the line cut short
+    span_file.write_bytes(
+        b"\xff\xfe not text\n[1]\n"
+        + json.dumps({"trace_id": TRACE}).encode()
+        + b"\n"
+        + b"x" * 10_000
+        + b"\n"
+        + good
+    )
+    (root,) = load_tree(span_file, TRACE)
+    assert root.name == "invoke_workflow claim" and len(root.children) == 3
+    with pytest.raises(InputError, match="is not a span file"):
+        load_tree(span_file.parent, TRACE)
 
 
 def test_a_missing_span_file_says_where_it_looked(tmp_path: Path) -> None:
