@@ -270,6 +270,20 @@ def schema_message(
     return f"{message[:limit]}… (cut; `{error.validator}` failed on {kind_of(error.instance)})"
 
 
+def person_name(value: str, what: str) -> str:
+    """``value`` as a name that signs an audit trail (a reviewer, an API key's holder), or
+    InputError: not empty, at most 200 characters, no control characters (a name is printed
+    to terminals and pages)."""
+    shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not value.strip():
+        raise InputError(f"{what}: give a name, not an empty one")
+    if len(value) > 200:
+        raise InputError(f"{what} {clip(shown, 40)!r}: at most 200 characters")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise InputError(f"{what} {clip(shown, 80)!r}: no control characters")
+    return value
+
+
 MAX_JSON_DEPTH = 64
 """How deep run inputs and review edits may nest (lists and objects); deeper is refused."""
 

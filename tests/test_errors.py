@@ -28,6 +28,7 @@ from orchestrator.errors import (
     ToolTimeoutError,
     UserError,
     missing_dependency,
+    person_name,
     unfit_json,
 )
 
@@ -129,3 +130,16 @@ def test_json_that_cannot_be_taken_as_it_is_is_found_where_it_is() -> None:
     for _ in range(100_000):  # no recursion: any depth
         deep = [deep]
     assert unfit_json(deep) is not None
+
+
+def test_a_name_that_signs_must_be_a_printable_name() -> None:
+    assert person_name("Rita Sánchez", "--as") == "Rita Sánchez"
+    for value, why in (
+        ("", "give a name"),
+        ("   ", "give a name"),
+        ("x" * 201, "at most 200 characters"),
+        ("ev\x1b[31mil", "no control characters"),
+        ("Rita\nEvil", "no control characters"),
+    ):
+        with pytest.raises(InputError, match=why):
+            person_name(value, "--as")

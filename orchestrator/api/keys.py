@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from orchestrator.errors import InputError, NotFoundError
+from orchestrator.errors import InputError, NotFoundError, person_name
 from orchestrator.runs.budget import check_tenant
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
@@ -59,6 +59,8 @@ class KeyStore:
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
         """A new key; returns it and the plain key string, which is not stored anywhere."""
         check_tenant(tenant)
+        if name:
+            person_name(name, "key name")
         if role not in ROLES:
             raise InputError(f"role {role!r}: choose one of {', '.join(ROLES)}")
         key_id = secrets.token_hex(6)

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters but tab and line feed: printed as escapes, never sent to the terminal."""
+
+
+def _visible(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+class _Console(Console):
+    """A console that shows control characters in what it prints as escapes (``\\x1b``): a
+    run's output, a reviewer's reason or an error quoting them must not drive the terminal
+    (set its title, clear it, hide text). Rich passes them through as they are."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        shown = [CONTROL.sub(_visible, o) if isinstance(o, str) else o for o in objects]
+        super().print(*shown, **kwargs)
+
+
+out = _Console(highlight=False)
+err = _Console(stderr=True, highlight=False)
 
 CatalogOption = Annotated[
     Optional[Path],  # noqa: UP045 - typer needs Optional here

@@ -77,9 +77,14 @@ def memory_search(
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many records.")] = 5,
 ) -> None:
     """Search a tenant's shared memory (facts and run summaries) by meaning."""
+    from orchestrator.errors import InputError
     from orchestrator.memory.store import SqlStore
+    from orchestrator.runs.budget import check_tenant
     from orchestrator.storage.database import Database
 
+    check_tenant(tenant)
+    if not query.strip():
+        raise InputError("memory search: the query is empty")
     found = SqlStore(Database()).search(("tenant", tenant), query=query, limit=limit)
     table = Table()
     for column in ("score", "namespace", "text", "provenance"):

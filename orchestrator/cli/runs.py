@@ -20,7 +20,7 @@ from rich.table import Table
 from orchestrator.cli.batch import DEFAULT_CONCURRENCY
 from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.cli.inputs import checked_input
-from orchestrator.errors import CadreError, InputError, clip
+from orchestrator.errors import CadreError, InputError, clip, person_name
 from orchestrator.runs.store import RunStatus
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
@@ -459,7 +459,7 @@ def review_claim(
     by: Reviewer = None,
 ) -> None:
     """Take a review so no other reviewer decides it meanwhile (claim again to renew)."""
-    who = by or getpass.getuser()
+    who = _reviewer(by)
     review = _store().claim(review_id, who, minutes * 60.0)
     out.print(f"review {review.id} is yours ({who}) until {_when(review.claimed_until)}")
 
@@ -470,10 +470,15 @@ def review_release(
     by: Reviewer = None,
 ) -> None:
     """Give up your claim on a review."""
-    who = by or getpass.getuser()
+    who = _reviewer(by)
     review = _store().release(review_id, who)
     held = f"still claimed by {review.holder()}" if review.holder() else "unclaimed"
     out.print(f"review {review.id} is {held}")
+
+
+def _reviewer(by: str | None) -> str:
+    """Who signs: ``--as``, else the OS user name."""
+    return person_name(by, "--as") if by is not None else getpass.getuser()
 
 
 def _decide(
@@ -486,7 +491,7 @@ def _decide(
     changes: dict[str, Any] | None = None,
 ) -> None:
     loaded = load(catalog, graphs)
-    who = by or getpass.getuser()
+    who = _reviewer(by)
 
     async def go() -> None:
         async with _runner(loaded) as runner:

@@ -44,6 +44,8 @@ def test_tenants_roles_and_unknown_keys_are_checked(database_url: str) -> None:
         store.create("Acme Corp", "admin")
     with pytest.raises(InputError, match=r"tenant 'acme\\n'"):  # not a second 'acme'
         store.create("acme\n", "admin")
+    with pytest.raises(InputError, match="key name .*: no control characters"):
+        store.create("acme", "reviewer", "Rita\x1b[31m\nEvil")  # signs decisions: printed
     with pytest.raises(InputError, match="role 'root': choose one of submitter, reviewer, admin"):
         store.create("acme", "root")
     with pytest.raises(NotFoundError, match="no API key 'nope'"):

@@ -1,0 +1,17 @@
+"""What every command shares: its consoles show control characters as escapes."""
+
+from __future__ import annotations
+
+import io
+
+from orchestrator.cli.common import _Console
+
+
+def test_control_characters_are_printed_as_escapes_not_sent_to_the_terminal() -> None:
+    buffer = io.StringIO()
+    console = _Console(file=buffer, highlight=False, width=200)
+    console.print("by ev\x1b]0;pwned\x07il\rX, a \u009b31m, tab\tand\nline é")
+    shown = buffer.getvalue()
+    assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
+    assert "ev\\x1b]0;pwned\\x07il\\x0dX, a \\x9b31m" in shown
+    assert shown.endswith("line é\n")  # line feeds and text stay as they are
