@@ -32,6 +32,10 @@ class Labeled:
     line: int
 
 
+MAX_DATA_BYTES = 100_000_000
+"""Largest examples file read (the shipped ones are under 100 KB): it is read whole."""
+
+
 def data_hash(path: Path) -> str:
     """SHA-256 of the file's bytes: which data an adapter was trained on."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -40,16 +44,29 @@ def data_hash(path: Path) -> str:
 def load_examples(path: Path, spec: SpecialistSpec, minimum: int | None = None) -> list[Labeled]:
     """The file's examples, all checked against ``spec``; DataError lists every problem."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"no data file {path}")
+    if not path.is_file():
+        raise InputError(f"{path} is not a data file (a folder or a device); give a .jsonl file")
+    if path.stat().st_size > MAX_DATA_BYTES:
+        raise InputError(
+            f"{path} is larger than {MAX_DATA_BYTES:,} bytes; a specialist's examples are far "
+            "fewer: split the file, or keep the examples that teach the job"
+        )
     validator = jsonschema.Draft202012Validator(spec.output_schema)
     problems: list[str] = []
     good: list[Labeled] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is no example
+    for number, line in enumerate(data.splitlines(), start=1):
+        where = f"{path.name}:{number}"
+        try:
+            raw = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(f"{where}: not UTF-8 text (byte {err.start + 1} of the line)")
+            continue
         if not raw.strip():
             continue
-        where = f"{path.name}:{number}"
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as err:

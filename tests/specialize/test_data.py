@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import DataError
+from orchestrator.errors import DataError, InputError
+from orchestrator.specialize import data as data_module
 from orchestrator.specialize.data import data_hash, load_examples
 from orchestrator.workflow.catalog import load_catalog
 from tests.conftest import ROOT
@@ -54,6 +55,25 @@ def test_every_bad_line_is_reported_at_once(tmp_path: Path) -> None:
     assert problems[6] == "train.jsonl:10: unknown field x (only input and output)"
     assert len(problems) == 7
     assert "7 problems in" in str(info.value) and "nothing was trained" in str(info.value)
+
+
+def test_bytes_that_are_not_text_a_bom_and_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line of bytes that are not UTF-8 was a UnicodeDecodeError traceback; a byte-order mark
+    made line 1 "not JSON"; a folder was "no data file"; a 1 GB file was read whole."""
+    data = tmp_path / "train.jsonl"
+    lines = [line.encode() for line in good(3)]
+    lines.insert(1, b'{"input": "\xff\xfe", "output": {}}')
+    data.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError) as info:
+        load_examples(data, TRIAGE, minimum=1)
+    assert info.value.problems == ["train.jsonl:2: not UTF-8 text (byte 12 of the line)"]
+    with pytest.raises(InputError, match="is not a data file"):
+        load_examples(tmp_path, TRIAGE)
+    monkeypatch.setattr(data_module, "MAX_DATA_BYTES", 100)
+    with pytest.raises(InputError, match="larger than 100 bytes"):
+        load_examples(data, TRIAGE)
 
 
 def test_too_few_examples(tmp_path: Path) -> None:
