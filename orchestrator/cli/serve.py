@@ -40,7 +40,7 @@ def absolute_database_url(url: str | None = None) -> str:
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Ray run workers to start or reuse.")] = 2,
     runs_per_worker: Annotated[
         int, typer.Option(min=1, help="Runs each worker drives at once, on one event loop.")
@@ -49,6 +49,7 @@ def serve(
         float,
         typer.Option(
             min=1.0,
+            max=3600.0,
             help="Seconds a worker's claim on a run holds without renewal: how long a dead "
             "worker's runs wait before another worker takes them over.",
         ),
@@ -56,9 +57,15 @@ def serve(
     max_queued: Annotated[
         int, typer.Option(min=1, help="Runs a tenant may have queued; more get 429.")
     ] = 10_000,
-    rate: Annotated[float, typer.Option(help="Requests per second allowed per key.")] = 50.0,
-    burst: Annotated[int, typer.Option(help="Requests a key may make at once.")] = 100,
-    max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 1_048_576,
+    rate: Annotated[
+        float, typer.Option(min=0.01, max=1e6, help="Requests per second allowed per key.")
+    ] = 50.0,
+    burst: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Requests a key may make at once.")
+    ] = 100,
+    max_body: Annotated[
+        int, typer.Option(min=1024, max=1 << 30, help="Largest request body, in bytes.")
+    ] = 1_048_576,
     catalog: CatalogOption = None,
     graphs: GraphsOption = None,
 ) -> None:
