@@ -19,7 +19,7 @@ from orchestrator.api.keys import ApiKey, KeyStore
 from orchestrator.api.long_polls import LongPolls
 from orchestrator.api.rate_limits import RateLimits
 from orchestrator.api.webhooks import Webhooks
-from orchestrator.errors import ApiError, NotFoundError
+from orchestrator.errors import ApiError, NotFoundError, clip
 from orchestrator.runs.budget import TenantBudgets
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore
 from orchestrator.storage.database import Database
@@ -113,9 +113,9 @@ class Context:
         try:
             run = self.runs.run(run_id)
         except NotFoundError:
-            raise NotFoundError(f"no run {run_id!r}") from None
+            raise NotFoundError(f"no run {clip(run_id, 80)!r}") from None
         if run.tenant != key.tenant:
-            raise NotFoundError(f"no run {run_id!r}")
+            raise NotFoundError(f"no run {clip(run_id, 80)!r}")
         return run
 
     def own_review(self, key: ApiKey, review_id: str) -> ReviewRecord:
@@ -123,9 +123,9 @@ class Context:
         try:
             review = self.runs.review(review_id)
         except NotFoundError:
-            raise NotFoundError(f"no review {review_id!r}") from None
+            raise NotFoundError(f"no review {clip(review_id, 80)!r}") from None
         if self.runs.run(review.run_id).tenant != key.tenant:
-            raise NotFoundError(f"no review {review_id!r}")
+            raise NotFoundError(f"no review {clip(review_id, 80)!r}")
         return review
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from orchestrator.errors import InputError, NotFoundError, person_name
+from orchestrator.errors import InputError, NotFoundError, clip, person_name
 from orchestrator.runs.budget import check_tenant
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
@@ -75,7 +75,7 @@ class KeyStore:
     def get(self, key_id: str) -> ApiKey:
         rows = self.db.query("SELECT * FROM cadre_api_keys WHERE id = ?", (key_id,))
         if not rows:
-            raise NotFoundError(f"no API key {key_id!r}; see `cadre keys list`")
+            raise NotFoundError(f"no API key {clip(key_id, 80)!r}; see `cadre keys list`")
         return _key(rows[0])
 
     def authenticate(self, token: str) -> ApiKey | None:

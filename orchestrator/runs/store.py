@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
 from orchestrator.config import DEFAULT_TENANT
-from orchestrator.errors import ApprovalsChanged, ConflictError, NotFoundError
+from orchestrator.errors import ApprovalsChanged, ConflictError, NotFoundError, clip
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 
@@ -317,7 +317,7 @@ class RunStore:
     def run(self, run_id: str) -> RunRecord:
         rows = self.db.query("SELECT * FROM cadre_runs WHERE id = ?", (run_id,))
         if not rows:
-            raise NotFoundError(f"no run {run_id!r}; see `cadre runs list`")
+            raise NotFoundError(f"no run {clip(run_id, 80)!r}; see `cadre runs list`")
         row = rows[0]
         return RunRecord(
             id=RunId(row["id"]),
@@ -490,7 +490,7 @@ class RunStore:
             (run_id, after, limit, run_id),
         )
         if not rows:
-            raise NotFoundError(f"no run {run_id!r}; see `cadre runs list`")
+            raise NotFoundError(f"no run {clip(run_id, 80)!r}; see `cadre runs list`")
         run = rows[0]
         held = run["owner"] is not None and (run["lease_until"] or 0) >= time.time()
         entries = [
@@ -526,7 +526,7 @@ class RunStore:
     def review(self, review_id: str) -> ReviewRecord:
         rows = self.db.query("SELECT * FROM cadre_reviews WHERE id = ?", (review_id,))
         if not rows:
-            raise NotFoundError(f"no review {review_id!r}; see `cadre review list`")
+            raise NotFoundError(f"no review {clip(review_id, 80)!r}; see `cadre review list`")
         return self._review(rows[0])
 
     def reviews(
