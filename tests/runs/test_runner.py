@@ -461,3 +461,27 @@ def test_a_loop_whose_way_out_never_fires_fails_the_run_with_a_clear_error(
     assert error.message.startswith("workflow 'loop' took 12 steps without reaching end")
     assert (record.status, record.error) == ("failed", error.message)
     assert len(calls(tmp_path)) in (9, 10)  # 12 steps: two rounds of a-b-c-d-again, then a, b
+
+
+def test_what_a_template_leaves_at_the_ends_is_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`{claim}\\n{review_feedback}` before any rejection ended the prompt with a line break that
+    `cadre ask`, eval and training never give: the adapter answered the same claim differently."""
+    root = scripted_workflow_catalog(tmp_path / "c")
+    flow = load_flow("claim")
+    flow["nodes"][0]["input"] = "  {claim}\n{review_feedback}\n"
+    (root.parent / "graphs" / "claim.yaml").write_text(yaml.safe_dump(flow))
+    catalog = load_catalog(root)
+    asker = LocalAsker(catalog)
+    sent: list[str] = []
+    ask = asker.ask_spec
+
+    async def spy(spec: Any, text: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(text)
+        return await ask(spec, text, *args, **kwargs)
+
+    monkeypatch.setattr(asker, "ask_spec", spy)
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with_runner(catalog, asker, url, lambda runner: runner.start("claim", {"claim": "a dent"}))
+    assert sent[0] == "a dent"

@@ -125,6 +125,9 @@ class NodeBuilder:
         (``{"node", "text"}`` pieces, which the runner logs as ``token`` events)."""
         if self.asker is None:
             raise RunError("this graph was compiled for drawing only; it cannot call specialists")
+        # What a template leaves at the ends (`{claim}\n{review_feedback}` before any rejection)
+        # is not sent: the specialist gets its input as `cadre ask`, eval and training give it.
+        text = text.strip()
         attributes = {
             **self.run_attributes(node_id),
             gen_ai.OPERATION_NAME: gen_ai.INVOKE_AGENT,
