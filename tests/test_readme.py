@@ -104,6 +104,8 @@ EXPECT: dict[str, list[str]] = {
     ],
     ".venv/bin/cadre eval ticket-triage --data examples/specialize/ticket-triage.ood.jsonl": [
         r"ticket-triage on \d+ held-out examples",
+        r"right answers per field; the metric scores team only",
+        r"shipped adapter\W+\d+/40\W+\d+/40",
         r"plot: \S+",
     ],
     ".venv/bin/cadre eval ticket-triage --data examples/specialize/ticket-triage.heldout.jsonl": [
@@ -112,6 +114,7 @@ EXPECT: dict[str, list[str]] = {
     ],
     ".venv/bin/cadre eval claim-extractor --data examples/specialize/claim-extractor.heldout.jsonl": [  # noqa: E501
         r"claim-extractor on \d+ held-out examples",
+        r"right answers per field",
         r"plot: \S+",
     ],
     ".venv/bin/cadre eval claim-extractor --data examples/specialize/claim-extractor.ood.jsonl": [

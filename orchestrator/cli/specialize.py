@@ -14,7 +14,13 @@ from orchestrator.cli.common import CatalogOption, load, out
 from orchestrator.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.table import Table
+
     from orchestrator.catalog import SpecialistCatalog
+    from orchestrator.catalog.specs import SpecialistSpec
+    from orchestrator.specialize.evaluate import Condition
 
 
 def register(app: typer.Typer, specialists_app: typer.Typer) -> None:
@@ -221,6 +227,9 @@ def evaluate(
             f"{s['seconds'] * 1000:.0f}",
         )
     out.print(table)
+    by_field = field_table(spec, rows)
+    if by_field is not None:
+        out.print(by_field)
     expected = [e.output for e in examples]
     floor = majority(spec.evaluation, expected)
     if floor:
@@ -243,6 +252,27 @@ def evaluate(
         registry.update_meta(version, eval=evals)
     plot = report(spec, rows, expected, data, digest, config.evals_dir() / spec.name)
     out.print(f"plot: {plot}  (results beside it as JSON)")
+
+
+def field_table(spec: SpecialistSpec, rows: Sequence[Condition]) -> Table | None:
+    """Right answers per expected field and condition, when the examples expect more than one
+    field: a metric that scores one label (ticket-triage's team) says nothing of the others."""
+    from rich.table import Table
+
+    names = list(dict.fromkeys(k for row in rows for k in row.right))
+    if len(names) < 2:
+        return None
+    scored = spec.evaluation.label if spec.evaluation.metric == "exact_match" else None
+    note = f"; the metric scores {scored} only" if scored else ""
+    table = Table(title=f"right answers per field{note}")
+    table.add_column("condition")
+    for name in names:
+        table.add_column(name + (" (scored)" if name == scored else ""), justify="right")
+    for row in rows:
+        counts = row.fields()
+        cells = [f"{counts[n][0]}/{counts[n][1]}" if n in counts else "-" for n in names]
+        table.add_row(row.name, *cells)
+    return table
 
 
 def promote(

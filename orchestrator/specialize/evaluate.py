@@ -30,7 +30,7 @@ from orchestrator.engines.base import GenerationRequest
 from orchestrator.errors import InputError, OutputSchemaError
 from orchestrator.specialists.calls import build_request, parse_answer
 from orchestrator.specialize.data import Labeled, as_served
-from orchestrator.specialize.metrics import majority, mean, score
+from orchestrator.specialize.metrics import fields_right, majority, mean, score
 
 
 @dataclass
@@ -49,6 +49,12 @@ class Condition:
     wall_s: float = 0.0
     """Wall time of the whole condition (its calls batched together)."""
     answers: list[dict[str, Any] | None] = field(default_factory=list)
+    right: dict[str, list[bool]] = field(default_factory=dict)
+    """Per expected field, whether each answer had it right (every field, scored or not)."""
+
+    def fields(self) -> dict[str, tuple[int, int]]:
+        """Per expected field: (answers with it right, examples that expect it)."""
+        return {k: (sum(hits), len(hits)) for k, hits in self.right.items()}
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -60,6 +66,7 @@ class Condition:
             "input_tokens": mean([float(t) for t in self.input_tokens]),
             "output_tokens": mean([float(t) for t in self.output_tokens]),
             "seconds": self.wall_s / max(1, len(self.scores)),
+            "fields": {k: {"right": r, "of": n} for k, (r, n) in self.fields().items()},
         }
 
 
@@ -105,6 +112,8 @@ async def run(
             row.answers.append(answer)
             row.valid.append(answer is not None)
             row.scores.append(score(spec.evaluation, example.output, answer))
+            for key, hit in fields_right(example.output, answer).items():
+                row.right.setdefault(key, []).append(hit)
             row.input_tokens.append(result.input_tokens)
             row.output_tokens.append(result.output_tokens)
 

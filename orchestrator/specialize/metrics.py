@@ -20,6 +20,13 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def fields_right(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[str, bool]:
+    """For each expected field, whether the answer has it right (an answer that did not parse
+    has every field wrong): what a per-field table counts, whatever the declared metric."""
+    answer = got or {}
+    return {k: k in answer and _same(answer[k], v) for k, v in expected.items()}
+
+
 def field_f1(expected: dict[str, Any], got: dict[str, Any] | None) -> float:
     """F1 over fields: a field of the answer is right when it equals the expected value
     (strings compared without case and outer spaces, numbers as numbers)."""

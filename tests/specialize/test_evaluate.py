@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from orchestrator.catalog.engine_options import ScriptedOptions, ScriptRule
 from orchestrator.catalog.specs import EvaluationSpec
+from orchestrator.cli.specialize import field_table
 from orchestrator.engines.base import GenerationRequest, GenerationResult
 from orchestrator.engines.scripted import ScriptedEngine
 from orchestrator.specialize.data import Labeled, as_served
@@ -77,6 +79,15 @@ def test_retrieval_and_few_shot_make_one_condition_and_serve_every_version(
     assert [m.content for m in v1[1].messages] == [m.content for m in declared[1].messages]
     assert [r.scores for r in rows] == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     assert rows[1].input_tokens[0] > rows[0].input_tokens[0]
+    # Every expected field is counted, not only the one the metric scores.
+    assert rows[1].fields() == {"decision": (2, 2), "rationale": (0, 2)}
+    assert rows[0].fields()["decision"] == (0, 2)
+    assert rows[1].summary()["fields"]["decision"] == {"right": 2, "of": 2}
+    console = Console(width=200, record=True)
+    console.print(field_table(spec, rows))
+    printed = console.export_text()
+    assert "the metric scores decision only" in printed and "decision (scored)" in printed
+    assert "base + retrieval + few-shot" in printed and "2/2" in printed and "0/2" in printed
 
 
 def test_the_majority_label_is_the_floor_a_classifier_must_clear() -> None:

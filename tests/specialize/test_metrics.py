@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.catalog.specs import EvaluationSpec
-from orchestrator.specialize.metrics import field_f1, majority, mean, score
+from orchestrator.specialize.metrics import field_f1, fields_right, majority, mean, score
 
 
 def test_scores() -> None:
@@ -59,3 +59,15 @@ def test_the_majority_label_and_what_always_answering_it_scores() -> None:
     assert majority(label, []) is None
     assert majority(EvaluationSpec(metric="field_f1"), expected) is None
     assert mean([1.0, 0.0, 0.5]) == 0.5 and mean([]) == 0.0
+
+
+def test_each_expected_field_is_right_or_wrong_whatever_the_metric() -> None:
+    expected = {"team": "billing", "priority": "urgent", "amount": 12.5}
+    got = {"team": " Billing ", "priority": "low", "amount": 12.5000000001, "extra": 1}
+    assert fields_right(expected, got) == {"team": True, "priority": False, "amount": True}
+    assert fields_right(expected, None) == dict.fromkeys(expected, False)
+    assert fields_right(expected, {"team": "billing"}) == {
+        "team": True,
+        "priority": False,
+        "amount": False,
+    }
