@@ -128,6 +128,13 @@ def not_pending(review: ReviewRecord) -> ConflictError:
 FREE_FOR = "(claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)"
 """The condition that a review is free for a reviewer: nobody else holds a live claim on it."""
 
+RUN_OPEN = (
+    "NOT EXISTS (SELECT 1 FROM cadre_runs r WHERE r.id = cadre_reviews.run_id "
+    "AND r.status IN ('succeeded', 'failed', 'cancelled'))"
+)
+"""The condition that a review's run has not ended: a decision racing a cancel is recorded
+only if it lands first (the cancel then cancels it, decided and not applied), never after."""
+
 SAME_APPROVALS = "COALESCE(approvals, '') = ?"
 """The condition that a review's approvals are still those a decision was made from."""
 
@@ -582,7 +589,7 @@ class RunStore:
         sql = (
             "UPDATE cadre_reviews SET status = 'decided', decision = ?, reason = ?, changes = ?, "
             "decided_by = ?, decided_at = ?, claimed_by = NULL, claimed_until = NULL "
-            "WHERE id = ? AND status = 'pending' AND " + FREE_FOR
+            "WHERE id = ? AND status = 'pending' AND " + FREE_FOR + " AND " + RUN_OPEN
         )
         params: list[Any] = [
             decision,
@@ -637,6 +644,9 @@ class RunStore:
 
     def _lost(self, record: ReviewRecord, who: str, now: float) -> ConflictError:
         """Why ``who``'s conditional write to ``record`` (read again after it) changed nothing."""
+        run = self.run(record.run_id)
+        if record.status == "pending" and run.status in FINISHED:
+            return ConflictError(f"review {record.id}: its run {run.id} is already {run.status}")
         if record.status == "pending" and record.holder(now) in (None, who):
             return ApprovalsChanged(
                 f"review {record.id} gained another approval while {who} decided it"
@@ -658,7 +668,8 @@ class RunStore:
         after = [*record.approvals, {"by": who, "at": now, "changes": changes}]
         won = self.db.execute(
             "UPDATE cadre_reviews SET approvals = ?, claimed_by = NULL, claimed_until = NULL "
-            "WHERE id = ? AND status = 'pending' AND " + SAME_APPROVALS + " AND " + FREE_FOR,
+            "WHERE id = ? AND status = 'pending' AND "
+            + " AND ".join((SAME_APPROVALS, FREE_FOR, RUN_OPEN)),
             (json.dumps(after), review_id, _approvals(record), who, now),
         )
         if not won:

@@ -163,6 +163,32 @@ def test_an_approval_made_from_a_review_read_before_another_approval_is_made_aga
     assert record.status == "succeeded"
 
 
+def test_a_decision_landing_after_its_run_was_cancelled_is_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A cancel marks the run, then its reviews. A decision written between the two must not
+    be recorded (both would answer 200, leaving a cancelled review that reads approved): the
+    decision's write holds only while the run has not ended."""
+    catalog = claim_catalog(tmp_path, approvals=2)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        seen = runner.store.review(review.id)
+        # The cancel's first write only, as a racing decision would find it.
+        runner.store.db.execute(
+            "UPDATE cadre_runs SET status = 'cancelled' WHERE id = ?", (record.id,)
+        )
+        with pytest.raises(ConflictError, match=f"its run {record.id} is already cancelled"):
+            runner.store.approve_partly(seen, "rita")
+        with pytest.raises(ConflictError, match=f"its run {record.id} is already cancelled"):
+            runner.store.decide(review.id, "reject", "sam", "no", seen=seen)
+        return runner.store.review(review.id)
+
+    left = drive(catalog, database_url, body)
+    assert (left.status, left.decision, left.approvals) == ("pending", None, ())
+
+
 def test_changes_go_only_with_an_edit(tmp_path: Path, database_url: str) -> None:
     catalog = claim_catalog(tmp_path, editable=["fields"])
 
