@@ -182,14 +182,20 @@ class EngineError(RunError):
 
 
 class OutputSchemaError(EngineError):
-    """The model's answer is not JSON that fits the specialist's output schema."""
+    """The model's answer is not JSON that fits the specialist's output schema. The tokens the
+    answer took are kept: the call was made, and a run's usage counts it."""
 
-    def __init__(self, message: str, raw: str) -> None:
+    def __init__(self, message: str, raw: str, input_tokens: int = 0, output_tokens: int = 0):
         super().__init__(message)
         self.raw = raw
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (self.__class__, (self.message, self.raw))
+        return (
+            self.__class__,
+            (self.message, self.raw, self.input_tokens, self.output_tokens),
+        )
 
 
 class HostUnavailableError(RunError):

@@ -23,6 +23,7 @@ from orchestrator.errors import (
     EngineError,
     InputError,
     NotFoundError,
+    OutputSchemaError,
     Problem,
     RunError,
     ToolTimeoutError,
@@ -143,3 +144,14 @@ def test_a_name_that_signs_must_be_a_printable_name() -> None:
     ):
         with pytest.raises(InputError, match=why):
             person_name(value, "--as")
+
+
+def test_an_unfit_answer_pickles_with_the_tokens_it_took() -> None:
+    err = OutputSchemaError("not JSON", "{oops", 120, 33)
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.message, back.raw, back.input_tokens, back.output_tokens) == (
+        "not JSON",
+        "{oops",
+        120,
+        33,
+    )

@@ -62,7 +62,7 @@ from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.graph import compile_workflow
 from orchestrator.workflow.nodes.memory import memory_namespace
 from orchestrator.workflow.spec import BUILT_IN_KEYS, WorkflowSpec
-from orchestrator.workflow.state import INTERNAL_KEYS, TOKEN
+from orchestrator.workflow.state import INTERNAL_KEYS, TOKEN, add_usage
 from orchestrator.workflow.templates import lookup
 
 T = TypeVar("T")
@@ -586,7 +586,7 @@ class Runner:
                     "the workflow a `budget` to stop it sooner"
                 ) from None
         except CadreError as err:
-            usage = await self._usage(graph, config)
+            usage = await self._usage(graph, config, err)
             await self._record(
                 self.store.set_status, run_id, "failed", error=err.message, usage=usage
             )
@@ -594,7 +594,7 @@ class Runner:
         except Exception as err:  # a bug: recorded as the run's error, and raised as it is
             node = getattr(err, "cadre_node", None)
             message = f"{type(err).__name__}: {err}" + (f" (in node {node!r})" if node else "")
-            usage = await self._usage(graph, config)
+            usage = await self._usage(graph, config, err)
             await self._record(self.store.set_status, run_id, "failed", error=message, usage=usage)
             raise
         snapshot = await graph.aget_state(config)
@@ -637,11 +637,14 @@ class Runner:
         value = {"text": summary, "provenance": {"run": record.id, "workflow": record.workflow}}
         await self._memory.aput(namespace, record.id, value)
 
-    async def _usage(self, graph: Any, config: dict[str, Any]) -> dict[str, Any]:
+    async def _usage(self, graph: Any, config: dict[str, Any], err: Exception) -> dict[str, Any]:
+        """A failed run's usage: its state's, and the failing call's if it was answered (an
+        answer that did not fit its schema still took its tokens)."""
         try:
-            return dict((await graph.aget_state(config)).values.get("_usage", {}))
+            usage = dict((await graph.aget_state(config)).values.get("_usage", {}))
         except Exception:  # the usage is a nicety on a failing path; never mask the failure
-            return {}
+            usage = {}
+        return add_usage(usage, getattr(err, "cadre_usage", None))
 
     def _output(self, workflow: str, values: dict[str, Any]) -> dict[str, Any]:
         spec = self.catalog.workflow(workflow)

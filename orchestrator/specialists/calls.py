@@ -138,6 +138,7 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
         if result.finish_reason == "length"
         else ""
     )
+    spent = (result.input_tokens, result.output_tokens)
     try:
         # strict=False: a raw newline inside a string is still the answer the model meant
         # (llama.cpp's JSON grammar lets control characters through).
@@ -146,8 +147,11 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
         raise OutputSchemaError(
             f"specialist {specialist.name!r} answered with text that is not JSON: {err.msg}{cut}",
             result.text,
+            *spent,
         ) from None
     wrong = schema_problem(specialist, output)
     if wrong is not None:
-        raise OutputSchemaError(f"specialist {specialist.name!r}: {wrong}{cut}", result.text)
+        raise OutputSchemaError(
+            f"specialist {specialist.name!r}: {wrong}{cut}", result.text, *spent
+        )
     return cast(dict[str, Any], output)  # the schema's top level is an object

@@ -84,12 +84,17 @@ async def ask_with_tools(
         try:
             answer = await asker.ask_spec(offered, text, tuple(history))
         except OutputSchemaError as err:
+            # The earlier steps' tokens were spent too.
+            err.input_tokens += int(totals["input_tokens"])
+            err.output_tokens += int(totals["output_tokens"])
             if not last or not calls:
                 raise
             raise OutputSchemaError(
                 f"specialist {specialist.name!r} gave no final answer that fits its schema "
                 f"after {len(calls)} tool calls (limit {specialist.tool_steps}): {err.message}",
                 err.raw,
+                err.input_tokens,
+                err.output_tokens,
             ) from None
         for key in totals:
             totals[key] += getattr(answer, key)

@@ -241,6 +241,9 @@ def test_a_plan_naming_a_specialist_it_may_not_use_fails_before_any_task_runs(
     asyncio.run(pool.aclose())
     assert record.status == "failed" and "node 'plan'" in (record.error or "")
     assert calls(tmp_path) == ["planner"]
+    # The planner's answer was refused, but it was made: the failed run counts its tokens.
+    assert record.usage["planner"]["calls"] == 1
+    assert record.usage["planner"]["input_tokens"] > 0 < record.usage["planner"]["output_tokens"]
 
 
 def test_bad_input_is_refused_and_creates_no_run(

@@ -22,7 +22,7 @@ from orchestrator import telemetry
 from orchestrator.catalog import SpecialistCatalog
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.config import DEFAULT_TENANT
-from orchestrator.errors import BudgetExceeded, CadreError, RunError
+from orchestrator.errors import BudgetExceeded, CadreError, OutputSchemaError, RunError
 from orchestrator.memory.corpus import retrieve_into
 from orchestrator.specialists.asking import Asker
 from orchestrator.specialists.calls import SpecialistAnswer, model_label
@@ -152,6 +152,23 @@ class NodeBuilder:
                     )
                 else:
                     answer = await self.asker.ask_spec(specialist, text)
+            except OutputSchemaError as err:  # answered, unfit: its tokens were spent
+                spent = err.input_tokens + err.output_tokens
+                self.budget.settle(hold, spent)
+                span.set_attributes(
+                    {
+                        gen_ai.USAGE_INPUT_TOKENS: err.input_tokens,
+                        gen_ai.USAGE_OUTPUT_TOKENS: err.output_tokens,
+                    }
+                )
+                err.cadre_usage = {  # type: ignore[attr-defined]
+                    specialist.name: {
+                        "calls": 1,
+                        "input_tokens": err.input_tokens,
+                        "output_tokens": err.output_tokens,
+                    }
+                }
+                raise
             except BaseException:
                 self.budget.settle(hold, None)
                 raise

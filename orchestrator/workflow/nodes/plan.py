@@ -9,7 +9,7 @@ from typing import Any
 
 from langgraph.types import Command, Send
 
-from orchestrator.errors import InputError
+from orchestrator.errors import CadreError, InputError
 from orchestrator.workflow.budget import call_estimate
 from orchestrator.workflow.nodes.base import NodeBuilder
 from orchestrator.workflow.spec import PlanNode
@@ -34,19 +34,23 @@ def build(node: PlanNode, b: NodeBuilder) -> None:
     async def plan(state: dict[str, Any]) -> dict[str, Any]:
         answer = await b.ask(narrowed, render(node.input, state), node.id, state)
         steps = answer.output.get("tasks", [])
-        # The narrowed schema already held every task to the allowed specialists and an input;
-        # an input of spaces only still gets here.
-        for i, step in enumerate(steps):
-            if not str(step.get("input", "")).strip():
-                raise InputError(f"the plan's task {i} has no input")
-        await b.check_fan_out(
-            state,
-            node.id,
-            f"the {len(steps)} tasks of plan {node.id!r}",
-            lambda: [
-                call_estimate(b.catalog.specialist(s["specialist"]), s["input"]) for s in steps
-            ],
-        )
+        try:
+            # The narrowed schema already held every task to the allowed specialists and an
+            # input; an input of spaces only still gets here.
+            for i, step in enumerate(steps):
+                if not str(step.get("input", "")).strip():
+                    raise InputError(f"the plan's task {i} has no input")
+            await b.check_fan_out(
+                state,
+                node.id,
+                f"the {len(steps)} tasks of plan {node.id!r}",
+                lambda: [
+                    call_estimate(b.catalog.specialist(s["specialist"]), s["input"]) for s in steps
+                ],
+            )
+        except CadreError as err:  # the failed run still used the planner's tokens
+            err.cadre_usage = usage_of(answer)  # type: ignore[attr-defined]
+            raise
         return {
             "_plans": {node.id: steps},
             "_parts": {node.id: None},
