@@ -21,7 +21,7 @@ from orchestrator.cli.batch import DEFAULT_CONCURRENCY
 from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.cli.inputs import checked_input
 from orchestrator.errors import CadreError, InputError, clip, person_name
-from orchestrator.runs.store import RunStatus
+from orchestrator.runs.store import RunStatus, RunStore
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
 review_app = typer.Typer(help="Decide the reviews that runs are waiting for.", no_args_is_help=True)
@@ -315,6 +315,41 @@ def _watched(event: Any) -> None:
         )
 
 
+class _Stall:
+    """Between reads of a watched run's log: notice when nothing drives it (queued or running
+    with no live lease) for ``after`` seconds, and say once per such stretch what would."""
+
+    def __init__(self, store: RunStore, run_id: str, after: float) -> None:
+        self.store, self.run_id, self.after = store, run_id, after
+        self.since: float | None = None
+        self.said = False
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+        now = time.time()
+        record = self.store.run(self.run_id)
+        driven = record.owner is not None and (record.lease_until or 0) > now
+        if record.status not in ("queued", "running") or driven:
+            self.since, self.said = None, False
+            return
+        self.since = self.since or now
+        if self.said or now - self.since < self.after:
+            return
+        self.said = True
+        why = (
+            "no worker has claimed it"
+            if record.owner is None
+            else "the lease of its driver ran out (it stopped or died)"
+        )
+        err.print(
+            f"run {self.run_id} is {record.status} and nothing has driven it for "
+            f"{now - self.since:.0f} s: {why}. Start a worker with `cadre serve` (it takes "
+            f"queued runs), or drive it here with `cadre runs resume {self.run_id}`; "
+            "still watching",
+            soft_wrap=True,
+        )
+
+
 @runs_app.command("watch")
 def runs_watch(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
@@ -324,17 +359,28 @@ def runs_watch(
     after: Annotated[
         int, typer.Option("--after", min=0, help="Only the events after this event id.")
     ] = 0,
+    stalled_after: Annotated[
+        float,
+        typer.Option(
+            "--stalled-after",
+            min=0.5,
+            max=86400,
+            help="Say so (on stderr) when nothing has driven the run for this many seconds.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Follow a run as it happens, from the run database: its history first, then each node,
     status change, review and decision as it comes, until it ends. Exit code 0 if it
-    succeeded, 1 otherwise. Waiting for review keeps watching."""
+    succeeded, 1 otherwise. Waiting for review keeps watching; a run that waits for a driver
+    (no worker claimed it, or its driver's lease ran out) is named on stderr, and watched on."""
     from orchestrator.runs.stream import watch
 
     store = _store()
     store.run(run_id)  # a clear error for a run that does not exist
     status = None
+    stall = _Stall(store, run_id, stalled_after)
     try:
-        for event in watch(store, run_id, after):
+        for event in watch(store, run_id, after, sleep=stall.sleep):
             if as_json:
                 typer.echo(json.dumps(event.as_dict()))
             elif event.event == "end":

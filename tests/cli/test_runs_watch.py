@@ -122,3 +122,34 @@ def test_a_failed_or_cancelled_run_exits_non_zero_and_an_unknown_one_says_so(
     out, err = missing.communicate(timeout=60)
     assert missing.returncode != 0 and "no run 'run-000000000000'" in err
     assert "Traceback" not in out + err
+
+
+def test_a_run_nothing_drives_is_named_once_and_still_watched(setup: Setup) -> None:
+    """A queued run no worker claims, and a running one whose driver's lease ran out: the
+    watcher says so on stderr once, names what would drive it, and keeps watching."""
+    queued, _ = setup.store.create_run("claim", BIG_CLAIM, tenant="acme", queued=True)
+    orphan, _ = setup.store.create_run("claim", BIG_CLAIM, tenant="acme", queued=True)
+    setup.store.db.execute(
+        "UPDATE cadre_runs SET status = 'running', owner = 'gone:1:x', lease_until = ? "
+        "WHERE id = ?",
+        (time.time() - 60, orphan.id),
+    )
+    first = setup.watch(queued.id, "--stalled-after", "1")
+    second = setup.watch(orphan.id, "--stalled-after", "1")
+    time.sleep(4.0)  # several stall checks: each watcher says it once
+    setup.drive()
+    setup.wait(queued.id, "awaiting_review")
+    for run in (queued, orphan):
+        setup.store.cancel(run.id)
+    out1, err1 = first.communicate(timeout=60)
+    out2, err2 = second.communicate(timeout=60)
+    assert (first.returncode, second.returncode) == (1, 1)
+    said = " ".join(err1.split())
+    assert said.count("nothing has driven it") == 1, err1
+    assert f"run {queued.id} is queued" in said and "no worker has claimed it" in said
+    assert f"cadre runs resume {queued.id}" in said and "still watching" in said
+    assert "run is awaiting_review" in out1  # it watched on once a worker took the run
+    said = " ".join(err2.split())
+    assert said.count("nothing has driven it") == 1, err2
+    assert f"run {orphan.id} is running" in said and "lease of its driver ran out" in said
+    assert "Traceback" not in out1 + err1 + out2 + err2
