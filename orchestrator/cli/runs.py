@@ -122,11 +122,16 @@ def run(
         ),
     ] = None,
     concurrency: Annotated[
-        int,
+        Optional[int],  # noqa: UP045
         typer.Option(
-            "--concurrency", "-n", min=1, max=4096, help="With --inputs: runs driven at once."
+            "--concurrency",
+            "-n",
+            min=1,
+            max=4096,
+            help=f"With --inputs: runs driven at once (default {DEFAULT_CONCURRENCY}).",
+            show_default=False,
         ),
-    ] = DEFAULT_CONCURRENCY,
+    ] = None,
     output: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -145,11 +150,13 @@ def run(
         raise InputError("give the run input with --input, or a file of inputs with --inputs")
     if inputs is None and output is not None:
         raise InputError("--output goes with --inputs (one result line per input)")
+    if inputs is None and concurrency is not None:
+        raise InputError("--concurrency goes with --inputs (a single run is one run at a time)")
     loaded = load(catalog, graphs)
     if inputs is not None:
         from orchestrator.cli.batch import run_many
 
-        counts = run_many(loaded, workflow, inputs, concurrency, output)
+        counts = run_many(loaded, workflow, inputs, concurrency or DEFAULT_CONCURRENCY, output)
         if counts["failed"] or counts["invalid"]:
             raise typer.Exit(1)
         return
