@@ -189,6 +189,7 @@ def run(
 def runs_list(
     status: Annotated[Optional[str], typer.Option(help="Only runs with this status.")] = None,  # noqa: UP045
     workflow: Annotated[Optional[str], typer.Option(help="Only runs of this workflow.")] = None,  # noqa: UP045
+    tenant: Annotated[Optional[str], typer.Option(help="Only this tenant's runs.")] = None,  # noqa: UP045
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most runs to show.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print run ids only.")] = False,
 ) -> None:
@@ -197,19 +198,30 @@ def runs_list(
         raise InputError(f"--status {status!r}: choose one of {', '.join(get_args(RunStatus))}")
     store = _store()
     if quiet:
-        for record in store.runs(status, workflow, limit):
+        for record in store.runs(status, workflow, limit, tenant=tenant):
             out.print(record.id)
         return
-    table = Table()
-    for column in ("run", "workflow", "status", "started", "tokens in/out", "reviews pending"):
-        table.add_column(column, no_wrap=column in ("run", "status"))
-    for record in store.runs(status, workflow, limit):
+    records = store.runs(status, workflow, limit, tenant=tenant)
+    if not records:
+        err.print("no runs" + (" that match" if status or workflow or tenant else " yet"))
+        return
+    # Ids, statuses and times whole at 80 columns; names fold rather than lose their ends.
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ("run", "workflow", "tenant", "status", "started", "tokens", "reviews"):
+        table.add_column(
+            column,
+            no_wrap=column in ("run", "status", "started"),
+            overflow="fold",
+            justify="right" if column in ("tokens", "reviews") else "left",
+        )
+    for record in records:
         pending = len(store.reviews("pending", record.id))
         table.add_row(
             record.id,
             record.workflow,
+            record.tenant,
             record.status,
-            _when(record.created_at),
+            time.strftime("%m-%d %H:%M", time.localtime(record.created_at)),
             f"{record.input_tokens}/{record.output_tokens}",
             str(pending or "-"),
         )

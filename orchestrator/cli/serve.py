@@ -173,10 +173,13 @@ def keys_list(
     from orchestrator.api.keys import KeyStore
     from orchestrator.storage.database import Database
 
+    keys = KeyStore(Database()).all(tenant)
     table = Table()
-    for column in ("key", "tenant", "role", "name", "revoked"):
-        table.add_column(column, no_wrap=True)
-    for key in KeyStore(Database()).all(tenant):
+    # A key id is what `keys revoke` takes: it is printed whole however narrow the terminal.
+    table.add_column("key", no_wrap=True, min_width=max((len(k.id) for k in keys), default=3))
+    for column in ("tenant", "role", "name", "revoked"):
+        table.add_column(column, overflow="fold")
+    for key in keys:
         table.add_row(key.id, key.tenant, key.role, key.name, "yes" if key.revoked_at else "-")
     out.print(table)
 

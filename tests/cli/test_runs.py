@@ -103,7 +103,13 @@ def test_run_review_and_decide_from_the_cli(cli) -> None:  # type: ignore[no-unt
     assert record["nodes"] == ["extract", "payout", "size", "adjuster", "decide"]
     assert record["reviews"][0]["decided_by"] == "alice"
     assert set(record["usage"]) == {"extractor", "decider"}
-    assert run_id in cli("runs", "list", catalog=False).stdout
+    listed = cli("runs", "list", catalog=False).stdout
+    row = next(line for line in listed.splitlines() if run_id in line)
+    assert row.split()[2:4] == ["default", "succeeded"]  # tenant, status: whole at 80 columns
+    assert max(len(line) for line in listed.splitlines()) <= 80
+    assert run_id in cli("runs", "list", "--tenant", "default", catalog=False).stdout
+    other = cli("runs", "list", "--tenant", "acme", catalog=False)
+    assert other.returncode == 0 and "no runs that match" in other.stderr
 
     cancel = cli("runs", "cancel", run_id, catalog=False)
     assert cancel.returncode == 2 and "already succeeded" in cancel.stderr
@@ -124,3 +130,15 @@ def test_validate_covers_workflows(cli, tmp_path: Path) -> None:  # type: ignore
     assert result.returncode == 2
     assert "oops.yaml: description: required field is missing" in result.stderr
     no_traceback(result)
+
+
+def test_keys_list_prints_each_key_id_whole_at_80_columns(cli) -> None:  # type: ignore[no-untyped-def]
+    made = cli(
+        "keys", "create", "--tenant", "a-tenant-with-a-long-name", "--role", "reviewer",
+        "--name", "x" * 60, catalog=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key_id = re.search(r"key ([0-9a-f]+):", made.stderr).group(1)  # type: ignore[union-attr]
+    listed = cli("keys", "list", catalog=False).stdout
+    assert re.search(rf"\b{key_id}\b", listed), listed
+    assert max(len(line) for line in listed.splitlines()) <= 80
