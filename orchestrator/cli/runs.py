@@ -21,7 +21,7 @@ from orchestrator.cli.batch import DEFAULT_CONCURRENCY
 from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
 from orchestrator.cli.inputs import checked_input
 from orchestrator.errors import CadreError, InputError, clip, person_name
-from orchestrator.runs.store import RunStatus, RunStore
+from orchestrator.runs.store import RunStatus, RunStore, edited_by
 
 runs_app = typer.Typer(help="List, inspect, resume and cancel runs.", no_args_is_help=True)
 review_app = typer.Typer(help="Decide the reviews that runs are waiting for.", no_args_is_help=True)
@@ -322,15 +322,18 @@ def _watched(event: Any) -> None:
             soft_wrap=True,
         )
     elif event.event == "approval":
+        edit = f", editing {', '.join(data['changes'])}" if data.get("changes") else ""
         out.print(
-            f"  review {data['review_id']}: approved by {escape(str(data['by']))} "
+            f"  review {data['review_id']}: approved by {escape(str(data['by']))}{escape(edit)} "
             f"({data['approvals']} of {data['needed']} approvals)"
         )
     elif event.event == "decision":
         reason = f" — {data['reason']}" if data.get("reason") else ""
+        editors = [e for e in data.get("edited_by", ()) if e != data["by"]]
+        edits = f" (edits by {', '.join(editors)})" if editors else ""
         out.print(
             f"  review {data['review_id']}: {data['decision']} by {escape(str(data['by']))}"
-            f"{escape(reason)}"
+            f"{escape(edits + reason)}"
         )
 
 
@@ -509,12 +512,22 @@ def review_show(
     if needed > 1:
         named = ", ".join(a["by"] for a in r.approvals) or "none yet"
         out.print(f"approvals: {len(r.approvals)} of {needed} ({escape(named)})")
+    for a in r.approvals if r.status == "pending" else ():
+        if a.get("changes"):  # what a further approval approves too
+            out.print(
+                f"[yellow]edited by {escape(str(a['by']))}[/yellow] with their approval: set "
+                f"{escape(json.dumps(a['changes']))}; approving approves these values",
+                soft_wrap=True,
+            )
     if r.holder():
         out.print(f"claimed by {escape(str(r.holder()))} until {_when(r.claimed_until)}")
     if r.overdue_at:
         out.print(f"[red]overdue[/red] since {_when(r.overdue_at)}")
     if r.decision:
         out.print(f"decided: {r.decision} by {r.decided_by} at {_when(r.decided_at)}")
+        editors = [e for e in edited_by(r) if e != r.decided_by]
+        if editors:
+            out.print(f"edited by: {escape(', '.join(editors))}")
 
 
 @review_app.command("claim")

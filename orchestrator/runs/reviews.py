@@ -29,6 +29,7 @@ from orchestrator.runs.store import (
     RunStore,
     check_new_approver,
     not_pending,
+    pending_changes,
 )
 from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.schemas import fields, produced_schemas, sub_schema
@@ -222,9 +223,8 @@ def record_decision(
     needed = int(review.payload.get("approvals", 1))
     if decision == "reject" or needed == 1:
         update = edit_update(review, changes or {}, catalog) if decision == "edit" else None
-        return store.decide(
-            review_id, decision, by, reason, {"set": changes, "update": update} if update else None
-        )
+        edit = {"set": changes, "update": update, "edits": [{"by": by, "set": changes}]}
+        return store.decide(review_id, decision, by, reason, edit if update else None)
     # Several approvals: an edit is its reviewer's approval of the edited values; the last
     # approval decides, with every earlier reviewer's edits and its own (later ones win). Each
     # write holds only if no other approval came in since the review was read; if one did,
@@ -257,19 +257,19 @@ def _approve(
 ) -> ReviewRecord:
     """Record ``by``'s approval (an edit when ``changes``) of a review needing ``needed``."""
     check_new_approver(review, by)
-    merged: dict[str, Any] = {}
-    for earlier in review.approvals:
-        merged.update(earlier.get("changes") or {})
-    merged.update(changes or {})
+    merged = {**pending_changes(review), **(changes or {})}
     if len(review.approvals) + 1 < needed:
         return store.approve_partly(review, by, changes)
     update = edit_update(review, merged, catalog) if merged else None
+    # Who changed what, for the audit: each approval that edited, then this one if it did.
+    edits = [{"by": a["by"], "set": a["changes"]} for a in review.approvals if a.get("changes")]
+    edits += [{"by": by, "set": changes}] if changes else []
     return store.decide(
         review.id,
         "edit" if merged else "approve",
         by,
         reason,
-        {"set": merged, "update": update} if update else None,
+        {"set": merged, "update": update, "edits": edits} if update else None,
         actor=by,
         seen=review,
     )

@@ -53,6 +53,7 @@ from orchestrator.runs.store import (
     ReviewRecord,
     RunRecord,
     RunStore,
+    edited_by,
     new_owner,
 )
 from orchestrator.specialists.asking import Asker
@@ -441,6 +442,8 @@ class Runner:
                 *(a["by"] for a in review.approvals),
                 review.decided_by or "",
             ]
+        if editors := edited_by(review):
+            attributes["cadre.review.edited_by"] = editors
         span = telemetry.tracer().start_span(
             "cadre.review",
             context=telemetry.extract(run.trace_context),

@@ -114,6 +114,26 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+def pending_changes(review: ReviewRecord) -> dict[str, Any]:
+    """The edits a review's approvals so far made, merged as the last approval merges them
+    (a later approval's change of a key wins)."""
+    merged: dict[str, Any] = {}
+    for approval in review.approvals:
+        merged.update(approval.get("changes") or {})
+    return merged
+
+
+def edited_by(review: ReviewRecord) -> list[str]:
+    """Who edited: the approvers whose approval was an edit, and a decider who edited."""
+    recorded = (review.changes or {}).get("edits")
+    if recorded is not None:
+        return [str(e["by"]) for e in recorded]
+    who = [str(a["by"]) for a in review.approvals if a.get("changes")]
+    if review.decision == "edit" and review.decided_by and not review.approvals:
+        who.append(review.decided_by)
+    return who
+
+
 def not_pending(review: ReviewRecord) -> ConflictError:
     """The error for deciding a review that is no longer waiting for a decision."""
     if review.status == "cancelled":
@@ -607,9 +627,16 @@ class RunStore:
         record = self.review(review_id)
         if not won:
             raise self._lost(record, actor or by, now)
-        shown = {"review_id": record.id, "decision": decision, "by": by, "reason": reason}
-        if changes and changes.get("set"):  # an edit: what it set, for the audit trail
+        shown: dict[str, Any] = {
+            "review_id": record.id,
+            "decision": decision,
+            "by": by,
+            "reason": reason,
+        }
+        if changes and changes.get("set"):  # an edit: what it set, and who, for the audit trail
             shown["changes"] = changes["set"]
+            if changes.get("edits"):
+                shown["edited_by"] = [e["by"] for e in changes["edits"]]
         self._append([(record.run_id, record.decided_at or 0.0, "decision", record.node, shown)])
         return record
 
@@ -676,6 +703,8 @@ class RunStore:
             raise self._lost(self.review(review_id), who, now)
         needed = int(record.payload.get("approvals", 1))
         shown = {"review_id": review_id, "by": who, "approvals": len(after), "needed": needed}
+        if changes:  # an approval that edits: what it changed, seen by the next approvers
+            shown["changes"] = changes
         self._append([(record.run_id, now, "approval", record.node, shown)])
         return self.review(review_id)
 

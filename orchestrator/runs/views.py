@@ -9,7 +9,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from orchestrator.runs.store import FINISHED, ReviewRecord, RunRecord, RunStatus, RunStore
+from orchestrator.runs.store import (
+    FINISHED,
+    ReviewRecord,
+    RunRecord,
+    RunStatus,
+    RunStore,
+    edited_by,
+    pending_changes,
+)
 
 ReviewStatus = Literal["pending", "decided", "applied", "cancelled"]
 
@@ -75,6 +83,9 @@ class NodeEvents(BaseModel):
 class Approval(BaseModel):
     by: str = Field(description="Who approved, as their key signs (see GET /v1/keys/me).")
     at: float
+    changes: dict[str, Any] | None = Field(
+        default=None, description="What this reviewer changed with their approval (an edit)."
+    )
 
 
 class ReviewView(BaseModel):
@@ -103,6 +114,15 @@ class ReviewView(BaseModel):
     approvals_needed: int = Field(ge=1)
     approvals: list[Approval] = Field(
         description="Approvals so far of a review that needs several (the last is `decided_by`)."
+    )
+    pending_changes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The edits earlier approvals made, merged (a later one wins): what a "
+        "further approval approves with the proposal. Empty when none edited.",
+    )
+    edited_by: list[str] = Field(
+        default_factory=list,
+        description="Who made the edits of a decided review (or of `pending_changes`).",
     )
     due_at: float | None = Field(description="When it becomes overdue (`escalate_after`).")
     overdue: bool
@@ -212,7 +232,11 @@ def review_view(review: ReviewRecord) -> ReviewView:
         claimed_by=holder,
         claimed_until=review.claimed_until if holder else None,
         approvals_needed=int(review.payload.get("approvals", 1)),
-        approvals=[Approval(by=a["by"], at=a["at"]) for a in review.approvals],
+        approvals=[
+            Approval(by=a["by"], at=a["at"], changes=a.get("changes")) for a in review.approvals
+        ],
+        pending_changes=pending_changes(review) if review.status == "pending" else {},
+        edited_by=edited_by(review),
         due_at=review.due_at,
         overdue=review.overdue_at is not None,
     )

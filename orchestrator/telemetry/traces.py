@@ -98,7 +98,9 @@ def describe(node: SpanNode) -> str:
     if node.name == "cadre.review":
         who = a.get("cadre.review.reviewer", "?")
         wait = a.get("cadre.review.wait_s", 0)
-        bits.append(f"waited {wait:.1f} s for {who}: {a.get('cadre.review.decision')}")
+        said = f"waited {wait:.1f} s for {who}: {a.get('cadre.review.decision')}"
+        editors = [e for e in a.get("cadre.review.edited_by", ()) if e != who]
+        bits.append(said + (f" (edited by {', '.join(editors)})" if editors else ""))
     if a.get("cadre.resumed"):
         bits.append("resumed")
     if "cadre.run.status" in a:

@@ -20,7 +20,7 @@ from orchestrator.api.webhooks import Escalator, Webhooks
 from orchestrator.errors import ApprovalsChanged, ConflictError, InputError
 from orchestrator.runs.reviews import review_warnings
 from orchestrator.runs.runner import Runner
-from orchestrator.runs.views import WebhookEvent
+from orchestrator.runs.views import WebhookEvent, review_view
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.workflow.catalog import Catalog, load_catalog
 from tests.workflow.fixtures import scripted_workflow_catalog
@@ -109,6 +109,10 @@ def test_two_approvals_need_two_reviewers_and_apply_both_edits(
         )
         assert (first.status, record.status) == ("pending", "awaiting_review")
         assert [a["by"] for a in first.approvals] == ["rita"]
+        # What sam is shown before approving: rita's edit, which his approval approves too.
+        seen = review_view(first)
+        assert seen.pending_changes == {"fields.amount": 1800} and seen.edited_by == ["rita"]
+        assert seen.approvals[0].changes == {"fields.amount": 1800}
         with pytest.raises(ConflictError, match="rita has already approved it"):
             await runner.decide(review.id, "approve", "rita")
         decided, record = await runner.decide(review.id, "edit", "sam", changes={"payout": 1700})
@@ -116,6 +120,8 @@ def test_two_approvals_need_two_reviewers_and_apply_both_edits(
         return decided, record, stream
 
     decided, record, stream = drive(catalog, database_url, body)
+    assert review_view(decided).edited_by == ["rita", "sam"]
+    assert review_view(decided).pending_changes == {}
     assert record.status == "succeeded"
     assert record.output["fields"]["amount"] == 1800  # rita's edit
     assert record.output["payout"] == 1700  # sam's edit
@@ -125,13 +131,37 @@ def test_two_approvals_need_two_reviewers_and_apply_both_edits(
     decision = next(e for e in stream if e.kind == "decision")  # the audit trail has the edit
     assert decision.detail["changes"] == {"fields.amount": 1800, "payout": 1700}
     assert decision.detail["by"] == "sam"
+    assert decision.detail["edited_by"] == ["rita", "sam"]
     approval = next(e for e in stream if e.kind == "approval")
     assert approval.detail == {
         "review_id": decided.id,
         "by": "rita",
         "approvals": 1,
         "needed": 2,
+        "changes": {"fields.amount": 1800},
     }
+
+
+def test_an_approval_of_an_earlier_reviewer_s_edit_credits_the_edit_to_them(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Rita edits with her approval; Sam only approves. The decision applies Rita's values and
+    the audit says that Rita made the edit and Sam approved it."""
+    catalog = claim_catalog(tmp_path, approvals=2, editable=["fields"])
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        await runner.decide(review.id, "edit", "rita", changes={"fields.amount": 999})
+        decided, record = await runner.decide(review.id, "approve", "sam")
+        decision = next(e for e in runner.store.log(record.id).entries if e.kind == "decision")
+        return decided, record, decision
+
+    decided, record, decision = drive(catalog, database_url, body)
+    assert record.output["fields"]["amount"] == 999
+    assert (decided.decision, decided.decided_by) == ("edit", "sam")
+    assert review_view(decided).edited_by == ["rita"]
+    assert decision.detail["edited_by"] == ["rita"]
 
 
 def test_an_approval_made_from_a_review_read_before_another_approval_is_made_again(

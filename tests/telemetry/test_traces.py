@@ -65,7 +65,8 @@ def span_file(tmp_path: Path) -> Path:
             **{
                 "cadre.review.reviewer": "ann",
                 "cadre.review.wait_s": 65.0,
-                "cadre.review.decision": "approve",
+                "cadre.review.decision": "edit",
+                "cadre.review.edited_by": ["bo", "ann"],
             },
         ),
         span("cadre.checkpoint.write", "k1", "r1", 425, 427),
@@ -113,7 +114,7 @@ def test_the_rendered_tree_says_what_each_span_did(span_file: Path) -> None:
     assert lines[2].startswith("│  └─ chat smollm2-135m") and "400.0 ms" in lines[2]
     assert "120→9 tokens" in lines[2] and "on smollm2-135m-0, queued 0.012 s" in lines[2]
     assert lines[3].startswith("└─ cadre.review")
-    assert "waited 65.0 s for ann: approve" in lines[3]
+    assert "waited 65.0 s for ann: edit (edited by bo)" in lines[3]
     shown = render(load_tree(span_file, TRACE), show_checkpoints=True)
     assert len(shown) == 5 and "checkpoint writes" not in "".join(shown)
     assert any("cadre.checkpoint.write" in line for line in shown)
