@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-MOVING = ("queued", "running")
-"""Statuses a long poll waits through."""
+MOVING = ("queued", "running", "deciding")
+"""Statuses a long poll waits through (``deciding``: a run waiting for review whose reviews are
+all decided, until a driver applies the decision; see ``RunStore.statuses``)."""
 CHUNK = 500
 """Run ids per query (under every database's bound on parameters)."""
 

@@ -327,6 +327,10 @@ def _watched(event: Any) -> None:
             f"  review {data['review_id']}: approved by {escape(str(data['by']))}{escape(edit)} "
             f"({data['approvals']} of {data['needed']} approvals)"
         )
+    elif event.event in ("claim", "release"):
+        held = f"taken by {data['by']} until {_when(data.get('until'))}"
+        what = held if event.event == "claim" else f"released by {data['by']}"
+        out.print(f"  review {data['review_id']}: {escape(what)}")
     elif event.event == "decision":
         reason = f" — {data['reason']}" if data.get("reason") else ""
         editors = [e for e in data.get("edited_by", ()) if e != data["by"]]

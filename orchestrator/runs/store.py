@@ -134,6 +134,11 @@ def edited_by(review: ReviewRecord) -> list[str]:
     return who
 
 
+def _held(review_id: str, who: str, until: float | None = None) -> dict[str, Any]:
+    """A claim's or release's log entry."""
+    return {"review_id": review_id, "by": who, **({"until": until} if until else {})}
+
+
 def not_pending(review: ReviewRecord) -> ConflictError:
     """The error for deciding a review that is no longer waiting for a decision."""
     if review.status == "cancelled":
@@ -173,8 +178,8 @@ def held_elsewhere(review: ReviewRecord, who: str, now: float) -> ConflictError:
     """The error for acting on a review another reviewer holds."""
     until = time.strftime("%H:%M:%S", time.localtime(review.claimed_until or now))
     return ConflictError(
-        f"review {review.id} is claimed by {review.claimed_by} until {until}; "
-        f"{who} may decide it once they release it or their claim runs out"
+        f"review {review.id} is claimed by {review.claimed_by} until {until}; {who} may "
+        f"decide it once {review.claimed_by} releases it or the claim runs out"
     )
 
 
@@ -192,7 +197,9 @@ def refused(review: ReviewRecord, who: str, now: float) -> ConflictError:
     return held_elsewhere(review, who, now) if review.status == "pending" else not_pending(review)
 
 
-EventKind = Literal["node", "token", "status", "awaiting_review", "decision", "approval"]
+EventKind = Literal[
+    "node", "token", "status", "awaiting_review", "decision", "approval", "claim", "release"
+]
 
 
 @dataclass(frozen=True)
@@ -334,11 +341,18 @@ class RunStore:
         return first
 
     def statuses(self, run_ids: list[str]) -> dict[str, str]:
-        """The status of each of ``run_ids`` that exists (one query)."""
+        """The status of each of ``run_ids`` that exists (one query). A run waiting for review
+        whose reviews are all decided reads ``deciding``: its decision waits for a driver to
+        apply it, and it moves on without anyone acting."""
         if not run_ids:
             return {}
         marks = ", ".join("?" for _ in run_ids)
-        rows = self.db.query(f"SELECT id, status FROM cadre_runs WHERE id IN ({marks})", run_ids)
+        rows = self.db.query(
+            "SELECT id, CASE WHEN status = 'awaiting_review' AND NOT EXISTS (SELECT 1 FROM "
+            "cadre_reviews v WHERE v.run_id = cadre_runs.id AND v.status = 'pending') "
+            f"THEN 'deciding' ELSE status END AS status FROM cadre_runs WHERE id IN ({marks})",
+            run_ids,
+        )
         return {row["id"]: row["status"] for row in rows}
 
     def run(self, run_id: str) -> RunRecord:
@@ -653,12 +667,15 @@ class RunStore:
         record = self.review(review_id)
         if not won:
             raise refused(record, who, now)
+        # In the run's log, so pages and watchers showing the review learn who holds it.
+        until = record.claimed_until or now
+        self._append([(record.run_id, now, "claim", record.node, _held(record.id, who, until))])
         return record
 
     def release(self, review_id: str, who: str) -> ReviewRecord:
         """Give up ``who``'s claim on a review (nothing happens when nobody holds it); a
         claim another reviewer holds is theirs to release: ConflictError naming them."""
-        self.db.execute(
+        released = self.db.execute(
             "UPDATE cadre_reviews SET claimed_by = NULL, claimed_until = NULL "
             "WHERE id = ? AND claimed_by = ?",
             (review_id, who),
@@ -667,6 +684,8 @@ class RunStore:
         now = time.time()
         if record.holder(now) not in (None, who):
             raise held_elsewhere(record, who, now)
+        if released:
+            self._append([(record.run_id, now, "release", record.node, _held(record.id, who))])
         return record
 
     def _lost(self, record: ReviewRecord, who: str, now: float) -> ConflictError:

@@ -6,7 +6,8 @@ The events are the run's log (see :meth:`RunStore.log`), one per entry, each wit
 one, for nodes with ``stream: true``), ``node`` (a node finished: keys written, tokens, time,
 tool error), ``status``
 (a status change), ``awaiting_review`` (a review was queued), ``approval`` (one approval of a
-review that needs several), ``decision`` (a review was decided).
+review that needs several, with what it edited), ``decision`` (a review was decided),
+``claim`` and ``release`` (a reviewer took a review, until when, or gave it up).
 After the last entry of a finished run comes ``end`` (the final status, with the output or the
 error), whose id is that last entry's: resuming after it sends ``end`` again and nothing else.
 
@@ -26,7 +27,17 @@ from typing import Any, Literal
 
 from orchestrator.runs.store import FINISHED, LogEntry, RunStore
 
-EventName = Literal["node", "token", "status", "awaiting_review", "approval", "decision", "end"]
+EventName = Literal[
+    "node",
+    "token",
+    "status",
+    "awaiting_review",
+    "approval",
+    "decision",
+    "claim",
+    "release",
+    "end",
+]
 POLL_S = 0.25
 """How often a follower reads the log again (one indexed query)."""
 
@@ -49,7 +60,7 @@ class RunEvent:
 
 def _event(run_id: str, entry: LogEntry) -> RunEvent:
     data: dict[str, Any] = {"run_id": run_id, "at": entry.at}
-    if entry.kind in ("node", "token", "awaiting_review", "approval", "decision"):
+    if entry.kind != "status":
         data["node"] = entry.node
     return RunEvent(entry.seq, entry.kind, {**data, **entry.detail})
 

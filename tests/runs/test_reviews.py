@@ -64,7 +64,9 @@ def test_a_claimed_review_is_decided_only_by_its_holder_until_released(
         held = runner.store.claim(review.id, "rita", 600)
         assert held.holder() == "rita"
         assert held.claimed_until is not None and held.claimed_until > time.time() + 590
-        with pytest.raises(ConflictError, match=r"claimed by rita until .*; sam may decide"):
+        with pytest.raises(
+            ConflictError, match=r"claimed by rita until .*; sam may decide it once rita releases"
+        ):
             await runner.decide(review.id, "approve", "sam")
         with pytest.raises(ConflictError, match="claimed by rita"):
             runner.store.claim(review.id, "sam", 600)
@@ -73,11 +75,20 @@ def test_a_claimed_review_is_decided_only_by_its_holder_until_released(
             runner.store.release(review.id, "sam")
         assert runner.store.review(review.id).holder() == "rita"
         assert runner.store.release(review.id, "rita").holder() is None
+        runner.store.release(review.id, "rita")  # nothing held: nothing logged
         decided, record = await runner.decide(review.id, "approve", "sam")
-        return decided, record
+        held = [e for e in runner.store.log(record.id).entries if e.kind in ("claim", "release")]
+        return decided, record, held
 
-    decided, record = drive(catalog, database_url, body)
+    decided, record, held = drive(catalog, database_url, body)
     assert (decided.decided_by, decided.claimed_by, record.status) == ("sam", None, "succeeded")
+    # Claims are in the run's log, so an open page or a watcher learns who holds the review.
+    assert [(e.kind, e.detail["by"]) for e in held] == [
+        ("claim", "rita"),
+        ("claim", "rita"),
+        ("release", "rita"),
+    ]
+    assert held[0].detail["review_id"] == decided.id and held[0].detail["until"] > time.time()
 
 
 def test_a_claim_that_ran_out_holds_nothing(tmp_path: Path, database_url: str) -> None:

@@ -113,7 +113,10 @@ async def get_run(
 ) -> RunView:
     """A run: status, output, usage, and the reviews it waits for."""
     run = await asyncio.to_thread(ctx.own_run, key, run_id)
-    if wait_s and run.status in MOVING:  # held on the event loop: a waiter holds no thread
+    moving = run.status in MOVING
+    if wait_s and run.status == "awaiting_review":  # decided, not yet applied: it moves on
+        moving = (await asyncio.to_thread(ctx.runs.statuses, [run_id])).get(run_id) in MOVING
+    if wait_s and moving:  # held on the event loop: a waiter holds no thread
         await ctx.long_polls.wait(run_id, wait_s)
         run = await asyncio.to_thread(lambda: ctx.runs.run(run_id))
     return await asyncio.to_thread(lambda: run_view(ctx.runs, run))

@@ -159,6 +159,29 @@ def test_a_long_poll_answers_when_the_run_ends_or_when_it_times_out(api: Api) ->
     assert too_long.status_code == 422 and "wait_s" in too_long.json()["error"]["message"]
 
 
+def test_a_long_poll_waits_through_a_decided_review_until_the_run_moves_on(api: Api) -> None:
+    """Right after a decision, the run still reads awaiting_review (a worker has yet to apply
+    the decision) with no review pending: a long poll must wait, not answer at once."""
+    run_id = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).json()["id"]
+    store = RunStore(Database(api.db_url))
+    store.add_review(run_id, "i-1", "adjuster", {"title": "check", "workflow": "claim"})
+    store.set_status(run_id, "awaiting_review")
+    url, who = f"/v1/runs/{run_id}", api.as_("acme-submitter")
+    pending = api.client.get(url, params={"wait_s": 5}, headers=who).json()  # a person's turn
+    assert pending["status"] == "awaiting_review" and len(pending["pending_reviews"]) == 1
+    store.decide(pending["pending_reviews"][0]["id"], "approve", "rita")
+
+    def apply() -> None:
+        time.sleep(0.5)
+        store.set_status(run_id, "succeeded", output={"done": True})
+
+    threading.Thread(target=apply).start()
+    started = time.monotonic()
+    ended = api.client.get(url, params={"wait_s": 30}, headers=who).json()
+    assert ended["status"] == "succeeded", ended
+    assert 0.4 <= time.monotonic() - started < 5
+
+
 def test_an_input_that_is_not_text_is_422_and_creates_nothing(api: Api) -> None:
     # "\ud800" parses as JSON but is half of a UTF-16 pair: no UTF-8 text holds it. It was
     # recorded as a run, and the answer then failed to render (500).
