@@ -9,12 +9,14 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""Control characters but tab and line feed: printed as escapes, never sent to the terminal."""
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters but tab and line feed, and text-direction controls (U+202E shows
+"gnp.exe" as "exe.png"): printed as escapes, never sent to the terminal as they are."""
 
 
 def _visible(match: re.Match[str]) -> str:
-    return f"\\x{ord(match.group()):02x}"
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class _Console(Console):

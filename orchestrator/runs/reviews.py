@@ -8,6 +8,7 @@ decided review of it in one resume (:mod:`orchestrator.runs.runner`).
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -33,6 +34,9 @@ from orchestrator.runs.store import (
 )
 from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.schemas import fields, produced_schemas, sub_schema
+
+DIRECTION_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Characters that reorder how text displays without being seen themselves."""
 
 PATH_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|0|[1-9][0-9]{0,5}")
 """One step of an edit path: a field name, or a list index."""
@@ -91,8 +95,25 @@ def review_warnings(
 ) -> list[str]:
     """What a reviewer should be warned of before deciding: a shown value that is empty (a
     lookup that found nothing), one that does not fit its state schema, and a tool that failed
-    earlier in the run. Without a catalog, values are not checked against schemas."""
+    earlier in the run, and text that hides what it says (direction controls: U+202E shows
+    "gnp.exe" as "exe.png"). Without a catalog, values are not checked against schemas."""
     warnings = []
+    hidden = sorted(
+        {
+            f"U+{ord(c):04X}"
+            for c in DIRECTION_CONTROLS.findall(
+                json.dumps(
+                    [review.payload.get("show", {}), review.payload.get("values", {})],
+                    ensure_ascii=False,
+                )
+            )
+        }
+    )
+    if hidden:
+        warnings.append(
+            f"the values shown hold text-direction controls ({', '.join(hidden)}): text may "
+            "read in another order than it is written; they are shown as their codes"
+        )
     try:
         schemas = state_schemas(catalog, review.payload.get("workflow", "")) if catalog else {}
     except CadreError:  # the workflow is no longer in the catalog: no schemas to check against

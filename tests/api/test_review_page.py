@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -34,7 +35,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 class Served:
     """The API with its run workers, served by uvicorn on a loopback port."""
 
-    def __init__(self, tmp_path: Path, **gate: Any) -> None:
+    def __init__(self, tmp_path: Path, workers: bool = True, **gate: Any) -> None:
         from orchestrator.cli.serve import run_driver
         from orchestrator.hosting.workers import RunWorkers
         from orchestrator.runs.worker import serve_in_thread
@@ -46,8 +47,12 @@ class Served:
         flow_path.write_text(yaml.safe_dump(flow, sort_keys=False))
         url = f"sqlite:///{tmp_path / 'cadre.db'}"
         self.url = url
-        self.workers = RunWorkers(
-            run_driver(root, tmp_path / "graphs", url), serve_in_thread, 1, prefix=unique("w")
+        self.workers = (
+            RunWorkers(
+                run_driver(root, tmp_path / "graphs", url), serve_in_thread, 1, prefix=unique("w")
+            )
+            if workers
+            else None
         )
         keys = KeyStore(Database(url))
         self.reviewer = keys.create("acme", "reviewer", "Rita Reviewer")[1]
@@ -57,7 +62,7 @@ class Served:
             Settings(
                 catalog=load_catalog(root),
                 database_url=url,
-                wake=self.workers.wake,
+                wake=self.workers.wake if self.workers else None,
                 escalate_poll_s=0.2,
             )
         )
@@ -89,7 +94,8 @@ class Served:
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
-        self.workers.shutdown()
+        if self.workers:
+            self.workers.shutdown()
 
 
 @pytest.fixture
@@ -232,6 +238,12 @@ def test_two_reviewers_take_turns_on_a_gate_that_needs_both_approvals(
         expect(sam.locator("#holder")).to_contain_text("Taken by Rita Reviewer")
         expect(sam.locator("#approve")).to_be_disabled()
         expect(sam.locator("#claim")).to_be_disabled()
+        # Rita lets go and takes it again: Sam's open page follows, from the run's stream.
+        rita.click("#release")
+        expect(sam.locator("#holder")).to_contain_text("Nobody has taken this review")
+        expect(sam.locator("#approve")).to_be_enabled()
+        rita.click("#claim")
+        expect(sam.locator("#holder")).to_contain_text("Taken by Rita Reviewer")
         # On a narrow window the claim is still whole: wrapped, not cut off on the right.
         claim = sam.locator("#input .wrapped")
         expect(claim).to_have_text("Hail on the roof, policy P-1")
@@ -241,21 +253,99 @@ def test_two_reviewers_take_turns_on_a_gate_that_needs_both_approvals(
         rita.fill("#edits textarea", '{"policy_number": "P-1", "amount": 1800}')
         rita.click("#edit")
         expect(rita.locator("#diff")).to_contain_text("1800")
+        rita.click("#release")  # the page redraws: what Rita typed stays
+        expect(rita.locator("#holder")).to_contain_text("Nobody has taken this review")
+        expect(rita.locator("#edits textarea")).to_have_value(re.compile(r'"amount": 1800'))
+        rita.click("#claim")
         if shots:
             rita.screenshot(path=f"{shots}/review-edit.png", full_page=True)
         rita.click("#confirm-edit")
         expect(rita.locator("#outcome")).to_contain_text("Approved so far by Rita Reviewer")
         expect(rita.locator("#approve")).to_be_disabled()  # a second approval is someone else's
 
-        # Sam's page follows the run's stream: Rita's approval arrives without a reload.
+        # Sam's page follows the run's stream: Rita's approval arrives without a reload, and
+        # with it her edit, which Sam's approval would approve too.
         expect(sam.locator("#outcome")).to_contain_text("Approved so far by Rita Reviewer")
+        expect(sam.locator("#pending-edits")).to_be_visible()
+        expect(sam.locator("#pending-diff")).to_contain_text("2500")
+        expect(sam.locator("#pending-diff")).to_contain_text("1800")
+        expect(sam.locator("#pending-diff")).to_contain_text("Rita Reviewer")
+        expect(sam.locator("#edits textarea")).to_have_value(re.compile(r'"amount": 1800'))
         expect(sam.locator("#approve")).to_be_enabled()
         sam.click("#approve")
         expect(sam.locator("#outcome")).to_contain_text("edit by Rita Reviewer")
         expect(sam.locator("#outcome")).to_contain_text("and Sam Second")
+        expect(sam.locator("#outcome")).to_contain_text("edited by Rita Reviewer")
+        expect(sam.locator("#pending-edits")).to_be_hidden()
         expect(sam.locator("#run-status")).to_have_text("succeeded")
         expect(rita.locator("#run-status")).to_have_text("succeeded")
         browser.close()
 
     done = served.wait(submitted["id"], "succeeded")
     assert done["output"]["fields"] == {"policy_number": "P-1", "amount": 1800}
+
+
+@pytest.fixture
+def served_alone(tmp_path: Path) -> Iterator[Served]:
+    built = Served(tmp_path, workers=False)
+    yield built
+    built.close()
+
+
+def waiting_review(served: Served, n: int, payload: dict[str, Any]) -> str:
+    """A run waiting at a review with ``payload`` (recorded directly: nothing drives it)."""
+    from orchestrator.runs.store import RunStore
+
+    store = RunStore(Database(served.url))
+    run, _ = store.create_run("tickets", {"issues": [f"issue {n}"]}, tenant="acme")
+    store.add_review(run.id, f"i-{n}", "label", {"workflow": "tickets", **payload})
+    store.set_status(run.id, "awaiting_review")
+    return store.reviews("pending", run.id)[0].id
+
+
+def test_the_queue_pages_a_map_item_edits_its_answer_and_a_revoked_key_signs_out(
+    served_alone: Served,
+) -> None:
+    """More than a page of reviews is reachable; a map item's edit box holds the answer's field
+    (it showed `undefined`); hidden direction controls are shown as codes, with a warning; a key
+    revoked while the page is open sends the reviewer back to sign in, saying why."""
+    from playwright.sync_api import expect, sync_playwright
+
+    served = served_alone
+    item = {
+        "kind": "map_item",
+        "node": "label",
+        "index": 0,
+        "specialist": "labeller",
+        "show": {"input": "printer \u202egnp.exe\u202c", "answer": {"label": "technical"}},
+        "editable": ["label"],
+        "values": {"answer": {"label": "technical"}},
+    }
+    ids = [waiting_review(served, n, {**item, "title": f"label: item {n}"}) for n in range(103)]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page()
+        sign_in(page, served, served.reviewer)
+        expect(page.locator("#queue-rows tr")).to_have_count(100)
+        expect(page.locator("#queue-count")).to_have_text("100 shown, more waiting.")
+        page.click("#queue-more")
+        expect(page.locator("#queue-rows tr")).to_have_count(103)
+        expect(page.locator("#queue-more-row")).to_be_hidden()
+
+        page.click(f"a[data-review='{ids[102]}']")
+        expect(page.locator("#edits textarea")).to_have_value('"technical"')
+        expect(page.locator("#proposed")).to_contain_text("printer ⟨U+202E⟩gnp.exe⟨U+202C⟩")
+        expect(page.locator("#warnings")).to_contain_text("text-direction controls")
+        page.fill("#edits textarea", '"billing"')
+        page.click("#edit")
+        expect(page.locator("#diff")).to_contain_text("technical")
+        expect(page.locator("#diff")).to_contain_text("billing")
+
+        revoked = KeyStore(Database(served.url))
+        mine = next(k for k in revoked.all("acme") if k.name == "Rita Reviewer")
+        revoked.revoke(mine.id)
+        page.click("#back")
+        expect(page.locator("#sign-in")).to_be_visible()
+        expect(page.locator("#sign-in-error")).to_contain_text("Signed out")
+        expect(page.locator("#sign-in-error")).to_contain_text("wrong or revoked")
+        browser.close()

@@ -15,3 +15,11 @@ def test_control_characters_are_printed_as_escapes_not_sent_to_the_terminal() ->
     assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
     assert "ev\\x1b]0;pwned\\x07il\\x0dX, a \\x9b31m" in shown
     assert shown.endswith("line é\n")  # line feeds and text stay as they are
+
+
+def test_text_direction_controls_are_printed_as_escapes() -> None:
+    buffer = io.StringIO()
+    _Console(file=buffer, highlight=False, width=200).print("policy \u202egnp.exe\u202c, ok مرحبا")
+    shown = buffer.getvalue()
+    assert "\u202e" not in shown and "\u202c" not in shown
+    assert "policy \\u202egnp.exe\\u202c, ok مرحبا" in shown  # right-to-left text itself stays

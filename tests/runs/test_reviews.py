@@ -320,6 +320,12 @@ def test_a_reviewer_is_warned_of_empty_lookups_misfits_and_failed_tools(
         "payout is empty: the step that fills it found nothing",
         "tool calculator failed in step payout: division by zero",
     ]
+    spoofed = {"fields": {"policy_number": "P-\u202e1-X\u202c", "amount": 5}, "payout": 5}
+    hidden = dataclasses.replace(review, payload={**review.payload, "show": spoofed})
+    assert review_warnings(hidden, [], catalog) == [
+        "the values shown hold text-direction controls (U+202C, U+202E): text may read in "
+        "another order than it is written; they are shown as their codes"
+    ]
 
 
 def test_a_decision_that_is_not_text_is_refused_and_the_review_waits(
