@@ -55,7 +55,7 @@ def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog)
         answer = values["answer"]
         for path, value in changes.items():
             parts = _parts(review.id, path)
-            if parts[0] not in editable:
+            if not within(path, editable):
                 raise InputError(
                     f"review {review.id}: {path!r} is not a field of the answer "
                     f"(editable: {', '.join(editable)})"
@@ -64,11 +64,10 @@ def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog)
         _validate(review.id, "answer", answer, schema)
         return {"answer": answer}
     schemas = state_schemas(catalog, payload["workflow"])
-    roots = {key.split(".")[0] for key in editable}
     for path, value in changes.items():
         parts = _parts(review.id, path)
         root = parts[0]
-        if root not in roots:
+        if not within(path, editable):
             raise InputError(
                 f"review {review.id}: {path!r} may not be edited here "
                 f"(editable: {', '.join(editable)})"
@@ -83,6 +82,13 @@ def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog)
     for root in edited:
         _validate(review.id, root, values[root], schemas.get(root, {}))
     return {root: values[root] for root in edited}
+
+
+def within(path: str, editable: list[str]) -> bool:
+    """Whether an edit of ``path`` stays inside what the gate lets a reviewer edit: an editable
+    path itself or a field under one (``editable: [fields.amount]`` allows neither
+    ``fields.policy_number`` nor the whole of ``fields``)."""
+    return any(path == e or path.startswith(e + ".") for e in editable)
 
 
 def state_schemas(catalog: Catalog, workflow_name: str) -> dict[str, dict[str, Any]]:

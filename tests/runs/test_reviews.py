@@ -352,3 +352,24 @@ def test_a_decision_that_is_not_text_is_refused_and_the_review_waits(
 
     _, finished = drive(catalog, database_url, body)
     assert finished.status == "succeeded"
+
+
+def test_an_editable_path_lets_a_reviewer_edit_that_field_and_nothing_beside_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalog = claim_catalog(tmp_path, editable=["fields.amount"])
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        for change in (
+            {"fields.policy_number": "P-EVIL"},  # beside the editable field
+            {"fields": {"policy_number": "P-EVIL", "amount": 1}},  # the whole key around it
+            {"fields.amountx": 1},  # a name that only starts like it
+        ):
+            with pytest.raises(InputError, match=r"may not be edited here \(editable: fields\.amo"):
+                await runner.decide(review.id, "edit", "sam", changes=change)
+        return await runner.decide(review.id, "edit", "sam", changes={"fields.amount": 1800})
+
+    decided, record = drive(catalog, database_url, body)
+    assert record.output["fields"] == {"policy_number": "P-1", "amount": 1800}
