@@ -177,6 +177,15 @@ class RunError(CadreError):
     """A run failed while doing its work (not the user's mistake)."""
 
 
+class DatabaseUnavailable(CadreError):
+    """The run database cannot be reached now (Postgres restarting, the network down): a
+    request is answered 503 and may be tried again; nothing was written."""
+
+    http_status = 503
+    kind = "database_unavailable"
+    headers = MappingProxyType({"Retry-After": "5"})
+
+
 class EngineError(RunError):
     """The model engine failed or returned something unusable."""
 

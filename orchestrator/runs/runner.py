@@ -174,9 +174,12 @@ class Runner:
         self._keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._keeper
-        await self._flush_events()
-        for run_id in list(self._stops):  # interrupted mid-run: let any other driver take it
-            await self._io(self.queue.release, run_id, self.owner)
+        try:
+            await self._flush_events()
+            for run_id in list(self._stops):  # interrupted mid-run: let any other driver take it
+                await self._io(self.queue.release, run_id, self.owner)
+        except Exception as failed:  # the database went away: the leases run out by themselves
+            log.warning("could not hand runs back (%s); their leases run out instead", failed)
         await self._checkpointer_cm.__aexit__(kind, err, tb)
         self.db.close()
         if self._owns_pool and self._asker is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -18,12 +19,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from orchestrator import config
-from orchestrator.errors import UserError
+from orchestrator.errors import DatabaseUnavailable, UserError
 
 DATABASE_ENV = config.DATABASE_ENV
 POSTGRES_POOL = 8
@@ -34,6 +36,7 @@ WRITE_RETRY_S = 0.0005
 WRITE_RETRY_MAX_S = 0.01
 """A statement that met a locked SQLite file is tried again after these pauses (doubling)."""
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _is_postgres(url: str) -> bool:
@@ -77,13 +80,10 @@ class Database:
         # One connection, used from several threads (API handlers, run workers): one at a time.
         self._lock = threading.Lock()
         if self.postgres:
-            import psycopg
-            from psycopg.rows import dict_row
-
             try:
-                self._conn: Any = psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
-            except psycopg.OperationalError as err:
-                raise UserError(f"cannot connect to {self.url}: {err}".strip()) from None
+                self._conn: Any = self._connect()
+            except DatabaseUnavailable as err:
+                raise UserError(err.message) from None
         else:
             # No busy timeout: a statement that meets another process's write lock is tried
             # again by retry_locked, after 0.5 ms at first, where SQLite's busy handler sleeps
@@ -130,8 +130,12 @@ class Database:
         """Run one statement for each row of parameters, in one transaction."""
         with self._lock, self._guard(sql):
             if self.postgres:
-                with self._conn.transaction(), self._conn.cursor() as cursor:
-                    cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+                def in_one() -> None:
+                    with self._conn.transaction(), self._conn.cursor() as cursor:
+                        cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+                self._on_postgres(in_one)
                 return
 
             def transaction() -> None:
@@ -155,7 +159,42 @@ class Database:
             )
 
     def _retry(self, statement: Callable[[], T]) -> T:
-        return statement() if self.postgres else retry_locked(statement)
+        return self._on_postgres(statement) if self.postgres else retry_locked(statement)
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            return psycopg.connect(
+                self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
+            )
+        except psycopg.OperationalError as err:
+            raise DatabaseUnavailable(
+                f"cannot connect to {shown_url(self.url)}: {str(err).strip()}"
+            ) from None
+
+    def _on_postgres(self, statement: Callable[[], T]) -> T:
+        """Run a statement on Postgres over a live connection. A connection the server dropped
+        (a restart, a failover, a killed backend) is opened again, and the statement asked
+        again once: a server that went away ran nothing on the connection it dropped."""
+        import psycopg
+
+        if self._conn.closed:
+            self._reopen()
+        try:
+            return statement()
+        except psycopg.OperationalError:
+            if not self._conn.closed:
+                raise  # the statement failed, not the connection
+        log.warning("the run database dropped its connection; connecting again")
+        self._reopen()
+        return statement()
+
+    def _reopen(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()  # what is left of the dropped one
+        self._conn = self._connect()
 
     def columns(self, table: str) -> set[str]:
         """The column names of ``table``."""
@@ -170,6 +209,16 @@ class Database:
 
 _SET_UP: set[tuple[Any, ...]] = set()
 """The (table group, database) pairs this process has set up (see :meth:`Database.set_up`)."""
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be shown: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    where = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=where))
 
 
 def use_wal(conn: sqlite3.Connection) -> None:
@@ -214,8 +263,15 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
 
         # A pool: the many runs one worker drives at once write their checkpoints side by side.
         kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+        # Each connection is checked as it is lent: one the server dropped (a restart) is
+        # replaced instead of failing the checkpoint write it was lent for.
         async with AsyncConnectionPool(
-            url, min_size=1, max_size=POSTGRES_POOL, kwargs=kwargs, open=False
+            url,
+            min_size=1,
+            max_size=POSTGRES_POOL,
+            kwargs=kwargs,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
         ) as pool:
             saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
             await saver.setup()

@@ -88,3 +88,52 @@ def test_writers_give_up_with_database_is_locked_after_the_bound(
     released.wait(5)
     db.execute("INSERT INTO t (n) VALUES (1)")  # the lock is free: nothing was left half-done
     assert db.query("SELECT COUNT(*) AS n FROM t")[0]["n"] == 1
+
+
+def drop_connections(url: str) -> int:
+    """What a Postgres restart does to this database's clients: every other backend ends."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        return len(
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        )
+
+
+def test_a_connection_postgres_dropped_is_opened_again(database_url: str) -> None:
+    """A restart or failover ends the server side of every connection: the next statement, and
+    the next checkpoint write, go through on a new one instead of failing for good."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to drop the connection")
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    db = Database(database_url)
+    db.execute("CREATE TABLE t (n INTEGER)")
+    db.execute("INSERT INTO t VALUES (?)", (1,))
+
+    async def write_twice() -> int:
+        async with open_checkpointer(database_url) as saver:
+            config = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+            await saver.aput(config, empty_checkpoint(), {}, {})
+            assert drop_connections(database_url) >= 1
+            await saver.aput(config, empty_checkpoint(), {}, {})
+            return len([c async for c in saver.alist(config)])
+
+    assert asyncio.run(write_twice()) == 2  # which dropped this connection too
+    db.execute("INSERT INTO t VALUES (?)", (2,))  # a write on a dropped connection
+    assert drop_connections(database_url) >= 1
+    assert [r["n"] for r in db.query("SELECT n FROM t ORDER BY n")] == [1, 2]
+    db.close()
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_its_password() -> None:
+    from orchestrator.errors import UserError
+    from orchestrator.storage.database import shown_url
+
+    with pytest.raises(UserError, match=r"cannot connect to postgresql://cadre:\*\*\*@127") as err:
+        Database("postgresql://cadre:s3cret@127.0.0.1:9/runs")
+    assert "s3cret" not in str(err.value)
+    assert shown_url("postgresql://a@h/db") == "postgresql://a@h/db"
