@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.errors import DatabaseUnavailable
 from orchestrator.storage import database
 from orchestrator.storage.database import Database, open_checkpointer
 
@@ -126,7 +127,12 @@ def test_a_connection_postgres_dropped_is_opened_again(database_url: str) -> Non
     db.execute("INSERT INTO t VALUES (?)", (2,))  # a write on a dropped connection
     assert drop_connections(database_url) >= 1
     assert [r["n"] for r in db.query("SELECT n FROM t ORDER BY n")] == [1, 2]
-    db.close()
+    # While the server cannot be reached, a statement says so (the API answers 503).
+    drop_connections(database_url)
+    down = DatabaseUnavailable("cannot connect to the run database")
+    db._connect = lambda: (_ for _ in ()).throw(down)  # type: ignore[method-assign]
+    with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+        db.query("SELECT n FROM t")
 
 
 def test_a_database_that_cannot_be_reached_is_named_without_its_password() -> None:
