@@ -23,7 +23,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,6 +38,7 @@ from orchestrator import config, telemetry
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import (
     CadreError,
+    DriverStopped,
     InputError,
     RunError,
     clip,
@@ -45,7 +46,7 @@ from orchestrator.errors import (
     unfit_json,
 )
 from orchestrator.runs.budget import token_budget
-from orchestrator.runs.queue import DEFAULT_LEASE_S, RunQueue
+from orchestrator.runs.queue import DEFAULT_LEASE_S, Renewal, RunQueue
 from orchestrator.runs.reviews import record_decision
 from orchestrator.runs.store import (
     FINISHED,
@@ -144,6 +145,9 @@ class Runner:
         self.tick_s = tick_s
         """How often the driver writes its events and looks for cancelled runs (one read)."""
         self._stops: dict[str, asyncio.Event] = {}
+        self._valid: dict[str, float] = {}
+        """Per run held: until when (monotonic) its lease surely holds, by this process's own
+        clock; past it, the run is not touched again before a renewal says it is still ours."""
         """The runs this driver holds, each with the signal to stop driving it (cancelled, or
         its lease lost)."""
         self._events: list[tuple[str, float, EventKind, str, dict[str, Any]]] = []
@@ -160,7 +164,7 @@ class Runner:
         self.queue = RunQueue(self.db, self.lease_s)
         self._checkpointer_cm = open_checkpointer(self.db.url)
         self.checkpointer = await self._checkpointer_cm.__aenter__()
-        instrument_checkpointer(self.checkpointer)
+        instrument_checkpointer(self.checkpointer, guard=self._guard_writes)
         if self._memory is None:
             from orchestrator.memory.store import SqlStore
 
@@ -207,6 +211,7 @@ class Runner:
                 self._memory,
                 corpora,
                 budget=self.budget,
+                guard=self._guard,
             )
         return self._graphs[workflow]
 
@@ -219,9 +224,11 @@ class Runner:
 
     def _hold(self, run_id: str) -> None:
         self._stops.setdefault(run_id, asyncio.Event())
+        self._valid[run_id] = time.monotonic() + self.lease_s
 
     async def _let_go(self, run_id: str) -> None:
         self._stops.pop(run_id, None)
+        self._valid.pop(run_id, None)
         await self._record(self.queue.release, run_id, self.owner)  # after its last nodes
 
     async def _acquire(self, run_id: str) -> bool:
@@ -251,15 +258,58 @@ class Runner:
                 await self._flush_events()
                 if not self._stops:
                     continue
-                due = time.monotonic() - renewed >= self.lease_s / 3
+                asked = time.monotonic()
+                due = asked - renewed >= self.lease_s / 3
                 renewal = await self._io(self.queue.renew, self.owner, extend=due)
-                renewed = time.monotonic() if due else renewed
+                renewed = asked if due else renewed
             except Exception as err:  # a database hiccup: the next tick tries again
                 log.warning("lease renewal failed (retrying next tick): %s", err)
                 continue
-            for run_id, stop in list(self._stops.items()):
-                if run_id in renewal.cancelled or run_id not in renewal.held:
-                    stop.set()
+            self._renewed(renewal, asked if due else None)
+
+    def _renewed(self, renewal: Renewal, extended_at: float | None) -> None:
+        """What a renewal said: the runs still held (their leases extended from
+        ``extended_at``, if it extended them) and those cancelled or held by another driver
+        now, whose drives are told to stop."""
+        for run_id, stop in list(self._stops.items()):
+            if run_id not in renewal.held:
+                self._valid.pop(run_id, None)
+            elif extended_at is not None:
+                self._valid[run_id] = extended_at + self.lease_s
+            if run_id in renewal.cancelled or run_id not in renewal.held:
+                stop.set()
+
+    async def _guard(self, run_id: str) -> None:
+        """Before a model or tool call of a run this driver holds: not if the run was cancelled
+        or its lease went elsewhere (DriverStopped). A lease that by this process's clock may
+        have run out (the process stood still: a pause, a swap storm, a frozen VM) is renewed
+        first; if another driver took the run meanwhile, this one stops instead of calling
+        again what the other has called."""
+        stop = self._stops.get(run_id)
+        if stop is None:
+            return  # not a run this driver holds a lease on
+        if not stop.is_set() and time.monotonic() < self._valid.get(run_id, 0.0):
+            return
+        await self._confirm(run_id, stop)
+        if stop.is_set():
+            raise DriverStopped(f"run {run_id} was cancelled, or another driver holds it now")
+
+    async def _guard_writes(self, run_id: str) -> None:
+        """Before a checkpoint write: only while this driver holds the run's lease (a write
+        after another driver took the run would fork its thread's history). A cancelled run's
+        step in flight is still written."""
+        stop = self._stops.get(run_id)
+        if stop is None or time.monotonic() < self._valid.get(run_id, 0.0):
+            return
+        await self._confirm(run_id, stop)
+        if run_id not in self._valid:
+            raise DriverStopped(f"run {run_id}: another driver holds it now; nothing written")
+
+    async def _confirm(self, run_id: str, stop: asyncio.Event) -> None:
+        """Renew this driver's leases now, to learn whether it still holds ``run_id``."""
+        if not stop.is_set() or run_id in self._valid:
+            asked = time.monotonic()
+            self._renewed(await self._io(self.queue.renew, self.owner, extend=True), asked)
 
     def _token(self, run_id: str, chunk: Any) -> None:
         """A piece of a streaming node's text: added to that node's ``token`` event not yet
@@ -562,6 +612,9 @@ class Runner:
                         continue
                     if chunk.get("__metadata__", {}).get("cached"):
                         continue  # replayed from the checkpoint, not run again
+                    # A step finished while another driver took the run is not logged (its
+                    # checkpoint is not written either): that driver does the step again.
+                    await self._guard_writes(run_id)
                     for node, update in chunk.items():
                         if node.startswith("__"):
                             continue
@@ -585,6 +638,8 @@ class Runner:
                     if stop.is_set():  # cancelled, or the lease went to another driver
                         await stream.aclose()
                         return None
+            except DriverStopped:  # cancelled, or another driver holds the run: not a failure
+                return None
             except GraphRecursionError:
                 raise RunError(
                     f"workflow {workflow!r} took {MAX_STEPS} steps without reaching end: a "
@@ -658,17 +713,22 @@ class Runner:
         return {key: lookup(values, key, None) for key in keys}
 
 
-def instrument_checkpointer(saver: Any) -> None:
+def instrument_checkpointer(
+    saver: Any, guard: Callable[[str], Awaitable[None]] | None = None
+) -> None:
     """Trace the saver's writes (reads stay untraced): by default each write is a
     ``cadre.checkpoint.write`` event, with its duration, on the span current at the time (a
     step's span, or the run's), so checkpoints do not crowd a trace; with
-    ``CADRE_TRACE_CHECKPOINTS=spans`` each write is a span of its own."""
+    ``CADRE_TRACE_CHECKPOINTS=spans`` each write is a span of its own. ``guard`` is awaited
+    with the run id before each write (a driver's check that it still holds the run)."""
     as_spans = config.trace_checkpoints() == "spans"
 
     def traced(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         async def write(run_config: Any, *args: Any, **kwargs: Any) -> Any:
             thread = run_config.get("configurable", {}).get("thread_id", "")
+            if guard is not None:
+                await guard(thread)
             attributes = {"cadre.checkpoint.op": name, gen_ai.CONVERSATION_ID: thread}
             if as_spans:
                 with telemetry.span(CHECKPOINT_WRITE, attributes):

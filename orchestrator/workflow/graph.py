@@ -15,7 +15,7 @@ from orchestrator.catalog import SpecialistCatalog
 from orchestrator.specialists.asking import Asker
 from orchestrator.workflow.budget import TokenBudget
 from orchestrator.workflow.nodes import BUILD
-from orchestrator.workflow.nodes.base import NodeBuilder
+from orchestrator.workflow.nodes.base import Guard, NodeBuilder
 from orchestrator.workflow.spec import WorkflowSpec
 
 
@@ -37,10 +37,13 @@ def compile_workflow(
     store: Any = None,
     corpora: Any = None,
     budget: TokenBudget | None = None,
+    guard: Guard | None = None,
 ) -> Any:
     """The runnable LangGraph graph for a checked workflow spec; ``budget`` holds its calls to
-    the workflow's token budget and, with a ledger, to tenants' daily budgets."""
-    graph = GraphBuilder(spec, catalog, asker, corpora, budget).build()
+    the workflow's token budget and, with a ledger, to tenants' daily budgets; ``guard`` is
+    awaited with the run id before each model and tool call (a driver's check that it still
+    holds the run)."""
+    graph = GraphBuilder(spec, catalog, asker, corpora, budget, guard).build()
     return graph.compile(checkpointer=checkpointer, store=store)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.config import get_config, get_stream_writer
@@ -93,6 +93,11 @@ def in_node(node_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+Guard = Callable[[str], Awaitable[None]]
+"""A driver's check, before a model or tool call of a run, that it may still drive the run
+(awaited with the run id; raises DriverStopped when it may not)."""
+
+
 class NodeBuilder:
     """The graph being built for one workflow spec, and the services its nodes share."""
 
@@ -103,12 +108,14 @@ class NodeBuilder:
         asker: Asker | None,
         corpora: Any = None,
         budget: TokenBudget | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.spec = spec
         self.catalog = catalog
         self.asker = asker
         self.corpora = corpora
         self.budget = budget or TokenBudget()
+        self._guard = guard
         self.graph: StateGraph[Any] = StateGraph(state_type(spec))
 
     async def ask(
@@ -135,6 +142,7 @@ class NodeBuilder:
             gen_ai.AGENT_DESCRIPTION: specialist.description,
             gen_ai.REQUEST_MODEL: model_label(specialist.model, specialist.adapter),
         }
+        await self.guard()
         with telemetry.span(f"invoke_agent {specialist.name}", attributes) as span:
             if specialist.corpus and self.corpora is not None:
                 text = await retrieve_into(self.corpora, specialist.corpus, text, node_id)
@@ -181,6 +189,12 @@ class NodeBuilder:
                 }
             )
             return answer
+
+    async def guard(self) -> None:
+        """Before a call with effects (a model's tokens, a tool's side effect): may this driver
+        still drive the run? (DriverStopped if it was cancelled or its lease went elsewhere.)"""
+        if self._guard is not None:
+            await self._guard(get_config().get("configurable", {}).get("thread_id", ""))
 
     def _budget_run(self, state: dict[str, Any] | None) -> RunRef:
         configurable = get_config().get("configurable", {})

@@ -33,6 +33,7 @@ def build(node: ToolNode, b: NodeBuilder) -> None:
         started = time.perf_counter()
         error: dict[str, Any] | None = None
         result: Any = None
+        await b.guard()  # outside the try: a driver that must stop is no tool error
         try:
             with telemetry.span(f"execute_tool {tool.name}", attributes):
                 result = await call_tool(tool, args, context, node.timeout_s)
