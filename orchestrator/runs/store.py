@@ -547,12 +547,21 @@ class RunStore:
     def add_review(
         self, run_id: str, interrupt_id: str, node: str, payload: dict[str, Any]
     ) -> None:
-        """Queue a review for an interrupt; a second call for the same interrupt does nothing."""
+        """Queue a review for an interrupt; a second call for the same interrupt does nothing,
+        unless its decision was marked applied: the run stopped at the same interrupt again, so
+        the decision never reached it (its driver died before the resume was saved). It is
+        then decided again, for the next driver to apply; the reviewer's decision is not lost."""
         exists = self.db.query(
-            "SELECT id FROM cadre_reviews WHERE run_id = ? AND interrupt_id = ?",
+            "SELECT id, status FROM cadre_reviews WHERE run_id = ? AND interrupt_id = ?",
             (run_id, interrupt_id),
         )
         if exists:
+            if exists[0]["status"] == "applied":
+                self.db.execute(
+                    "UPDATE cadre_reviews SET status = 'decided' "
+                    "WHERE id = ? AND status = 'applied'",
+                    (exists[0]["id"],),
+                )
             return
         review_id, now = f"rv-{uuid.uuid4().hex[:10]}", time.time()
         wait = payload.get("escalate_after_s")

@@ -373,3 +373,30 @@ def test_an_editable_path_lets_a_reviewer_edit_that_field_and_nothing_beside_it(
 
     decided, record = drive(catalog, database_url, body)
     assert record.output["fields"] == {"policy_number": "P-1", "amount": 1800}
+
+
+def test_a_decision_whose_driver_died_before_the_resume_was_saved_is_applied_by_the_next(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The applying driver marks the decision applied, sets the run running, and dies before
+    the resume reaches a checkpoint. The next driver finds the run at the same interrupt: the
+    decision is applied again there, not lost (the run used to wait for good with no review)."""
+    catalog = claim_catalog(tmp_path)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        runner.store.decide(review.id, "approve", "rita")
+        runner.store.mark_applied([review.id])  # what the dead driver got to
+        runner.store.set_status(record.id, "running")
+        return review.id, await runner.resume(record.id)
+
+    review_id, record = drive(catalog, database_url, body)
+    assert record.status == "succeeded"
+    assert record.output["decision"] == {"decision": "pay"}
+    store_review = drive(catalog, database_url, lambda r: _read(r, review_id))
+    assert (store_review.status, store_review.decided_by) == ("applied", "rita")
+
+
+async def _read(runner: Runner, review_id: str) -> Any:
+    return runner.store.review(review_id)
