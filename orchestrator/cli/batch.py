@@ -98,10 +98,15 @@ async def _run_all(
     async with Runner(loaded, asker=asker) as runner:
 
         async def one(line: InputLine) -> None:
+            interrupted = False
             try:
                 finish(await _run_one(runner, spec.name, line, running))
+            except asyncio.CancelledError:
+                interrupted = True  # Ctrl-C: its run stays listed, to be named as left
+                raise
             finally:
-                running.pop(line.number, None)
+                if not interrupted:
+                    running.pop(line.number, None)
                 slots.release()
 
         try:

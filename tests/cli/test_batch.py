@@ -3,6 +3,7 @@ one result line per input, bad lines reported without stopping the others."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -188,3 +189,38 @@ def test_results_that_cannot_be_written_stop_the_batch_with_one_error(
     (catalog, asker), path = local_batch(tmp_path, None, [{"text": f"t{i}"} for i in range(5)])
     with pytest.raises(RunError, match=r"results could not be written to /dev/full \(No space"):
         run_many(catalog, "chain", path, 2, Path("/dev/full"), asker=asker)
+
+
+def test_an_interrupted_batch_names_the_runs_it_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while three runs are driven: each stays recorded, and the message names them
+    (their tasks were cancelled before the message was written, and it said nothing)."""
+    import os
+    import signal
+
+    from orchestrator.cli.batch import run_many
+    from orchestrator.runs.store import RunStore
+    from orchestrator.storage.database import Database
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    monkeypatch.setenv("CADRE_DATABASE_URL", url)
+    (catalog, asker), path = local_batch(tmp_path, None, [{"text": f"t{i}"} for i in range(6)])
+    asked = []
+    plain = asker.ask_spec
+
+    async def ask_spec(*args: Any, **kwargs: Any) -> Any:
+        asked.append(1)
+        if len(asked) == 3:  # three runs are in their first node: the user presses Ctrl-C
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(30)
+        return await plain(*args, **kwargs)
+
+    monkeypatch.setattr(asker, "ask_spec", ask_spec)
+    with pytest.raises(KeyboardInterrupt):
+        run_many(catalog, "chain", path, 3, None, asker=asker)
+    said = " ".join(capsys.readouterr().err.split())
+    left = [r.id for r in RunStore(Database(url)).runs() if r.status == "running"]
+    assert len(left) == 3
+    assert "interrupted: 3 runs were left where they were" in said, said
+    assert all(run_id in said for run_id in left)
