@@ -88,11 +88,14 @@ class Database:
             # No busy timeout: a statement that meets another process's write lock is tried
             # again by retry_locked, after 0.5 ms at first, where SQLite's busy handler sleeps
             # 1 to 100 ms a try (this process's other writers meanwhile wait on its writer lock).
-            conn = sqlite3.connect(
-                _sqlite_path(self.url), isolation_level=None, check_same_thread=False, timeout=0
+            path = _sqlite_path(self.url)
+            conn = _sqlite_open(
+                path,
+                lambda: sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=0
+                ),
             )
             conn.row_factory = sqlite3.Row
-            use_wal(conn)
             self._conn = conn
         self._writer = contextlib.nullcontext() if self.postgres else sqlite_writer(self.url)
 
@@ -221,6 +224,28 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=where))
 
 
+def _sqlite_open(path: Path, connect: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
+    """A connection to a SQLite file in WAL mode; a file that is not a SQLite database, a
+    damaged one, or one that cannot be opened is named in a UserError (not a traceback)."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect()
+        use_wal(conn)
+        return conn
+    except sqlite3.DatabaseError as err:
+        if conn is not None:
+            conn.close()
+        if isinstance(err, sqlite3.OperationalError) and _locked(err):
+            raise
+        where = f"the run database {path}"
+        if isinstance(err, sqlite3.OperationalError):  # e.g. its folder does not exist
+            raise UserError(f"cannot open {where}: {err} (CADRE_DATABASE_URL)") from None
+        raise UserError(
+            f"{where} is not a SQLite database, or is damaged ({err}); point "
+            "CADRE_DATABASE_URL at another file, or restore it from a backup"
+        ) from None
+
+
 def use_wal(conn: sqlite3.Connection) -> None:
     """Put a SQLite file in WAL mode. Switching a fresh file needs it to itself, and SQLite
     answers "database is locked" at once, without its busy timeout, while another connection
@@ -277,11 +302,12 @@ async def open_checkpointer(url: str | None = None) -> AsyncIterator[BaseCheckpo
             await saver.setup()
             yield saver
         return
-    conn = sqlite3.connect(
-        _sqlite_path(url), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    path = _sqlite_path(url)
+    conn = _sqlite_open(
+        path,
+        lambda: sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000),
     )
     try:
-        use_wal(conn)
         sqlite_saver = InlineSqliteSaver(conn, sqlite_writer(url))
         sqlite_saver.setup()
         yield sqlite_saver

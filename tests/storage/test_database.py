@@ -143,3 +143,22 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password() -> No
         Database("postgresql://cadre:s3cret@127.0.0.1:9/runs")
     assert "s3cret" not in str(err.value)
     assert shown_url("postgresql://a@h/db") == "postgresql://a@h/db"
+
+
+@pytest.mark.parametrize("content", [b"\x8f" * 20_000, b"SQLite format 3\x00" + b"\x00" * 100])
+def test_a_file_that_is_not_a_sqlite_database_is_named_not_a_traceback(
+    tmp_path: Path, content: bytes
+) -> None:
+    from orchestrator.errors import UserError
+
+    path = tmp_path / "runs.db"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"the run database {path} is not a SQLite database"):
+        Database(f"sqlite:///{path}")
+
+    async def checkpointer() -> None:
+        async with open_checkpointer(f"sqlite:///{path}"):
+            pass
+
+    with pytest.raises(UserError, match="is not a SQLite database, or is damaged"):
+        asyncio.run(checkpointer())
