@@ -58,7 +58,7 @@ from orchestrator.runs.store import (
     new_owner,
 )
 from orchestrator.specialists.asking import Asker
-from orchestrator.storage.database import Database, open_checkpointer
+from orchestrator.storage.database import Database, database_trouble, open_checkpointer
 from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.graph import compile_workflow
@@ -646,13 +646,21 @@ class Runner:
                     "loop whose way out never fires (check its branch's conditions), or give "
                     "the workflow a `budget` to stop it sooner"
                 ) from None
-        except CadreError as err:
-            usage = await self._usage(graph, config, err)
-            await self._record(
-                self.store.set_status, run_id, "failed", error=err.message, usage=usage
-            )
-            raise
-        except Exception as err:  # a bug: recorded as the run's error, and raised as it is
+        except Exception as err:
+            if database_trouble(err):  # nothing wrong with the run: it stays where it was
+                raise RunError(
+                    f"run {run_id} stopped: the run database could not be written "
+                    f"({clip(str(err), 200)}); its finished steps are kept, and "
+                    f"`cadre runs resume {run_id}` goes on with it (a worker does, once its "
+                    "lease runs out)"
+                ) from None
+            if isinstance(err, CadreError):
+                usage = await self._usage(graph, config, err)
+                await self._record(
+                    self.store.set_status, run_id, "failed", error=err.message, usage=usage
+                )
+                raise
+            # A bug: recorded as the run's error, and raised as it is.
             node = getattr(err, "cadre_node", None)
             message = f"{type(err).__name__}: {err}" + (f" (in node {node!r})" if node else "")
             usage = await self._usage(graph, config, err)

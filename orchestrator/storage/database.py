@@ -395,6 +395,20 @@ class InlineSqliteSaver(SqliteSaver):
         await self._write(lambda: self.delete_thread(thread_id))
 
 
+def database_trouble(err: BaseException) -> bool:
+    """Whether an error is the run database's, for a while, and not the work's: SQLite locked
+    past the bound, or Postgres out of reach or dropping the connection."""
+    if isinstance(err, DatabaseUnavailable):
+        return True
+    if isinstance(err, sqlite3.OperationalError):
+        return _locked(err)
+    try:
+        import psycopg
+    except ImportError:  # psycopg is a dependency; without it nothing is Postgres
+        return False
+    return isinstance(err, psycopg.OperationalError)
+
+
 def _locked(err: sqlite3.OperationalError) -> bool:
     """Another connection holds what the statement needs (SQLITE_BUSY or SQLITE_LOCKED)."""
     return "locked" in str(err) or "busy" in str(err)

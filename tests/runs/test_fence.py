@@ -123,3 +123,35 @@ def test_the_guard_refuses_a_cancelled_run_s_calls_but_not_its_last_write(
             await r._guard("run-not-mine")  # a run this driver does not hold: not its business
 
     asyncio.run(body())
+
+
+def test_a_database_locked_past_the_bound_leaves_the_run_where_it_was(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A write that gave up on a locked SQLite file (or a Postgres out of reach) stops the run
+    with one error naming what to do; the run is not recorded failed, and resuming it finishes
+    it without redoing its finished steps."""
+    import sqlite3
+
+    from orchestrator.errors import RunError
+
+    catalog = chain(tmp_path)
+
+    def locked() -> None:
+        raise sqlite3.OperationalError("database is locked: no checkpoint write for 30 s")
+
+    stopping = Stalling(catalog, at=2, then=locked)
+
+    async def body() -> Any:
+        async with Runner(catalog, database_url=database_url, asker=stopping) as runner:
+            with pytest.raises(RunError, match=r"could not be written .* `cadre runs resume"):
+                await runner.start("chain", {"text": "printer"})
+            (record,) = runner.store.runs()
+            assert (record.status, record.error) == ("running", None)
+        again = Stalling(catalog, at=0, then=None)
+        async with Runner(catalog, database_url=database_url, asker=again) as runner:
+            return await runner.resume(record.id), again.calls
+
+    record, calls = asyncio.run(body())
+    assert record.status == "succeeded"
+    assert calls == ["extractor", "decider", "labeller"]  # node a was not asked again
