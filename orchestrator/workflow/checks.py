@@ -38,7 +38,7 @@ from orchestrator.workflow.spec import (
     WorkflowSpec,
     reserved_key,
 )
-from orchestrator.workflow.templates import malformed, placeholders
+from orchestrator.workflow.templates import malformed, placeholders, same
 
 
 def successors(node: NodeSpec) -> list[str]:
@@ -222,11 +222,23 @@ def _node_problems(
     def values_allowed(
         schema: dict[str, Any], values: list[Any], where: str, what: str
     ) -> Iterator[Problem]:
+        declared = schema.get("type")
+        types: list[str] = [declared] if isinstance(declared, str) else list(declared or [])
+        for value in values if types else ():
+            kind = json_type(value)
+            if kind not in types and not (kind == "integer" and "number" in types):
+                yield Problem(
+                    file,
+                    f"{at}.{where}",
+                    f"{value!r} is never {what}: that is {' or '.join(types)}, and this is "
+                    f"{kind}" + (" (write it without quotes)" if kind == "string" else ""),
+                )
+                return
         allowed = allowed_values(schema)
         if allowed is None:
             return
         for value in values:
-            if value not in allowed:
+            if not any(same(value, a) for a in allowed):
                 choices = ", ".join(repr(a) for a in allowed)
                 yield Problem(
                     file, f"{at}.{where}", f"{value!r} is never {what} (it is one of {choices})"
@@ -324,6 +336,16 @@ def _node_problems(
                 f"{at}.planner",
                 f"planner {node.planner!r} must answer {{tasks: [{{specialist, input}}]}}",
             )
+
+
+def json_type(value: Any) -> str:
+    """The JSON Schema type of a value as YAML or JSON gave it."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    names = {float: "number", str: "string", list: "array", dict: "object", type(None): "null"}
+    return names.get(type(value), "unknown")
 
 
 def _graph_problems(spec: WorkflowSpec, ids: dict[str, int], file: str) -> Iterator[Problem]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, NewType
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator.catalog.specs import NAME_PATTERN, Spec
 
@@ -141,6 +141,18 @@ class Condition(Spec):
     )
     value: Any = Field(default=None, description="What to compare with (a list for in/not_in).")
 
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Condition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(
+                f"op {self.op} compares with a list of values, e.g. value: [a, b]; "
+                f"got {type(self.value).__name__}"
+            )
+        ordered = isinstance(self.value, (int, float, str)) and not isinstance(self.value, bool)
+        if self.op in ("gt", "ge", "lt", "le") and not ordered:
+            raise ValueError(f"op {self.op} compares with a number or a text, not {self.value!r}")
+        return self
+
 
 class Case(Spec):
     """One way out of a branch."""
@@ -148,8 +160,10 @@ class Case(Spec):
     when: Condition | None = Field(
         default=None, description="Condition on state (condition branch)."
     )
-    equals: str | None = Field(
-        default=None, description="Router answer that selects this case (router branch)."
+    equals: str | bool | int | float | None = Field(
+        default=None,
+        description="Router answer that selects this case (router branch): the value of the "
+        "router's `route_on` field, text, a number or true/false as the field is.",
     )
     next: str = Field(description="Node to run when this case matches.")
 

@@ -24,6 +24,20 @@ _LOOKS_LIKE = re.compile(
 ``{text!r}``, ``{0}``, ``{}``, an unclosed ``{text``."""
 
 
+def same(a: Any, b: Any) -> bool:
+    """Equality as JSON has it: true is not 1 and false is not 0 (Python says they are);
+    1 and 1.0 are the same number; lists and objects compare member by member."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
 def malformed(template: str) -> list[str]:
     """The pieces of ``template`` that look like placeholders but are none (they would be
     sent as they are): for the compile step to name."""

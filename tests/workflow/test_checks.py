@@ -209,6 +209,29 @@ def test_branch_values_outside_the_enum_are_problems(tmp_path: Path) -> None:
     assert "nodes.2.cases.1.when.value: 'aprove' is never decision.decision" in problems[0]
 
 
+def test_branch_values_of_another_type_than_the_field_are_problems(tmp_path: Path) -> None:
+    """A case comparing a number field with a text (or a text field with true) never fires:
+    validate says so, where the run would take the default silently."""
+    tickets = broken(load_flow("tickets"))
+    tickets["nodes"][1]["cases"] = [{"equals": True, "next": "end"}]
+    problems = problems_with(tmp_path, tickets)
+    assert len(problems) == 1, problems
+    assert (
+        "cases.0.equals: True is never labeller's label: that is string, and this is "
+        in (problems[0])
+    )
+    claim = broken(load_flow("claim"))
+    claim["nodes"][2]["cases"].insert(
+        0, {"when": {"key": "fields.amount", "op": "eq", "value": "1000"}, "next": "end"}
+    )
+    problems = problems_with(tmp_path, claim)
+    assert len(problems) == 1, problems
+    assert (
+        "nodes.2.cases.0.when.value: '1000' is never fields.amount: that is number, and this is "
+        "string (write it without quotes)"
+    ) in problems[0]
+
+
 def test_one_typo_in_next_is_one_problem_with_the_node_it_probably_meant(tmp_path: Path) -> None:
     flow = broken(load_flow("claim"))
     flow["nodes"][0]["next"] = "payuot"

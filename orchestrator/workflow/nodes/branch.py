@@ -9,13 +9,23 @@ from typing import Any
 from orchestrator.workflow.nodes.base import NodeBuilder, target
 from orchestrator.workflow.spec import BranchNode, Condition
 from orchestrator.workflow.state import usage_of
-from orchestrator.workflow.templates import lookup, render
+from orchestrator.workflow.templates import lookup, render, same
 
 _MISSING = object()
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _ordered(a: Any, b: Any) -> bool:
+    """Whether two values compare by order: two numbers, or two texts (not true and 1)."""
+    return (_number(a) and _number(b)) or (isinstance(a, str) and isinstance(b, str))
+
+
 def holds(condition: Condition, state: dict[str, Any]) -> bool:
-    """Whether a branch condition is true of state (a missing value is false)."""
+    """Whether a branch condition is true of state (a missing value is false). Values compare
+    as JSON does: true is not 1, and only numbers with numbers or texts with texts by order."""
     value = lookup(state, condition.key, _MISSING)
     if condition.op == "exists":
         return value is not _MISSING and value is not None
@@ -23,20 +33,20 @@ def holds(condition: Condition, state: dict[str, Any]) -> bool:
         return False
     if condition.op == "truthy":
         return bool(value)
-    compare: dict[str, Callable[[], bool]] = {
-        "eq": lambda: value == condition.value,
-        "ne": lambda: value != condition.value,
-        "gt": lambda: value > condition.value,
-        "ge": lambda: value >= condition.value,
-        "lt": lambda: value < condition.value,
-        "le": lambda: value <= condition.value,
-        "in": lambda: value in condition.value,
-        "not_in": lambda: value not in condition.value,
-    }
-    try:
-        return compare[condition.op]()
-    except TypeError:
+    given = condition.value
+    if condition.op in ("gt", "ge", "lt", "le") and not _ordered(value, given):
         return False
+    compare: dict[str, Callable[[], bool]] = {
+        "eq": lambda: same(value, given),
+        "ne": lambda: not same(value, given),
+        "gt": lambda: value > given,
+        "ge": lambda: value >= given,
+        "lt": lambda: value < given,
+        "le": lambda: value <= given,
+        "in": lambda: any(same(value, v) for v in given),
+        "not_in": lambda: not any(same(value, v) for v in given),
+    }
+    return compare[condition.op]()
 
 
 def build(node: BranchNode, b: NodeBuilder) -> None:
@@ -55,7 +65,7 @@ def build(node: BranchNode, b: NodeBuilder) -> None:
     def choose(state: dict[str, Any]) -> str:
         for case in node.cases:
             if router is not None:
-                if state.get("_routes", {}).get(node.id) == case.equals:
+                if same(state.get("_routes", {}).get(node.id), case.equals):
                     return target(case.next)
             elif case.when is not None and holds(case.when, state):
                 return target(case.next)
