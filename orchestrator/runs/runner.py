@@ -697,8 +697,9 @@ class Runner:
     async def _remember_run(self, record: RunRecord, output: dict[str, Any]) -> None:
         """Episodic memory: a summary of the finished run, searchable by later runs."""
         summary = (
-            f"{record.workflow} run {record.id}: input {json.dumps(record.input)[:600]}; "
-            f"output {json.dumps(output)[:900]}"
+            f"{record.workflow} run {record.id}: input "
+            f"{json.dumps(record.input, ensure_ascii=False)[:600]}; "
+            f"output {json.dumps(output, ensure_ascii=False)[:900]}"
         )
         namespace = memory_namespace(
             record.tenant, "workflow", record.workflow, record.id, "episodic"

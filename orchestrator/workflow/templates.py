@@ -66,8 +66,9 @@ def lookup(state: Mapping[str, Any], path: str, default: Any = _MISSING) -> Any:
 
 
 def render(template: str, state: Mapping[str, Any]) -> str:
-    """Fill a template from state. The compile step checks every path names a state key; a key
-    with no value yet renders as empty text."""
+    """Fill a template from state: text as it is, anything else as JSON with its characters
+    kept (`Zürich`, not `Z\\u00fcrich`: a model, a person or a search reads it). The compile
+    step checks every path names a state key; a key with no value yet renders as empty text."""
 
     def fill(match: re.Match[str]) -> str:
         token = match.group(0)
@@ -77,6 +78,6 @@ def render(template: str, state: Mapping[str, Any]) -> str:
         value = lookup(state, path, None)
         if value is None:
             return ""  # not set yet (e.g. review_feedback before any rejection)
-        return value if isinstance(value, str) else json.dumps(value)
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
     return _PLACEHOLDER.sub(fill, template)

@@ -53,6 +53,9 @@ def test_render_inserts_strings_as_they_are_and_other_values_as_json() -> None:
     assert render(text, STATE) == (
         'Claim: a flood; amount 4800; items ["roof", "door"]; first true'
     )
+    # JSON keeps its characters: a model or a search reads Zürich, not Z\u00fcrich.
+    where = {"place": {"city": "Zürich", "jp": "東京"}, "tags": ["ü"]}
+    assert render("{place} {tags}", where) == '{"city": "Zürich", "jp": "東京"} ["ü"]'
 
 
 def test_a_value_not_set_yet_renders_as_empty_text_and_double_braces_are_literal() -> None:
