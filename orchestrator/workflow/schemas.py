@@ -12,24 +12,54 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.catalog import SpecialistCatalog
-from orchestrator.workflow.spec import SpecialistNode, WorkflowSpec
+from orchestrator.workflow.spec import (
+    BranchNode,
+    MapNode,
+    PlanNode,
+    SpecialistNode,
+    WorkflowSpec,
+)
 
 
 def produced_schemas(
     workflow: WorkflowSpec, catalog: SpecialistCatalog
 ) -> dict[str, dict[str, Any]]:
-    """Each state key's schema, as declared and as produced by the specialists that write it."""
+    """Each state key's schema, as declared and as produced by the nodes that write it: a
+    specialist node its specialist's answer, a map a list of its specialist's answers, a plan
+    a list of {specialist, task, answer}, a router branch its router's answer."""
     schemas = dict(workflow.state_schemas())
     for node in workflow.nodes:
-        if (
-            isinstance(node, SpecialistNode)
-            and node.output in schemas  # an undeclared output key is a problem of its own
-            and node.specialist in catalog.specialists
-        ):
-            produced = catalog.specialists[node.specialist].output_schema
-            declared = schemas[node.output]
-            schemas[node.output] = {"allOf": [declared, produced]} if declared else produced
+        output = getattr(node, "output", None)
+        if output not in schemas:  # none, or undeclared: a problem of its own
+            continue
+        produced = _produced(node, catalog)
+        if produced is not None:
+            declared = schemas[output]
+            schemas[output] = {"allOf": [declared, produced]} if declared else produced
     return schemas
+
+
+def _produced(node: Any, catalog: SpecialistCatalog) -> dict[str, Any] | None:
+    """The schema of what a node writes to its output key, where the catalog says it."""
+    answer = catalog.specialists.get
+    if isinstance(node, SpecialistNode) and (spec := answer(node.specialist)) is not None:
+        return spec.output_schema
+    if isinstance(node, MapNode) and (spec := answer(node.specialist)) is not None:
+        return {"type": "array", "items": spec.output_schema}
+    if isinstance(node, BranchNode) and node.router and (spec := answer(node.router)):
+        return spec.output_schema
+    if isinstance(node, PlanNode):
+        task = {
+            "type": "object",
+            "properties": {
+                "specialist": {"type": "string", "enum": list(node.specialists)},
+                "task": {"type": "string"},
+                "answer": {"type": "object"},
+            },
+            "required": ["specialist", "task", "answer"],
+        }
+        return {"type": "array", "items": task}
+    return None
 
 
 def fields(schema: Any) -> set[str] | None:

@@ -400,3 +400,33 @@ def test_a_decision_whose_driver_died_before_the_resume_was_saved_is_applied_by_
 
 async def _read(runner: Runner, review_id: str) -> Any:
     return runner.store.review(review_id)
+
+
+def test_an_edit_of_a_map_s_answers_is_checked_against_its_specialist_s_schema(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A review after a map may edit the list of answers; each is the map's specialist's
+    answer, so a label outside its enum is refused as it is at a per-item review."""
+    root = scripted_workflow_catalog(tmp_path / "c")
+    path = root.parent / "graphs" / "tickets.yaml"
+    flow = yaml.safe_load(path.read_text())
+    flow["nodes"][0].update(review=False, join="check")
+    flow["nodes"].insert(
+        1,
+        {"kind": "review", "id": "check", "show": ["labels"], "editable": ["labels"],
+         "next": "route", "on_reject": "label"},
+    )  # fmt: skip
+    path.write_text(yaml.safe_dump(flow, sort_keys=False))
+    catalog = load_catalog(root)
+
+    async def body(runner: Runner) -> Any:
+        record = await runner.start("tickets", {"issues": ["printer jams", "refund me"]})
+        (review,) = runner.store.reviews("pending", record.id)
+        with pytest.raises(InputError, match=r"labels/0/label: 'shipping' is not one of"):
+            await runner.decide(review.id, "edit", "sam", changes={"labels.0.label": "shipping"})
+        with pytest.raises(InputError, match=r"labels/1: 'label' is a required property"):
+            await runner.decide(review.id, "edit", "sam", changes={"labels.1": {"x": 1}})
+        return await runner.decide(review.id, "edit", "sam", changes={"labels.0.label": "billing"})
+
+    decided, record = drive(catalog, database_url, body)
+    assert record.output["labels"][0] == {"label": "billing"}
