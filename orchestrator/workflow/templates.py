@@ -65,6 +65,12 @@ def lookup(state: Mapping[str, Any], path: str, default: Any = _MISSING) -> Any:
     return value
 
 
+def whole(template: str) -> str | None:
+    """The path of a template that is one placeholder and nothing else (``{amount}``)."""
+    match = _PLACEHOLDER.fullmatch(template.strip())
+    return match.group(1) if match is not None else None
+
+
 def render(template: str, state: Mapping[str, Any]) -> str:
     """Fill a template from state: text as it is, anything else as JSON with its characters
     kept (`Zürich`, not `Z\\u00fcrich`: a model, a person or a search reads it). The compile

@@ -39,16 +39,30 @@ from orchestrator.workflow.budget import (
 )
 from orchestrator.workflow.spec import END_NODE, WorkflowSpec
 from orchestrator.workflow.state import TOKEN, state_type
-from orchestrator.workflow.templates import render
+from orchestrator.workflow.templates import lookup, render, whole
 
 
-def render_arg(value: Any, state: dict[str, Any]) -> Any:
-    """A node argument filled from state: a template string, or a list of them."""
+def render_arg(value: Any, state: dict[str, Any], text: bool = True) -> Any:
+    """A node argument filled from state: a template string, or a list of them. With
+    ``text=False`` (where text is not what is wanted: a number field, a list argument), a
+    template that is one placeholder only (``{amount}``) gives the value itself, its type
+    kept, not its JSON text."""
     if isinstance(value, str):
+        path = None if text else whole(value)
+        if path is not None and (found := lookup(state, path, None)) is not None:
+            return found
         return render(value, state)
     if isinstance(value, list):
-        return [render_arg(v, state) for v in value]
+        return [render_arg(v, state, text) for v in value]
     return value
+
+
+def wants_text(schema: Any) -> bool:
+    """Whether a field's JSON Schema asks for text (or says nothing of its type)."""
+    if not isinstance(schema, dict):
+        return True
+    kind = schema.get("type")
+    return kind is None or kind == "string" or (isinstance(kind, list) and "string" in kind)
 
 
 def target(node_id: str) -> str:

@@ -14,15 +14,18 @@ from orchestrator.errors import CadreError, unfit_json
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools import registry
 from orchestrator.tools.runner import call_tool
-from orchestrator.workflow.nodes.base import NodeBuilder, render_arg, target
+from orchestrator.workflow.nodes.base import NodeBuilder, render_arg, target, wants_text
 from orchestrator.workflow.spec import ToolNode
 
 
 def build(node: ToolNode, b: NodeBuilder) -> None:
     tool = registry()[node.tool]
+    # An argument that is not text (sql_query's params) takes a value from state as it is.
+    declared = tool.args.model_json_schema().get("properties", {})
+    text = {name: wants_text(declared.get(name)) for name in node.args}
 
     async def run(state: dict[str, Any]) -> Command[str]:
-        args = {name: render_arg(value, state) for name, value in node.args.items()}
+        args = {name: render_arg(value, state, text[name]) for name, value in node.args.items()}
         context = b.tool_context(node.id)
         attributes = {
             **b.run_attributes(node.id),
