@@ -68,9 +68,11 @@ def build(node: MemoryNode, b: NodeBuilder) -> None:
         }
         assert isinstance(node, MemoryWrite)
         value = {"text": render(node.text, state), "provenance": provenance}
+        # Keyed by run, node and step: each pass of a loop keeps its own record, and a resumed
+        # run, doing a step again, overwrites that step's record instead of doubling it.
+        step = get_config().get("metadata", {}).get("langgraph_step", 0)
         with telemetry.span("cadre.memory.write", attributes):
-            # Keyed by run and node: a resumed run overwrites its record, never doubles it.
-            await store.aput(namespace, f"{run_id}:{node.id}", value, ttl=node.ttl_minutes)
+            await store.aput(namespace, f"{run_id}:{node.id}:{step}", value, ttl=node.ttl_minutes)
         return {}
 
     b.add(node.id, run)

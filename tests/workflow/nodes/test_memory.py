@@ -86,3 +86,48 @@ async def _state(catalog: Any, pool: LocalAsker, url: str, run_id: str) -> dict[
     async with Runner(catalog, database_url=url, asker=pool) as runner:
         snapshot = await runner.graph("memo").aget_state({"configurable": {"thread_id": run_id}})
         return dict(snapshot.values)
+
+
+def test_a_write_in_a_loop_keeps_each_pass_and_a_step_done_again_overwrites_its_own(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Three passes of a loop write three records (only the last was kept); the write's key
+    holds the step, so doing the same step again (a resume) still overwrites, not doubles."""
+    import yaml
+
+    root = scripted_workflow_catalog(tmp_path)
+    loop = {
+        "name": "loop",
+        "description": "Counts to three, remembering each pass.",
+        "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+        "state": {"found": {"type": "array"}},
+        "output": ["found"],
+        "start": "inc",
+        "nodes": [
+            {"kind": "tool", "id": "inc", "tool": "calculator",
+             "args": {"expression": "{n} + 1"}, "output": "n", "next": "remember"},
+            {"kind": "memory", "id": "remember", "op": "write", "scope": "run",
+             "text": "pass number {n}", "next": "check"},
+            {"kind": "branch", "id": "check", "default": "recall",
+             "cases": [{"when": {"key": "n", "op": "lt", "value": 3}, "next": "inc"}]},
+            {"kind": "memory", "id": "recall", "op": "read", "scope": "run",
+             "query": "pass number", "top_k": 10, "output": "found", "next": "end"},
+        ],
+    }  # fmt: skip
+    (root.parent / "graphs" / "loop.yaml").write_text(yaml.safe_dump(loop))
+    catalog = load_catalog(root)
+
+    async def go() -> Any:
+        async with Runner(catalog, database_url=database_url, asker=LocalAsker(catalog)) as r:
+            record = await r.start("loop", {"n": 0})
+            rows = r.db.query("SELECT key FROM cadre_store WHERE key LIKE ?", (f"{record.id}%",))
+            return record, sorted(row["key"] for row in rows)
+
+    record, keys = asyncio.run(go())
+    assert record.status == "succeeded", record.error
+    assert sorted(f["text"] for f in record.output["found"]) == [
+        "pass number 1",
+        "pass number 2",
+        "pass number 3",
+    ]
+    assert len(keys) == 3 and all(k.startswith(f"{record.id}:remember:") for k in keys)
