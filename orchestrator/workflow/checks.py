@@ -214,7 +214,7 @@ def _node_problems(
                 file,
                 f"{at}.{field}",
                 f"{clip(piece, 60)!r} is not a placeholder: write {{key}} or {{key.field}} (no "
-                "spaces, formats or conversions), or {{{{ and }}}} for literal braces",
+                "spaces, formats or conversions), or {{ and }} for literal braces",
             )
         for path in placeholders(text or ""):
             yield from state_key(path, field, local)

@@ -94,3 +94,4 @@ def test_the_compile_step_names_a_malformed_placeholder(tmp_path: Path) -> None:
         load_catalog(agents)
     (problem,) = [str(p) for p in info.value.problems]
     assert "odd.yaml: nodes.0.input: '{ claim }' is not a placeholder: write {key}" in problem
+    assert problem.endswith("or {{ and }} for literal braces")  # as written, not doubled
