@@ -438,8 +438,12 @@ def runs_resume(
 
 @runs_app.command("cancel")
 def runs_cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
-    """Cancel a run; its pending reviews are cancelled too."""
-    record = _store().cancel(run_id)
+    """Cancel a run; its pending reviews are cancelled too (and the cancel is in its trace)."""
+    from orchestrator import telemetry
+    from orchestrator.runs.spans import cancel_traced
+
+    telemetry.setup()
+    record = cancel_traced(_store(), run_id)
     out.print(f"run {record.id} is {record.status}")
 
 

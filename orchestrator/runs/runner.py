@@ -48,13 +48,13 @@ from orchestrator.errors import (
 from orchestrator.runs.budget import token_budget
 from orchestrator.runs.queue import DEFAULT_LEASE_S, Renewal, RunQueue
 from orchestrator.runs.reviews import record_decision
+from orchestrator.runs.spans import cancel_traced, review_span, run_span
 from orchestrator.runs.store import (
     FINISHED,
     EventKind,
     ReviewRecord,
     RunRecord,
     RunStore,
-    edited_by,
     new_owner,
 )
 from orchestrator.specialists.asking import Asker
@@ -468,42 +468,12 @@ class Runner:
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run; a driver holding it stops after its current step (this one at once,
         another within a tick)."""
-        record = self.store.cancel(run_id)
+        record = cancel_traced(self.store, run_id)
         if run_id in self._stops:
             self._stops[run_id].set()
         return record
 
     # -- spans -----------------------------------------------------------------------------
-
-    def _review_span(self, review: ReviewRecord, run: RunRecord) -> None:
-        """``cadre.review``: from the interrupt to the decision, in the run's trace."""
-        attributes: dict[str, Any] = {
-            gen_ai.CONVERSATION_ID: run.id,
-            gen_ai.WORKFLOW_NAME: run.workflow,
-            "cadre.node": review.node,
-            "cadre.review.id": review.id,
-            "cadre.review.decision": review.decision or "",
-            "cadre.review.reviewer": review.decided_by or "",
-            "cadre.review.wait_s": (review.decided_at or review.created_at) - review.created_at,
-        }
-        if review.reason:
-            attributes["cadre.review.reason"] = review.reason
-        if review.changes and review.changes.get("set"):
-            attributes["cadre.review.changed"] = sorted(review.changes["set"])
-        if review.approvals:
-            attributes["cadre.review.approvers"] = [
-                *(a["by"] for a in review.approvals),
-                review.decided_by or "",
-            ]
-        if editors := edited_by(review):
-            attributes["cadre.review.edited_by"] = editors
-        span = telemetry.tracer().start_span(
-            "cadre.review",
-            context=telemetry.extract(run.trace_context),
-            attributes=attributes,
-            start_time=int(review.created_at * 1e9),
-        )
-        span.end(end_time=int((review.decided_at or time.time()) * 1e9))
 
     @asynccontextmanager
     async def _segment(self, record: RunRecord, resumed: bool = False) -> AsyncIterator[None]:
@@ -524,31 +494,8 @@ class Runner:
             finally:
                 now = await self._io(self.store.run, record.id)
                 span.set_attribute("cadre.run.status", now.status)
-        if resumed and now.status in FINISHED:
-            self._run_span(now)
-
-    def _run_span(self, run: RunRecord) -> None:
-        """``cadre.run``: the whole run, from submission to its end, with its final status,
-        in the run's trace. A run that waited for a review (or was taken over) has several
-        ``invoke_workflow`` stretches, and the first, the trace's root, ended with the status
-        it had then; viewers show this span's status and length as the run's."""
-        attributes: dict[str, Any] = {
-            gen_ai.CONVERSATION_ID: run.id,
-            gen_ai.WORKFLOW_NAME: run.workflow,
-            "cadre.run.status": run.status,
-            "cadre.run.total_s": (run.finished_at or time.time()) - run.created_at,
-            gen_ai.USAGE_INPUT_TOKENS: run.input_tokens,
-            gen_ai.USAGE_OUTPUT_TOKENS: run.output_tokens,
-        }
-        span = telemetry.tracer().start_span(
-            "cadre.run",
-            context=telemetry.extract(run.trace_context),
-            attributes=attributes,
-            start_time=int(run.created_at * 1e9),
-        )
-        if run.status != "succeeded":
-            span.set_status(trace.Status(trace.StatusCode.ERROR, run.error or run.status))
-        span.end(end_time=int((run.finished_at or time.time()) * 1e9))
+        if resumed and now.status in FINISHED and now.status != "cancelled":
+            run_span(now)  # a cancelled run's is the canceller's
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -580,7 +527,7 @@ class Runner:
             await self._record(self.store.set_status, run_id, "running")
             record = await self._io(self.store.run, run_id)
             for review in decided:
-                self._review_span(review, record)
+                review_span(review, record)
             async with self._segment(record, resumed=True):
                 await self._drive(record, Command(resume=resume))
 

@@ -271,7 +271,7 @@ def test_bad_input_is_refused_and_creates_no_run(
 
 
 def test_cancel_stops_a_waiting_run_and_its_reviews(
-    catalog: Catalog, pool: LocalAsker, database_url: str
+    catalog: Catalog, pool: LocalAsker, database_url: str, telemetry_session: Any
 ) -> None:
     async def body(runner: Runner) -> Any:
         record = await runner.start("claim", {"claim": "a flood"})
@@ -286,6 +286,14 @@ def test_cancel_stops_a_waiting_run_and_its_reviews(
     record, review = with_runner(catalog, pool, database_url, body)
     assert record.status == "cancelled" and record.finished_at is not None
     assert review.status == "cancelled"
+    # The cancel is in the run's trace: the review it ended, and the run's end.
+    spans = telemetry_session.spans.get_finished_spans()
+    ended = [s for s in spans if (s.attributes or {}).get("gen_ai.conversation.id") == record.id]
+    named = {s.name: s for s in ended}
+    assert named["cadre.review"].attributes["cadre.review.decision"] == "cancelled"
+    assert named["cadre.run"].attributes["cadre.run.status"] == "cancelled"
+    root = next(s for s in ended if s.parent is None)
+    assert named["cadre.review"].context.trace_id == root.context.trace_id
 
 
 def test_cancel_also_drops_a_decision_not_yet_applied(

@@ -17,6 +17,7 @@ from orchestrator.api.long_polls import MOVING
 from orchestrator.api.schemas import CURSOR, Submission
 from orchestrator.errors import ApiError
 from orchestrator.runs.runner import check_input
+from orchestrator.runs.spans import cancel_traced
 from orchestrator.runs.store import RunRecord, RunStatus, RunStore
 from orchestrator.runs.stream import POLL_S, RunEvent, pending
 from orchestrator.runs.views import NodeEvents, RunPage, RunView, run_brief, run_view
@@ -126,7 +127,7 @@ async def get_run(
 def cancel_run(run_id: str, key: Submitter, ctx: Ctx) -> RunView:
     """Cancel a run; a worker driving it stops after its current step."""
     ctx.own_run(key, run_id)
-    run = ctx.runs.cancel(run_id)
+    run = cancel_traced(ctx.runs, run_id)
     ctx.hooks.notify(run, ctx.runs)
     return run_view(ctx.runs, run)
 
