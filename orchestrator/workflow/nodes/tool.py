@@ -7,10 +7,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import jsonschema
 from langgraph.types import Command
 
 from orchestrator import telemetry
-from orchestrator.errors import CadreError, unfit_json
+from orchestrator.errors import CadreError, schema_message, unfit_json
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools import registry
 from orchestrator.tools.runner import call_tool
@@ -23,6 +24,20 @@ def build(node: ToolNode, b: NodeBuilder) -> None:
     # An argument that is not text (sql_query's params) takes a value from state as it is.
     declared = tool.args.model_json_schema().get("properties", {})
     text = {name: wants_text(declared.get(name)) for name in node.args}
+
+    declared_as = b.spec.state_schemas().get(node.output) or {}
+    checker = jsonschema.Draft202012Validator(declared_as) if declared_as else None
+
+    def unfit_for_key(result: Any) -> str | None:
+        """Why a result cannot go into the output key as the workflow declares it (a
+        calculator's 1.5 for an integer key), or None."""
+        if checker is None:
+            return None
+        wrong = jsonschema.exceptions.best_match(checker.iter_errors(result))
+        if wrong is None:
+            return None
+        where = "/".join([node.output, *(str(p) for p in wrong.absolute_path)])
+        return f"its result does not fit state key {where}: {schema_message(wrong)}"
 
     async def run(state: dict[str, Any]) -> Command[str]:
         args = {name: render_arg(value, state, text[name]) for name, value in node.args.items()}
@@ -46,6 +61,9 @@ def build(node: ToolNode, b: NodeBuilder) -> None:
         fault = unfit_json(result, "its result")
         if fault is not None:  # e.g. the calculator's 2 ** 64: state cannot hold it
             error = {"node": node.id, "tool": tool.name, "error": ": ".join(fault)}
+            result = None
+        elif error is None and (misfit := unfit_for_key(result)) is not None:
+            error = {"node": node.id, "tool": tool.name, "error": misfit}
             result = None
         timing = {
             tool.name: {

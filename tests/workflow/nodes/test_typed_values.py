@@ -96,3 +96,35 @@ def test_a_list_argument_of_a_tool_takes_a_list_from_state(tmp_path: Path) -> No
     record = run(tmp_path, spec, {"ids": [2]})
     assert record.status == "succeeded", record.error
     assert record.output["rows"] == [{"name": "b"}]
+
+
+def test_a_tool_result_that_does_not_fit_its_declared_key_is_the_tool_s_error(
+    tmp_path: Path,
+) -> None:
+    """A calculator's 1.5 for a key declared integer is not stored as it is: it is the tool's
+    error (tool_error, on_error), as a result state cannot hold is."""
+    spec = flow(
+        "halve",
+        {"n": {"type": "integer"}},
+        {"half": {"type": "integer"}, "note": {"type": "number"}},
+        [{"kind": "tool", "id": "h", "tool": "calculator", "args": {"expression": "{n} / 2"},
+          "output": "half", "next": "end", "on_error": "say"},
+         {"kind": "tool", "id": "say", "tool": "calculator", "args": {"expression": "0"},
+          "output": "note", "next": "end"}],
+    )  # fmt: skip
+    spec["output"] = ["half", "tool_error", "note"]
+    odd = run(tmp_path, spec, {"n": 3})
+    assert odd.status == "succeeded", odd.error
+    assert odd.output["half"] is None and odd.output["note"] == 0  # on_error was taken
+    even = run(tmp_path / "again", spec, {"n": 4})
+    assert even.output["half"] == 2 and even.output["note"] is None
+    spec["nodes"][0].pop("on_error")
+    spec["nodes"].pop()
+    spec["state"].pop("note")
+    spec["output"] = ["half", "tool_error"]
+    told = run(tmp_path / "told", spec, {"n": 3})
+    assert told.output["tool_error"] == {
+        "node": "h",
+        "tool": "calculator",
+        "error": "its result does not fit state key half: 1.5 is not of type 'integer'",
+    }
