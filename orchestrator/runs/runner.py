@@ -62,7 +62,7 @@ from orchestrator.storage.database import Database, database_trouble, open_check
 from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.graph import compile_workflow
-from orchestrator.workflow.nodes.memory import memory_namespace
+from orchestrator.workflow.nodes.memory import approvers, memory_namespace
 from orchestrator.workflow.spec import BUILT_IN_KEYS, WorkflowSpec
 from orchestrator.workflow.state import INTERNAL_KEYS, TOKEN, add_usage
 from orchestrator.workflow.templates import lookup
@@ -637,12 +637,15 @@ class Runner:
                 tools=tools,
             )
             if self.catalog.workflow(workflow).remember_runs:
-                await self._remember_run(record, output)
+                await self._remember_run(record, output, snapshot.values.get("_approvals", {}))
             return "succeeded"
         return None
 
-    async def _remember_run(self, record: RunRecord, output: dict[str, Any]) -> None:
-        """Episodic memory: a summary of the finished run, searchable by later runs."""
+    async def _remember_run(
+        self, record: RunRecord, output: dict[str, Any], approvals: dict[str, Any]
+    ) -> None:
+        """Episodic memory: a summary of the finished run, searchable by later runs, with who
+        approved it (as a memory write records them)."""
         summary = (
             f"{record.workflow} run {record.id}: input "
             f"{json.dumps(record.input, ensure_ascii=False)[:600]}; "
@@ -651,7 +654,12 @@ class Runner:
         namespace = memory_namespace(
             record.tenant, "workflow", record.workflow, record.id, "episodic"
         )
-        value = {"text": summary, "provenance": {"run": record.id, "workflow": record.workflow}}
+        provenance = {
+            "run": record.id,
+            "workflow": record.workflow,
+            "approved_by": approvers(approvals),
+        }
+        value = {"text": summary, "provenance": provenance}
         await self._memory.aput(namespace, record.id, value)
 
     async def _usage(self, graph: Any, config: dict[str, Any], err: Exception) -> dict[str, Any]:

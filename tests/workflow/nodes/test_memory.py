@@ -76,6 +76,7 @@ def test_an_approved_fact_is_found_by_a_later_run_of_the_same_tenant_only(
     }
     # Episodic memory: summaries of the two finished runs, found by meaning.
     assert first.id in state["episodes"][0]["text"]
+    assert state["episodes"][0]["provenance"]["approved_by"] == ["ann"]
 
     other = asyncio.run(run("globex", "x", "Is my roof insured after a storm?", approve=False))
     assert asyncio.run(_state(catalog, pool, database_url, other.id))["recalled"] == []
