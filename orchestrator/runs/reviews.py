@@ -29,7 +29,9 @@ from orchestrator.runs.store import (
     ReviewRecord,
     RunStore,
     check_new_approver,
+    merge_changes,
     not_pending,
+    overlapping,
     pending_changes,
 )
 from orchestrator.workflow.catalog import Catalog
@@ -49,6 +51,9 @@ def edit_update(review: ReviewRecord, changes: dict[str, Any], catalog: Catalog)
     schema lacks, or a value of the wrong type is refused (InputError) and nothing is changed."""
     payload = review.payload
     values = copy.deepcopy(payload.get("values", {}))
+    # A copy: a later path inside a whole value set earlier must not change the approval
+    # (or the request) that value came from.
+    changes = copy.deepcopy(changes)
     editable = [str(key) for key in payload.get("editable", [])]
     if payload["kind"] == "map_item":
         schema = catalog.specialist(payload["specialist"]).output_schema
@@ -247,6 +252,15 @@ def record_decision(
         raise InputError(
             f"review {review_id}: changes go with an edit; to {decision} leave them out"
         )
+    if changes and len(changes) > MAX_CHANGES:
+        raise InputError(
+            f"review {review_id}: {len(changes)} changes in one edit; at most {MAX_CHANGES}"
+        )
+    if changes and (both := overlapping(changes)) is not None:
+        raise InputError(
+            f"review {review_id}: the changes {both[0]!r} and {both[1]!r} overlap (one holds "
+            "the other); send the whole value, or only the paths inside it"
+        )
     needed = int(review.payload.get("approvals", 1))
     if decision == "reject" or needed == 1:
         update = edit_update(review, changes or {}, catalog) if decision == "edit" else None
@@ -268,6 +282,9 @@ def record_decision(
     )
 
 
+MAX_CHANGES = 200
+"""Most paths one edit may change."""
+
 RACED_TRIES = 5
 """How often a decision on a review needing several approvals is made again when other
 approvals keep landing first."""
@@ -284,10 +301,13 @@ def _approve(
 ) -> ReviewRecord:
     """Record ``by``'s approval (an edit when ``changes``) of a review needing ``needed``."""
     check_new_approver(review, by)
-    merged = {**pending_changes(review), **(changes or {})}
+    merged = merge_changes(pending_changes(review), changes or {})
+    # Checked now, not only at the last approval: an edit the gate does not allow, or that
+    # does not fit, is refused to whoever makes it (it used to be kept and then refuse every
+    # later approval of the review).
+    update = edit_update(review, merged, catalog) if merged else None
     if len(review.approvals) + 1 < needed:
         return store.approve_partly(review, by, changes)
-    update = edit_update(review, merged, catalog) if merged else None
     # Who changed what, for the audit: each approval that edited, then this one if it did.
     edits = [{"by": a["by"], "set": a["changes"]} for a in review.approvals if a.get("changes")]
     edits += [{"by": by, "set": changes}] if changes else []

@@ -114,12 +114,35 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+def merge_changes(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """Edits (path to value) in the order they apply, a later edit winning over an earlier
+    one: an earlier edit of the same path, or of a path inside it, is dropped (a later
+    ``fields`` replaces an earlier ``fields.amount``), and the later edits come last (a later
+    ``fields.amount`` applies after an earlier whole ``fields``)."""
+    kept = {
+        path: value
+        for path, value in earlier.items()
+        if not any(path == p or path.startswith(p + ".") for p in later)
+    }
+    return {**kept, **later}
+
+
+def overlapping(changes: dict[str, Any]) -> tuple[str, str] | None:
+    """Two paths of one decision where one is, or holds, the other (``fields`` and
+    ``fields.amount``): which should win is not said, so such a decision is refused."""
+    paths = sorted(changes)
+    for shorter, longer in zip(paths, paths[1:], strict=False):
+        if longer.startswith(shorter + "."):
+            return shorter, longer
+    return None
+
+
 def pending_changes(review: ReviewRecord) -> dict[str, Any]:
     """The edits a review's approvals so far made, merged as the last approval merges them
-    (a later approval's change of a key wins)."""
+    (a later approval's edit wins, see :func:`merge_changes`)."""
     merged: dict[str, Any] = {}
     for approval in review.approvals:
-        merged.update(approval.get("changes") or {})
+        merged = merge_changes(merged, approval.get("changes") or {})
     return merged
 
 
