@@ -34,7 +34,7 @@ class Served:
 
     def __init__(self, tmp_path: Path) -> None:
         root = scripted_workflow_catalog(tmp_path)
-        url = f"sqlite:///{tmp_path / 'cadre.db'}"
+        url = self.url = f"sqlite:///{tmp_path / 'cadre.db'}"
         catalog = load_catalog(root)
         self.driver = RunDriver(catalog, url, asker=LocalAsker(catalog), poll_s=0.2)
         self.driver_thread = serve_in_thread(self.driver)
@@ -184,3 +184,25 @@ def test_another_tenant_gets_404_and_a_bad_id_422(served: Served) -> None:
     bad = served.client().get(f"/v1/runs/{run_id}/stream", params={"last_event_id": "x"})
     assert bad.status_code == 422
     assert "/v1/runs/{run_id}/stream" in served.client().get("/openapi.json").json()["paths"]
+
+
+def test_a_stream_whose_key_is_revoked_stops_with_an_error_event(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.api.routes import runs as routes
+
+    monkeypatch.setattr(routes, "KEY_RECHECK_S", 0.3)
+    run_id = submit(served.client())
+    lines: list[str] = []
+    started = time.monotonic()
+    with served.client("reviewer").stream("GET", f"/v1/runs/{run_id}/stream") as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            lines.append(line)
+            if line == "event: awaiting_review":  # the run waits: revoke the reader's key
+                keys = KeyStore(Database(served.url))
+                keys.revoke(next(k.id for k in keys.all("acme") if k.name == "reviewer"))
+            assert time.monotonic() - started < 30, lines
+    assert "event: error" in lines
+    assert any("the API key of this stream was revoked" in line for line in lines)
+    assert "event: end" not in lines  # the run is still waiting; the stream just stopped

@@ -5,6 +5,7 @@ worker from the run database (see :mod:`orchestrator.runs.queue`).
 """
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -29,6 +30,8 @@ MAX_EVENT_ID = 2**63 - 1
 """The largest event id (the database's 64-bit integer)."""
 KEEP_ALIVE_S = 15.0
 """How long an idle run stream waits before it sends a comment, so proxies keep it open."""
+KEY_RECHECK_S = 5.0
+"""How often an open run stream looks again at its key: a revoked key's stream closes."""
 
 router = APIRouter(tags=["runs"])
 
@@ -177,16 +180,27 @@ async def stream_run(
     EventSource do) or ``?last_event_id=``: only what came after it is sent, nothing
     lost and nothing twice. ``end`` carries the id of the event before it. While nothing
     happens a ``: keep-alive`` comment comes every 15 s. The stream reads the run
-    database (one indexed query every 0.25 s) and stops when the client goes away."""
+    database (one indexed query every 0.25 s) and stops when the client goes away; if its
+    key is revoked, it stops within 5 s with an ``error`` event saying so."""
     ctx.own_run(key, run_id)  # 404 before the stream starts: another tenant's run too
     after = last_event_id_header if last_event_id_header is not None else last_event_id
 
     def read(seen: int) -> list[RunEvent]:
         return pending(ctx.runs, run_id, seen)
 
+    def revoked() -> bool:
+        return ctx.keys.get(key.id).revoked_at is not None
+
     async def events() -> AsyncIterator[str]:
         seen, quiet_since = after or 0, time.monotonic()
+        checked = time.monotonic()
         while not await request.is_disconnected():
+            if time.monotonic() - checked >= KEY_RECHECK_S:  # a key revoked meanwhile: stop
+                checked = time.monotonic()
+                if await asyncio.to_thread(revoked):
+                    message = {"message": "the API key of this stream was revoked"}
+                    yield f"event: error\ndata: {json.dumps(message)}\n\n"
+                    return
             batch = await asyncio.to_thread(read, seen)
             for event in batch:
                 yield event.sse()
