@@ -689,8 +689,10 @@ class RunStore:
     def claim(self, review_id: str, who: str, hold_s: float) -> ReviewRecord:
         """Take a pending review for ``hold_s`` seconds: while the claim holds, only ``who``
         may decide it (claiming again renews it). A review another reviewer holds answers
-        ConflictError naming them."""
+        ConflictError naming them. A reviewer who has approved it already may not take it: the
+        next approval is another reviewer's, whom the claim would keep out."""
         now = time.time()
+        check_new_approver(self.review(review_id), who)
         won = self.db.execute(
             "UPDATE cadre_reviews SET claimed_by = ?, claimed_until = ? "
             "WHERE id = ? AND status = 'pending' AND " + FREE_FOR,

@@ -126,6 +126,8 @@ def test_two_approvals_need_two_reviewers_and_apply_both_edits(
         assert seen.approvals[0].changes == {"fields.amount": 1800}
         with pytest.raises(ConflictError, match="rita has already approved it"):
             await runner.decide(review.id, "approve", "rita")
+        with pytest.raises(ConflictError, match="rita has already approved it"):
+            runner.store.claim(review.id, "rita", 600)  # it would keep the next approver out
         decided, record = await runner.decide(review.id, "edit", "sam", changes={"payout": 1700})
         stream = [e for e in runner.store.log(record.id).entries if e.kind != "node"]
         return decided, record, stream
