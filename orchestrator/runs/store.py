@@ -434,6 +434,28 @@ class RunStore:
         )
         return int(rows[0]["n"])
 
+    def queued_ahead(self, run: RunRecord) -> int:
+        """How many of the tenant's queued runs were recorded before ``run``, and it: its
+        place in the tenant's queue (an admission check that counts after inserting holds
+        under concurrent submissions, where a count before inserting lets them all in)."""
+        rows = self.db.query(
+            "SELECT COUNT(*) AS n FROM cadre_runs WHERE status = 'queued' AND tenant = ? "
+            "AND (created_at < ? OR (created_at = ? AND id <= ?))",
+            (run.tenant, run.created_at, run.created_at, run.id),
+        )
+        return int(rows[0]["n"])
+
+    def withdraw(self, run_id: str) -> bool:
+        """Take back a run just recorded and not admitted after all, if no worker has started
+        it yet (True); it leaves nothing behind, its idempotency key free again."""
+        if not self.db.execute(
+            "DELETE FROM cadre_runs WHERE id = ? AND status = 'queued' AND owner IS NULL",
+            (run_id,),
+        ):
+            return False
+        self.db.execute("DELETE FROM cadre_run_events WHERE run_id = ?", (run_id,))
+        return True
+
     def set_status(
         self,
         run_id: str,

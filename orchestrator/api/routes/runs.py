@@ -58,14 +58,15 @@ def submit_run(
     if first is not None:  # a retry of a run already admitted: never refused for limits
         return _submitted(store, first, created=False)
     most = ctx.settings.max_queued_per_tenant
+    full = ApiError(
+        429,
+        "queue_full",
+        f"tenant {key.tenant!r} already has {most} runs waiting for a worker; retry when "
+        "some have started",
+        {"Retry-After": "5"},
+    )
     if store.queued_count(key.tenant) >= most:
-        raise ApiError(
-            429,
-            "queue_full",
-            f"tenant {key.tenant!r} already has {most} runs waiting for a worker; retry when "
-            "some have started",
-            {"Retry-After": "5"},
-        )
+        raise full
     limit = ctx.budgets.get(key.tenant)
     if limit is not None and ctx.budgets.used_today(key.tenant) >= limit:
         retry = int(day_start() + 86_400 - time.time()) + 1
@@ -79,6 +80,10 @@ def submit_run(
     run, created = store.create_run(
         spec.name, body.input, tenant=key.tenant, idempotency_key=idempotency_key, queued=True
     )
+    # Counted again with the run in place: of submissions racing past the first count, those
+    # beyond the limit in the queue's order are taken back (unless a worker already took one).
+    if created and store.queued_ahead(run) > most and store.withdraw(run.id):
+        raise full
     if created:
         ctx.wake()
     return _submitted(store, run, created)

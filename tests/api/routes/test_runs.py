@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.runs.store import RunStore
 from orchestrator.storage.database import Database
 from tests.api.helpers import (
@@ -99,6 +101,25 @@ def test_a_tenant_over_its_queued_limit_is_429_and_others_are_not(tmp_path: Path
     )
     RunStore(Database(api.db_url)).db.execute("UPDATE cadre_runs SET status = 'running'")
     assert submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).status_code == 202
+
+
+def test_submissions_racing_past_the_first_count_still_keep_the_queued_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if every submission had passed the count before any was recorded (ten at once got
+    four runs queued past a limit of two): each is counted again in place, and those beyond
+    the limit are taken back, leaving nothing of them."""
+    api = make_api(tmp_path, max_queued_per_tenant=2)
+    monkeypatch.setattr(RunStore, "queued_count", lambda self, tenant: 0)
+    codes = [
+        submit(api, {"workflow": "claim", "input": SMALL_CLAIM}, **{"Idempotency-Key": f"k{i}"})
+        for i in range(5)
+    ]
+    assert [c.status_code for c in codes] == [202, 202, 429, 429, 429]
+    store = RunStore(Database(api.db_url))
+    assert len(store.runs("queued")) == 2
+    again = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}, **{"Idempotency-Key": "k4"})
+    assert again.status_code == 429  # the key of a run taken back is free, not a replay
 
 
 def test_a_retry_of_an_admitted_run_is_answered_even_when_the_tenant_is_at_its_limit(
