@@ -177,12 +177,6 @@ class RunError(CadreError):
     """A run failed while doing its work (not the user's mistake)."""
 
 
-class DriverStopped(Exception):
-    """This driver must stop driving a run before its next model call, tool call or checkpoint
-    write: the run was cancelled, or its lease ran out and another driver may hold it. Not a
-    CadreError: nothing turns it into a tool error or a failed run."""
-
-
 class DatabaseUnavailable(CadreError):
     """The run database cannot be reached now (Postgres restarting, the network down): a
     request is answered 503 and may be tried again; nothing was written."""

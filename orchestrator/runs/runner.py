@@ -38,7 +38,6 @@ from orchestrator import config, telemetry
 from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import (
     CadreError,
-    DriverStopped,
     InputError,
     RunError,
     clip,
@@ -62,6 +61,7 @@ from orchestrator.storage.database import Database, database_trouble, open_check
 from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.catalog import Catalog
 from orchestrator.workflow.graph import compile_workflow
+from orchestrator.workflow.nodes.base import DriverStopped
 from orchestrator.workflow.nodes.memory import approvers, memory_namespace
 from orchestrator.workflow.spec import BUILT_IN_KEYS, WorkflowSpec
 from orchestrator.workflow.state import INTERNAL_KEYS, TOKEN, add_usage

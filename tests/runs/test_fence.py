@@ -14,11 +14,11 @@ import pytest
 
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import Message
-from orchestrator.errors import DriverStopped
 from orchestrator.runs.runner import Runner
 from orchestrator.specialists.asking import SpecialistAnswer
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.workflow.catalog import load_catalog
+from orchestrator.workflow.nodes.base import DriverStopped
 from tests.workflow.fixtures import scripted_workflow_catalog
 
 

@@ -107,6 +107,12 @@ def in_node(node_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class DriverStopped(Exception):
+    """This driver must stop driving a run before its next model call, tool call or checkpoint
+    write: the run was cancelled, or its lease ran out and another driver may hold it. Not a
+    CadreError: nothing turns it into a tool error or a failed run."""
+
+
 Guard = Callable[[str], Awaitable[None]]
 """A driver's check, before a model or tool call of a run, that it may still drive the run
 (awaited with the run id; raises DriverStopped when it may not)."""
