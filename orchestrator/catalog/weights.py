@@ -46,6 +46,7 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
             f"model {model.name!r}: `cadre models prepare` turns a GGUF file into an HF model "
             f"directory; its weights are {weights}"
         )
+    _check_out(target, bool(out))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' progress bars, in this process
     try:
@@ -56,8 +57,13 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
     from filelock import FileLock
 
     # One prepare of a model at a time: another process's waits here, then finds it made.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(target.with_name(target.name + ".lock")):
+    lock = target.with_name(target.name + ".lock")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock.touch()  # FileLock would wait for good on a lock it cannot make
+    except OSError as err:
+        raise InputError(f"{target} cannot be written: {err.strerror or err}") from None
+    with FileLock(lock):
         if _made(target):
             return Prepared(target, False, time.perf_counter() - started)
         loaded = AutoModelForCausalLM.from_pretrained(
@@ -78,6 +84,23 @@ def prepare_hf(model: ModelSpec, weights: Path | None, out: Path | None = None) 
         tokenizer.save_pretrained(partial)
         partial.replace(target)
     return Prepared(target, True, time.perf_counter() - started)
+
+
+def _check_out(target: Path, given: bool) -> None:
+    """Refuse, before any work, a target that is not for a model to be written into: a file,
+    a folder holding anything but what an earlier prepare left (it is never emptied), or a
+    place that cannot be written."""
+    where = f"--out {target}" if given else str(target)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{where} is a file; give a new or empty folder for the model")
+    if target.is_dir() and any(target.iterdir()) and not (target / "config.json").is_file():
+        raise InputError(
+            f"{where} is a folder that holds other things; give a new or empty folder (a "
+            "prepare never empties a folder it did not make)"
+        )
+    parent = next((p for p in (target, *target.parents) if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK) or not parent.is_dir():
+        raise InputError(f"{where} cannot be written: {parent} is not a folder this user may write")
 
 
 def _made(target: Path) -> bool:

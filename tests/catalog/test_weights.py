@@ -63,3 +63,27 @@ def test_prepare_writes_the_same_weights_once(tmp_path: Path, smollm2_path: Path
     ids = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
     generated = saved.generate(ids, max_new_tokens=4, do_sample=False)
     assert generated.shape[1] == ids.shape[1] + 4
+
+
+def test_an_out_that_holds_other_things_or_is_a_file_is_refused_before_any_work(
+    tmp_path: Path,
+) -> None:
+    """A prepare never empties a folder it did not make (an --out of ~/models lost everything
+    in it), refuses a file, and refuses a place it cannot write (it waited for good)."""
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    model = ModelSpec.model_validate(
+        {"name": "m", "engine": "llamacpp", "weights": {"kind": "path", "path": str(gguf)},
+         "context_length": 2048}
+    )  # fmt: skip
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="is a folder that holds other things"):
+        prepare_hf(model, gguf, precious)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        prepare_hf(model, gguf, tmp_path / "afile")
+    with pytest.raises(InputError, match="cannot be written"):
+        prepare_hf(model, gguf, Path("/proc/self/x"))
