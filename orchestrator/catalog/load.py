@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import jsonschema
 from pydantic import BaseModel, ValidationError
@@ -261,6 +262,65 @@ def _weights_path(model: ModelSpec, source: Path) -> Path | None:
     return path if path.exists() else None
 
 
+REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def schema_ref_problem(schema: Any) -> tuple[str, str] | None:
+    """Where a schema's references go wrong, and how, or None. Only references inside the
+    schema (``#/$defs/x``) are allowed: any other would have the validator fetch a URL or
+    read a file. Each must point at something, and references must not only lead to one
+    another in a circle (validating would never end)."""
+
+    def target(pointer: str) -> Any:
+        node: Any = schema
+        for part in pointer.lstrip("#").split("/")[1:]:
+            part = unquote(part).replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return _NOWHERE
+        return node
+
+    def walk(node: Any, where: list[str]) -> tuple[str, str] | None:
+        if isinstance(node, dict):
+            for keyword in REF_KEYWORDS:
+                ref = node.get(keyword)
+                if not isinstance(ref, str):
+                    continue  # none, or a property that happens to be named so
+                at = ".".join([*where, keyword])
+                if not ref.startswith("#"):
+                    return at, (
+                        f"{ref!r} is outside the schema; only references inside it (#/$defs/...) "
+                        "are followed, nothing is fetched or read"
+                    )
+                seen, found = {ref}, target(ref)
+                while isinstance(found, dict) and isinstance(found.get("$ref"), str):
+                    nxt = found["$ref"]
+                    if nxt in seen:
+                        return at, f"{ref!r} leads only to references, in a circle"
+                    seen.add(nxt)
+                    found = target(nxt) if nxt.startswith("#") else found
+                    if not nxt.startswith("#"):
+                        break
+                if found is _NOWHERE:
+                    return at, f"{ref!r} points at nothing in the schema"
+            for key, value in node.items():
+                if (problem := walk(value, [*where, str(key)])) is not None:
+                    return problem
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                if (problem := walk(value, [*where, str(i)])) is not None:
+                    return problem
+        return None
+
+    return walk(schema, [])
+
+
+_NOWHERE = object()
+
+
 def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Iterator[Problem]:
     source = catalog.sources[("specialist", spec.name)]
     file = rel(source)
@@ -274,6 +334,9 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
         path = ".".join(str(p) for p in err.absolute_path)
         field_path = "output_schema" + (f".{path}" if path else "")
         yield Problem(file, field_path, f"not a valid JSON Schema: {schema_message(err)}")
+    if schema_ok and (wrong := schema_ref_problem(spec.output_schema)) is not None:
+        schema_ok = False
+        yield Problem(file, f"output_schema.{wrong[0]}", wrong[1])
     if schema_ok:
         validator = jsonschema.Draft202012Validator(spec.output_schema)
         for i, example in enumerate(spec.examples):

@@ -19,6 +19,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from orchestrator.catalog import SpecialistCatalog
+from orchestrator.catalog.load import schema_ref_problem
 from orchestrator.errors import Problem, clip, schema_message
 from orchestrator.tools import registry
 from orchestrator.tools.base import Tool
@@ -69,6 +70,9 @@ def _problems(spec: WorkflowSpec, catalog: SpecialistCatalog, file: str) -> Iter
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as err:
             yield Problem(file, where, f"not a valid JSON Schema: {schema_message(err)}")
+            continue
+        if (wrong := schema_ref_problem(schema)) is not None:
+            yield Problem(file, f"{where}.{wrong[0]}", wrong[1])
 
     properties = spec.input_schema.get("properties")
     properties = properties if isinstance(properties, dict) else {}

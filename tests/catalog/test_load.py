@@ -184,3 +184,46 @@ def test_prepared_weights_name_the_command_that_makes_them(
     (models / "source" / "config.json").write_text("{}")
     catalog = load_specialists(root)
     assert catalog.weights_path(catalog.model("on-vllm")) == models / "source"
+
+
+@pytest.mark.parametrize(
+    ("ref", "defs", "message"),
+    [
+        ("http://127.0.0.1:9/s.json", {}, "is outside the schema; only references inside it"),
+        ("file:///etc/passwd", {}, "is outside the schema"),
+        ("#/$defs/nope", {}, "points at nothing in the schema"),
+        ("#/$defs/x", {"x": {"$ref": "#/$defs/y"}, "y": {"$ref": "#/$defs/x"}}, "in a circle"),
+    ],
+    ids=["url", "file", "nowhere", "circle"],
+)
+def test_a_reference_the_schema_cannot_follow_by_itself_is_refused_and_nothing_is_read(
+    tmp_path: Path, ref: str, defs: dict[str, object], message: str
+) -> None:
+    """A `$ref` to a URL or file would have the validator fetch or read it (an SSRF through a
+    specialist or a workflow's input schema); one that points nowhere or only at other
+    references crashed validate with a traceback."""
+    schema = {
+        "type": "object",
+        "properties": {"a": {"$ref": ref}},
+        "$defs": defs,
+    }
+    write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", output_schema=schema)])
+    (problem,) = problems_of(tmp_path)
+    assert "specialists/s.yaml: output_schema." in problem and ".$ref: " in problem
+    assert message in problem
+
+
+def test_references_inside_the_schema_are_followed(tmp_path: Path) -> None:
+    tree = {
+        "type": "object",
+        "properties": {"root": {"$ref": "#/$defs/node"}},
+        "$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array",
+                  "items": {"$ref": "#/$defs/node"}}}}},
+    }  # fmt: skip
+    example = {"input": "x", "output": {"root": {"kids": [{"kids": []}]}}}
+    write_catalog(
+        tmp_path,
+        [scripted_model("m")],
+        [specialist("s", "m", output_schema=tree, examples=[example])],
+    )
+    assert "s" in load_specialists(tmp_path).specialists

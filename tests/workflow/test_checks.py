@@ -346,3 +346,16 @@ def test_a_boolean_is_no_number_and_a_word_no_boolean(tmp_path: Path) -> None:
     flow["remember_runs"] = "yes"
     found = problems_with(tmp_path / "b", flow)
     assert any("remember_runs: give true or false, not 'yes'" in p for p in found), found
+
+
+def test_a_workflow_schema_referring_outside_itself_is_refused(tmp_path: Path) -> None:
+    claim = broken(load_flow("claim"))
+    claim["input_schema"]["properties"]["claim"] = {"$ref": "http://127.0.0.1:9/claim.json"}
+    claim["state"]["fields"] = {"$ref": "#/nowhere"}
+    problems = problems_with(tmp_path, claim)
+    assert any(
+        "input_schema.properties.claim.$ref: 'http://127.0.0.1:9/claim.json' is outside the "
+        "schema" in p
+        for p in problems
+    ), problems
+    assert any("state.fields.$ref: '#/nowhere' points at nothing" in p for p in problems), problems
