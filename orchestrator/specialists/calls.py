@@ -18,7 +18,7 @@ import jsonschema
 
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
-from orchestrator.errors import InputError, OutputSchemaError, RunError, schema_message
+from orchestrator.errors import InputError, OutputSchemaError, RunError, schema_message, unfit_json
 
 JSON_RULE = "Answer with one JSON object that fits this schema, and nothing else:"
 
@@ -149,6 +149,17 @@ def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[s
             result.text,
             *spent,
         ) from None
+    except RecursionError:
+        raise OutputSchemaError(
+            f"specialist {specialist.name!r} answered with JSON nested too deep to read",
+            result.text,
+            *spent,
+        ) from None
+    fault = unfit_json(output, "the answer")
+    if fault is not None:  # NaN, 1e999 (infinity), too deep, a number outside 64 bits
+        raise OutputSchemaError(
+            f"specialist {specialist.name!r}: {fault[0]} {fault[1]}", result.text, *spent
+        )
     wrong = schema_problem(specialist, output)
     if wrong is not None:
         raise OutputSchemaError(

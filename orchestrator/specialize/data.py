@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 
 from orchestrator.catalog.specs import SpecialistSpec
-from orchestrator.errors import DataError, InputError, schema_message
+from orchestrator.errors import DataError, InputError, schema_message, unfit_json
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,13 @@ def load_examples(path: Path, spec: SpecialistSpec, minimum: int | None = None) 
             row = json.loads(raw)
         except json.JSONDecodeError as err:
             problems.append(f"{where}: not JSON ({err.msg}, column {err.colno})")
+            continue
+        except RecursionError:
+            problems.append(f"{where}: nested deeper than JSON can be read here")
+            continue
+        fault = unfit_json(row)
+        if fault is not None:  # too deep, a number outside 64 bits, NaN, half a character
+            problems.append(f"{where}: {fault[0] or 'the line'} {fault[1]}")
             continue
         if not isinstance(row, dict):
             problems.append(f"{where}: a line must be an object with input and output")

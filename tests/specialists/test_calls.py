@@ -54,3 +54,16 @@ def test_answer_must_be_json_that_fits() -> None:
         parse_answer(SPEC, result('{"sentiment": "meh"}'))
     with pytest.raises(OutputSchemaError, match="cut off at max_tokens"):
         parse_answer(SPEC, result('{"sentim', finish="length"))
+
+
+def test_an_answer_json_cannot_hold_is_refused_not_a_crash() -> None:
+    """Nested beyond reading (a RecursionError traceback), or holding a number JSON has not
+    (1e999 is infinity: `ask --json` printed Infinity)."""
+    free = SpecialistSpec.model_validate(specialist("free", "m", output_schema={"type": "object"}))
+    deep = '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(OutputSchemaError, match="nested too deep to read"):
+        parse_answer(free, result(deep))
+    with pytest.raises(OutputSchemaError, match="the answer/n is inf, which is not a JSON number"):
+        parse_answer(free, result('{"n": 1e999}'))
+    with pytest.raises(OutputSchemaError, match="nests lists and objects more than 64 deep"):
+        parse_answer(free, result('{"a": ' + "[" * 70 + "]" * 70 + "}"))

@@ -120,3 +120,17 @@ def test_specialize_without_the_training_stack_says_so_and_writes_nothing(tmp_pa
     assert "training adapters needs torch, transformers, peft, ray.train" in done.stderr
     assert "run `make setup`" in done.stderr
     assert not (tmp_path / "adapters").exists()
+
+
+def test_lines_json_cannot_hold_are_named_not_a_crash(tmp_path: Path) -> None:
+    deep = '{"input": "x", "output": {"team": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    data = tmp_path / "deep.jsonl"
+    data.write_text(
+        "\n".join([*good(3), deep, '{"input": "y", "output": {"team": NaN, "priority": "low"}}'])
+    )
+    with pytest.raises(DataError) as info:
+        load_examples(data, TRIAGE, minimum=1)
+    assert info.value.problems == [
+        "deep.jsonl:4: nested deeper than JSON can be read here",
+        "deep.jsonl:5: output/team is nan, which is not a JSON number",
+    ]
