@@ -21,7 +21,7 @@ from rich.table import Table
 from orchestrator import __version__
 from orchestrator.catalog.specs import ModelSpec
 from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, load_specs, out
-from orchestrator.errors import CadreError, InputError
+from orchestrator.errors import CadreError, InputError, unfit_json
 
 if TYPE_CHECKING:
     from orchestrator.catalog import SpecialistCatalog
@@ -165,6 +165,25 @@ def models_prepare(
     out.print(f"{model.name}: {verb} at {prepared.path} ({prepared.seconds:.1f} s)")
 
 
+def _stdin_text() -> str:
+    """Standard input as text: at most MAX_INPUT_BYTES, and UTF-8 (refused before anything
+    starts, where it used to reach the engine and fail there)."""
+    from orchestrator.cli.inputs import MAX_INPUT_BYTES
+
+    data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(
+            f"standard input holds more than {MAX_INPUT_BYTES // (1024 * 1024)} MB; give a "
+            "shorter text (it has to fit the model's context)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"standard input is not UTF-8 text (byte {err.start + 1} is not)"
+        ) from None
+
+
 @app.command()
 def ask(
     name: Annotated[str, typer.Argument(help="Specialist to ask.")],
@@ -174,7 +193,9 @@ def ask(
 ) -> None:
     """Ask one specialist: one call through its Ray-hosted model, answer checked by its schema."""
     if text == "-":
-        text = sys.stdin.read()
+        text = _stdin_text()
+    elif (fault := unfit_json(text, "the input text")) is not None:
+        raise InputError(f"{fault[0]} {fault[1]}")  # half a character from the shell
     loaded = load_specs(catalog)
     specialist = loaded.specialist(name)
     if not text.strip():

@@ -184,3 +184,24 @@ def test_usage_error_exits_2() -> None:
     result = cadre("ask")
     assert result.returncode == 2
     assert "Missing argument" in result.stderr
+
+
+def test_ask_refuses_stdin_that_is_not_text_or_too_big_before_anything_starts(
+    scripted: Path,
+) -> None:
+    """Bytes that are not UTF-8 used to reach llama.cpp and fail there (exit 1); a stdin of any
+    size was read whole. Both are refused at once, before Ray starts."""
+    for data, message in (
+        (b"pick \xff\xfe x", "standard input is not UTF-8 text (byte 6 is not)"),
+        (b"a" * (10 * 1024 * 1024 + 1), "standard input holds more than 10 MB"),
+    ):
+        done = subprocess.run(
+            [CADRE, "ask", "sentiment", "-", "--catalog", str(scripted)],
+            input=data,
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr.decode()
+        assert b"Traceback" not in done.stderr
