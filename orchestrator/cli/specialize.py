@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orchestrator import config
-from orchestrator.cli.common import CatalogOption, load, out
+from orchestrator.cli.common import CatalogOption, load_specs, out
 from orchestrator.errors import InputError
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def specialize(
         train_on_ray,
     )
 
-    loaded = load(catalog)
+    loaded = load_specs(catalog)
     spec = loaded.specialist(specialist)
     labeled = load_examples(data, spec)  # every bad line reported before anything starts
     require_training_stack(ray_train=True)
@@ -85,6 +85,21 @@ def specialize(
         steps=steps, rank=rank, alpha=2 * rank, learning_rate=learning_rate,
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
+    registry = Registry()
+    settings_meta = {k: v for k, v in vars(settings).items() if k != "target_modules"}
+    digest = data_hash(data)
+    unfinished = [
+        v
+        for v in registry.versions(spec.name)
+        if not v.complete
+        and v.meta.get("data_hash") == digest
+        and v.meta.get("settings") == settings_meta
+        and v.meta.get("retrieval") == spec.corpus
+    ]
+    if resume and not unfinished:  # said before the base model is written out (517 MB)
+        raise InputError(
+            f"{spec.name}: no unfinished training of {data} with these settings to resume"
+        )
     base = base_directory(loaded, spec.model)
     # Trained on what it will be asked when it serves: with retrieved passages, if it retrieves.
     inputs = as_served(spec, [e.input for e in labeled], loaded.root / "corpora")
@@ -92,34 +107,21 @@ def specialize(
         Example(build_request(spec, text).messages, json.dumps(e.output))
         for text, e in zip(inputs, labeled, strict=True)
     ]
-    registry = Registry()
     meta = {
         "specialist": spec.name,
         "base_model": spec.model,
         "base_path": str(base.resolve()),
         "data": str(data),
-        "data_hash": data_hash(data),
+        "data_hash": digest,
         "examples": len(examples),
         "retrieval": spec.corpus,
-        "settings": {k: v for k, v in vars(settings).items() if k != "target_modules"},
+        "settings": settings_meta,
         "target_modules": list(settings.target_modules),
         "workers": workers,
         "use_gpu": use_gpu,
     }
     version = None
     if resume:
-        unfinished = [
-            v
-            for v in registry.versions(spec.name)
-            if not v.complete
-            and v.meta.get("data_hash") == meta["data_hash"]
-            and v.meta.get("settings") == meta["settings"]
-            and v.meta.get("retrieval") == meta["retrieval"]
-        ]
-        if not unfinished:
-            raise InputError(
-                f"{spec.name}: no unfinished training of {data} with these settings to resume"
-            )
         version = unfinished[-1]
         out.print(f"{spec.name} {version.name}: resuming from its last checkpoint")
     else:
@@ -195,7 +197,7 @@ def evaluate(
     from orchestrator.specialize.metrics import majority
     from orchestrator.specialize.registry import Registry
 
-    loaded = load(catalog)
+    loaded = load_specs(catalog)
     spec = loaded.specialist(specialist)
     examples = load_examples(data, spec, minimum=1)[:limit]
     registry = Registry()
@@ -290,7 +292,7 @@ def promote(
 
     from orchestrator.specialize.registry import Registry
 
-    spec = load(catalog).specialist(specialist)
+    spec = load_specs(catalog).specialist(specialist)
     made = Registry().promote(
         spec.name, version, spec.evaluation.metric, by=who or getpass.getuser(), force=force
     )
@@ -318,7 +320,7 @@ def rollback(
 
     from orchestrator.specialize.registry import Registry
 
-    spec = load(catalog).specialist(specialist)
+    spec = load_specs(catalog).specialist(specialist)
     previous = Registry().rollback(spec.name, by=who or getpass.getuser())
     declared = f"its shipped adapter ({spec.adapter})" if spec.adapter else "the bare base model"
     out.print(f"{spec.name}: {previous.name if previous else declared} is live")
@@ -333,7 +335,7 @@ def versions_list(
 
     from orchestrator.specialize.registry import Registry
 
-    spec = load(catalog).specialist(specialist)
+    spec = load_specs(catalog).specialist(specialist)
     registry = Registry()
     live = registry.live(spec.name)
     metric = spec.evaluation.metric

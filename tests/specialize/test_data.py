@@ -134,3 +134,35 @@ def test_lines_json_cannot_hold_are_named_not_a_crash(tmp_path: Path) -> None:
         "deep.jsonl:4: nested deeper than JSON can be read here",
         "deep.jsonl:5: output/team is nan, which is not a JSON number",
     ]
+
+
+def test_a_resume_with_nothing_to_resume_and_a_broken_workflow_stop_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """`--resume` with nothing unfinished is refused before the base model is written out (it
+    wrote 517 MB first); a broken workflow file does not stop commands about one specialist."""
+    cadre = str(Path(sys.executable).parent / "cadre")
+    held = ROOT / "examples" / "specialize" / "ticket-triage.heldout.jsonl"
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    (graphs / "x.yaml").write_text("name: [broken\n")
+    env = {
+        **os.environ,
+        "CADRE_ADAPTERS_DIR": str(tmp_path / "adapters"),
+        "CADRE_MODELS_DIR": str(tmp_path / "models"),
+        "CADRE_GRAPHS": str(graphs),
+    }
+    resume = subprocess.run(
+        [cadre, "specialize", "ticket-triage", "--data", str(held), "--resume",
+         "--catalog", str(ROOT / "agents")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert resume.returncode == 2, resume.stderr
+    assert "no unfinished training of" in resume.stderr
+    assert not (tmp_path / "models").exists()
+    versions = subprocess.run(
+        [cadre, "specialists", "versions", "ticket-triage", "--catalog", str(ROOT / "agents")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert versions.returncode == 0, versions.stderr
+    assert "malformed YAML" not in versions.stderr
