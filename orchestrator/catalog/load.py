@@ -241,6 +241,19 @@ def _check_model(
             assert isinstance(w, PathWeights)
             hint = f"path {resolve_relative(source, w.path)} does not exist"
         yield Problem(file, "weights", hint)
+        return
+    found = _weights_path(model, source)
+    if model.engine == "llamacpp" and found is not None and found.is_file() and not _gguf(found):
+        yield Problem(file, "weights", f"{found} is not a GGUF file, which llama.cpp loads")
+
+
+def _gguf(path: Path) -> bool:
+    """Whether a file starts as a GGUF file does."""
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"GGUF"
+    except OSError:
+        return False
 
 
 def _weights_path(model: ModelSpec, source: Path) -> Path | None:
@@ -355,6 +368,8 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
                 "adapter",
                 f"adapter file {adapter} not found; train one or remove the field",
             )
+        elif adapter.is_file() and not _gguf(adapter):
+            yield Problem(file, "adapter", f"{adapter} is not a GGUF LoRA file")
         elif adapter.is_dir() and not all((adapter / n).is_file() for n in PEFT_FILES):
             yield Problem(
                 file,
@@ -362,6 +377,14 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
                 f"{adapter} is not a LoRA adapter: give a GGUF LoRA file, or a PEFT adapter "
                 f"folder ({' and '.join(PEFT_FILES)})",
             )
+    model = catalog.models.get(spec.model)
+    if model is not None and spec.generation.max_tokens >= model.context_length:
+        yield Problem(
+            file,
+            "generation.max_tokens",
+            f"{spec.generation.max_tokens} leaves no room for a prompt in model {model.name!r}'s "
+            f"context of {model.context_length} tokens",
+        )
     evaluation = spec.evaluation
     properties = spec.output_schema.get("properties", {})
     if evaluation.metric == "exact_match" and evaluation.label not in properties:

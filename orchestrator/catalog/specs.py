@@ -99,17 +99,34 @@ class HostingSpec(Spec):
     num_cpus: float = Field(
         default=0,
         ge=0,
+        le=1024,
+        allow_inf_nan=False,
         description="CPUs Ray reserves per replica. 0 lets hosts share a small machine; the engine "
         "still uses its own threads.",
     )
     num_gpus: float = Field(
-        default=0, ge=0, description="GPUs (fractions allowed) Ray reserves per replica."
+        default=0,
+        ge=0,
+        le=64,
+        allow_inf_nan=False,
+        description="GPUs (fractions allowed) Ray reserves per replica.",
     )
-    resources: dict[str, float] = Field(
+    resources: dict[str, Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]] = Field(
         default_factory=dict,
         description="Custom Ray resources a node must offer to host a replica, "
         "e.g. {cadre_model_host: 1}.",
     )
+
+    @field_validator("resources")
+    @classmethod
+    def _custom_only(cls, resources: dict[str, float]) -> dict[str, float]:
+        taken = sorted(set(resources) & {"CPU", "GPU", "memory", "object_store_memory"})
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)} are Ray's own resources: use num_cpus and num_gpus "
+                "(resources names custom ones)"
+            )
+        return resources
 
 
 class ModelSpec(Spec):
@@ -151,10 +168,15 @@ class GenerationSettings(Spec):
         default=0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy and repeatable."
     )
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling cut-off.")
-    stop: tuple[str, ...] = Field(
+    stop: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         default=(), description="Strings that end generation when produced (not included)."
     )
-    seed: int | None = Field(default=None, description="Sampling seed, for repeatable sampling.")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**32,
+        description="Sampling seed, for repeatable sampling (0 to 2^32 - 1, as engines take it).",
+    )
     repetition_penalty: float = Field(
         default=1.0,
         ge=1.0,

@@ -142,7 +142,10 @@ def test_unknown_specialist_lookup(tmp_path: Path) -> None:
 
 def test_relative_adapter_path_resolves_from_the_spec_file(tmp_path: Path) -> None:
     write_catalog(tmp_path, [scripted_model("m")], [specialist("s", "m", adapter="s.gguf")])
-    (tmp_path / "specialists" / "s.gguf").write_bytes(b"lora")
+    (tmp_path / "specialists" / "s.gguf").write_bytes(b"lora")  # not GGUF: refused
+    (problem,) = problems_of(tmp_path)
+    assert "specialists/s.yaml: adapter: " in problem and "is not a GGUF LoRA file" in problem
+    (tmp_path / "specialists" / "s.gguf").write_bytes(b"GGUF" + b"\0" * 12)
     catalog = load_specialists(tmp_path)
     assert catalog.declared_adapter(catalog.specialist("s")) == str(
         tmp_path / "specialists" / "s.gguf"
@@ -227,3 +230,29 @@ def test_references_inside_the_schema_are_followed(tmp_path: Path) -> None:
         [specialist("s", "m", output_schema=tree, examples=[example])],
     )
     assert "s" in load_specialists(tmp_path).specialists
+
+
+def test_settings_no_engine_can_serve_are_refused_with_their_field(tmp_path: Path) -> None:
+    """An empty stop string (every answer empty), a seed no engine takes, Ray's own resources,
+    an infinite one, and max_tokens that leave no room for a prompt all passed validate and
+    failed every call."""
+    write_catalog(
+        tmp_path / "a",
+        [scripted_model("m", context_length=512)],
+        [
+            specialist("stops", "m", generation={"stop": [""]}),
+            specialist("seeds", "m", generation={"seed": 10**24}),
+            specialist("long", "m", generation={"max_tokens": 512}),
+        ],
+    )
+    problems = "\n".join(problems_of(tmp_path / "a"))
+    assert "stops.yaml: generation.stop.0: String should have at least 1 character" in problems
+    assert "seeds.yaml: generation.seed: Input should be less than 4294967296" in problems
+    assert "long.yaml: generation.max_tokens: 512 leaves no room for a prompt" in problems
+    model = scripted_model("m", context_length=512)
+    model["hosting"] = {"resources": {"CPU": 1}, "num_gpus": -1, "num_cpus": float("inf")}
+    write_catalog(tmp_path / "b", [model], [])
+    problems = "\n".join(problems_of(tmp_path / "b"))
+    assert "m.yaml: hosting.num_gpus: Input should be greater than or equal to 0" in problems
+    assert "m.yaml: hosting.num_cpus: Input should be a finite number" in problems
+    assert "CPU are Ray's own resources: use num_cpus and num_gpus" in problems

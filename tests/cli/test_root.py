@@ -41,7 +41,10 @@ def scripted(tmp_path: Path) -> Path:
     return write_catalog(
         tmp_path,
         [scripted_model(model, context_length=64)],
-        [specialist("sentiment", model), specialist("triage", model, tools=["calculator"])],
+        [
+            specialist("sentiment", model, generation={"max_tokens": 16}),
+            specialist("triage", model, tools=["calculator"], generation={"max_tokens": 16}),
+        ],
     )
 
 

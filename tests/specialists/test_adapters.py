@@ -45,8 +45,8 @@ def test_the_live_version_answers_and_rollback_returns_to_the_declared_adapter(
     root = write_catalog(
         tmp_path / "agents", [weighted_model("m")], [specialist("s", "m", adapter="s.gguf")]
     )
-    (root / "models" / "weights.gguf").write_bytes(b"gguf")
-    (root / "specialists" / "s.gguf").write_bytes(b"lora")
+    (root / "models" / "weights.gguf").write_bytes(b"GGUF")
+    (root / "specialists" / "s.gguf").write_bytes(b"GGUF")
     catalog = load_specialists(root)
     spec = catalog.specialist("s")
     declared = str(root / "specialists" / "s.gguf")
