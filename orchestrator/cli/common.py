@@ -19,6 +19,12 @@ def _visible(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def visible(text: str) -> str:
+    """Text with its control and direction characters as escapes: for table cells, which the
+    consoles do not see as text."""
+    return CONTROL.sub(_visible, text)
+
+
 class _Console(Console):
     """A console that shows control characters in what it prints as escapes (``\\x1b``): a
     run's output, a reviewer's reason or an error quoting them must not drive the terminal

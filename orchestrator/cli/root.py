@@ -20,7 +20,15 @@ from rich.table import Table
 
 from orchestrator import __version__
 from orchestrator.catalog.specs import ModelSpec
-from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, load_specs, out
+from orchestrator.cli.common import (
+    CatalogOption,
+    GraphsOption,
+    err,
+    load,
+    load_specs,
+    out,
+    visible,
+)
 from orchestrator.errors import CadreError, InputError, unfit_json
 
 if TYPE_CHECKING:
@@ -82,7 +90,7 @@ def specialists_list(catalog: CatalogOption = None) -> None:
             Path(spec.adapter).name if spec.adapter else "-",
             host_label(model),
             ", ".join(spec.tools) or "-",
-            spec.description,
+            visible(spec.description),
         )
     out.print(table)
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from orchestrator import config
-from orchestrator.cli.common import CatalogOption, GraphsOption, load, out
+from orchestrator.cli.common import CatalogOption, GraphsOption, load, out, visible
 
 if TYPE_CHECKING:
     from orchestrator.api.webhooks import Webhooks
@@ -180,7 +180,9 @@ def keys_list(
     for column in ("tenant", "role", "name", "revoked"):
         table.add_column(column, overflow="fold")
     for key in keys:
-        table.add_row(key.id, key.tenant, key.role, key.name, "yes" if key.revoked_at else "-")
+        table.add_row(
+            key.id, key.tenant, key.role, visible(key.name), "yes" if key.revoked_at else "-"
+        )
     out.print(table)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from orchestrator.catalog.specs import NAME_PATTERN
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, clip
 from orchestrator.storage import schema
 from orchestrator.storage.database import Database
 from orchestrator.workflow.budget import TokenBudget, day_start
@@ -25,7 +25,9 @@ from orchestrator.workflow.budget import TokenBudget, day_start
 def check_tenant(tenant: str) -> None:
     """InputError unless ``tenant`` is a tenant name (as keys and budgets take them)."""
     if not re.fullmatch(NAME_PATTERN, tenant):  # match() would let a final newline through
-        raise InputError(f"tenant {tenant!r}: use lowercase letters, digits, - and _ (up to 64)")
+        raise InputError(
+            f"tenant {clip(tenant, 80)!r}: use lowercase letters, digits, - and _ (up to 64)"
+        )
 
 
 @dataclass(frozen=True)

@@ -23,3 +23,20 @@ def test_text_direction_controls_are_printed_as_escapes() -> None:
     shown = buffer.getvalue()
     assert "\u202e" not in shown and "\u202c" not in shown
     assert "policy \\u202egnp.exe\\u202c, ok مرحبا" in shown  # right-to-left text itself stays
+
+
+def test_table_cells_show_hidden_characters_as_escapes() -> None:
+    from orchestrator.cli.common import visible
+
+    assert visible("safe \u202egnp.exe\x1b[2J") == "safe \\u202egnp.exe\\x1b[2J"
+
+
+def test_a_long_tenant_name_is_quoted_clipped() -> None:
+    import pytest
+
+    from orchestrator.errors import InputError
+    from orchestrator.runs.budget import check_tenant
+
+    with pytest.raises(InputError) as info:
+        check_tenant("t" * 5000)
+    assert len(info.value.message) < 200 and "more characters cut" in info.value.message
