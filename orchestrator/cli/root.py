@@ -29,7 +29,7 @@ from orchestrator.cli.common import (
     out,
     visible,
 )
-from orchestrator.errors import CadreError, InputError, unfit_json
+from orchestrator.errors import CadreError, InputError, clip, unfit_json
 
 if TYPE_CHECKING:
     from orchestrator.catalog import SpecialistCatalog
@@ -220,9 +220,14 @@ def ask(
             "model_time_s": round(answer.model_time_s, 4),
             "host": answer.host,
             "startup_s": round(startup, 3),
+            "tool_calls": list(answer.tool_calls),
         }
         out.print_json(json.dumps(record))
         return
+    for call in answer.tool_calls:  # what the specialist did on the way: side effects included
+        args = json.dumps(call.get("args"), ensure_ascii=False)
+        result = clip(json.dumps(call.get("result"), ensure_ascii=False), 200)
+        out.print(f"[dim]called {call.get('tool')} {args} → {result}[/dim]", soft_wrap=True)
     out.print_json(json.dumps(answer.output))
     out.print(
         f"[dim]{answer.specialist} on {answer.model} ({answer.host}): "
