@@ -77,9 +77,10 @@ class IndexReport:
 
 def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
     """Paragraphs packed into chunks of about ``size`` characters; each chunk starts with the
-    Markdown heading it falls under, so a clause keeps its title."""
+    Markdown heading it falls under, so a clause keeps its title. A heading with no text under
+    it is a chunk of its own (a file of headings only used to index to nothing)."""
     chunks: list[str] = []
-    heading, current = "", ""
+    heading, current, bare = "", "", False
     for block in re.split(r"\n\s*\n", text):
         block = block.strip()
         if not block:
@@ -87,11 +88,15 @@ def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
         if block.startswith("#"):
             if current:
                 chunks.append(current)
+            elif bare and heading:
+                chunks.append(heading)
             heading, current = block.splitlines()[0].lstrip("# ").strip(), ""
             rest = "\n".join(block.splitlines()[1:]).strip()
+            bare = not rest
             if not rest:
                 continue
             block = rest
+        bare = False
         for piece in _pieces(block, size):
             if current and len(current) + len(piece) > size:
                 chunks.append(current)
@@ -101,6 +106,8 @@ def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
             )
     if current:
         chunks.append(current)
+    elif bare and heading:
+        chunks.append(heading)
     return chunks
 
 
@@ -207,6 +214,10 @@ class Corpora:
                 unchanged += 1
                 continue
             pieces = chunk_text(text)
+            if not pieces:
+                skipped.append(f"{rel}: holds no text to index")
+                del files[rel]
+                continue
             vectors = self.embedder.embed(pieces)
             # Upserts, then the old version's surplus chunks dropped: two workers indexing a
             # corpus on first use at once both write the same rows, and neither collides.

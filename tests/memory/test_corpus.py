@@ -44,6 +44,12 @@ def test_chunks_keep_their_heading_and_stay_small() -> None:
     assert all(len(c) < 1100 for c in chunks) and len(chunks) > 1
 
 
+def test_a_heading_with_no_text_under_it_is_a_chunk_of_its_own() -> None:
+    assert chunk_text("# Exclusions") == ["Exclusions"]
+    assert chunk_text("# A\n\n# B\n\ntext here") == ["A", "B: text here"]
+    assert chunk_text("# A\n\ntext\n\n# B") == ["A: text", "B"]
+
+
 def test_a_long_paragraph_is_cut_at_sentence_ends() -> None:
     """One paragraph of 6,000 characters was one chunk, of which the embedder saw the start."""
     sentences = [f"Clause {i} says the deductible is {i} euros." for i in range(150)]
@@ -63,10 +69,12 @@ def test_files_too_large_or_not_text_are_skipped_and_said_so(
         huge.truncate(2_000_000_000)  # sparse: 2 GB read would have taken the machine's memory
     (folder / "binary.md").write_bytes(bytes(range(256)) * 10)
     (folder / "nul.txt").write_text("half\x00hidden")
+    (folder / "blank.md").write_text("\n  \n")
     report = corpora.index("home-policy")
     assert (report.added, report.chunks > 0) == (1, True)  # wording.md alone
     assert sorted(report.skipped) == [
         "binary.md: not UTF-8 text (byte 128)",
+        "blank.md: holds no text to index",
         "huge.md: larger than 10,000 bytes",
         "nul.txt: not text (it holds NUL bytes)",
     ]
