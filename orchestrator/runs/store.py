@@ -199,7 +199,7 @@ def _approvals(review: ReviewRecord) -> str:
 
 def held_elsewhere(review: ReviewRecord, who: str, now: float) -> ConflictError:
     """The error for acting on a review another reviewer holds."""
-    until = time.strftime("%H:%M:%S", time.localtime(review.claimed_until or now))
+    until = time.strftime("%H:%M:%S UTC", time.gmtime(review.claimed_until or now))
     return ConflictError(
         f"review {review.id} is claimed by {review.claimed_by} until {until}; {who} may "
         f"decide it once {review.claimed_by} releases it or the claim runs out"

@@ -341,6 +341,18 @@ def test_the_queue_pages_a_map_item_edits_its_answer_and_a_revoked_key_signs_out
         expect(page.locator("#diff")).to_contain_text("technical")
         expect(page.locator("#diff")).to_contain_text("billing")
 
+        # Another key with the same name takes a review: the page tells the two Ritas apart.
+        other, secret = KeyStore(Database(served.url)).create("acme", "reviewer", "Rita Reviewer")
+        took = httpx.post(
+            f"{served.base}/v1/reviews/{ids[0]}/claim",
+            json={"hold_minutes": 5},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert took.status_code == 200, took.text
+        page.click("#back")
+        page.click(f"a[data-review='{ids[0]}']")
+        expect(page.locator("#holder")).to_contain_text(f"Taken by Rita Reviewer (key {other.id})")
+
         revoked = KeyStore(Database(served.url))
         mine = next(k for k in revoked.all("acme") if k.name == "Rita Reviewer")
         revoked.revoke(mine.id)
