@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +209,30 @@ def test_ask_refuses_stdin_that_is_not_text_or_too_big_before_anything_starts(
         assert done.returncode == 2, done.stderr
         assert message in done.stderr.decode()
         assert b"Traceback" not in done.stderr
+
+
+def test_ask_says_which_tools_a_specialist_called(
+    scripted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A specialist with tools may act on the way (notify sends a message): `ask` says what it
+    called, and `--json` lists the calls (both said nothing of them)."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import root
+    from orchestrator.specialists.calls import SpecialistAnswer
+
+    answer = SpecialistAnswer(
+        "triage", "m", {"sentiment": "positive"}, "{}", 5, 3, "stop", 0.1, 0.05, 0.0, "m-0",
+        tool_calls=({"tool": "calculator", "args": {"expression": "2 + 2"}, "result": 4},),
+    )  # fmt: skip
+
+    async def answered(catalog: Any, name: str, text: str) -> Any:
+        return answer, 0.5
+
+    monkeypatch.setattr(root, "_ask", answered)
+    runner = CliRunner()
+    plain = runner.invoke(root.app, ["ask", "triage", "add up", "--catalog", str(scripted)])
+    assert plain.exit_code == 0, plain.output
+    assert 'called calculator {"expression": "2 + 2"} → 4' in plain.output
+    shown = runner.invoke(root.app, ["ask", "triage", "x", "--json", "--catalog", str(scripted)])
+    assert json.loads(shown.output)["tool_calls"] == [dict(answer.tool_calls[0])]
