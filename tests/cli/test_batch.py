@@ -56,7 +56,7 @@ def mood(tmp_path: Path) -> list[str]:
     agents = write_catalog(
         tmp_path / "agents",
         [scripted_model(model, context_length=256, rules=rules, delay_s=DELAY_S)],
-        [specialist("sentiment", model)],
+        [specialist("sentiment", model, generation={"max_tokens": 16})],
     )
     (tmp_path / "graphs").mkdir()
     (tmp_path / "graphs" / "mood.yaml").write_text(yaml.safe_dump(SENTIMENT_FLOW))

@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 def scripted_catalog(tmp_path: Path, **options: object) -> tuple[Catalog, str]:
     model = unique("echo")
-    write_catalog(tmp_path, [scripted_model(model, **options)], [specialist("sentiment", model)])
+    asks = specialist("sentiment", model, generation={"max_tokens": 16})
+    write_catalog(tmp_path, [scripted_model(model, **options)], [asks])
     return load_catalog(tmp_path), model
 
 
