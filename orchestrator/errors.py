@@ -32,10 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import jsonschema
+import jsonschema
 
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
@@ -283,6 +282,24 @@ def schema_message(
     if len(message) <= limit:
         return message
     return f"{message[:limit]}… (cut; `{error.validator}` failed on {kind_of(error.instance)})"
+
+
+def schema_misfit(
+    schema: Mapping[str, Any] | jsonschema.protocols.Validator,
+    value: Any,
+    root: str = "",
+    sep: str = "/",
+) -> tuple[str, str] | None:
+    """Where ``value`` fails ``schema`` (a JSON Schema, or a validator made from one) and why,
+    as ``(path, message)``; None when it fits. Of several failures, jsonschema's best match.
+    The path is ``root`` and the keys down to the failing part, joined with ``sep``; it is
+    empty when the value as a whole fails and there is no root (the caller names the whole)."""
+    validator = jsonschema.Draft202012Validator(schema) if isinstance(schema, Mapping) else schema
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    parts = [root] if root else []
+    return sep.join([*parts, *(str(p) for p in error.absolute_path)]), schema_message(error)
 
 
 def person_name(value: str, what: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from orchestrator import errors
@@ -31,6 +32,7 @@ from orchestrator.errors import (
     UserError,
     missing_dependency,
     person_name,
+    schema_misfit,
     unfit_json,
 )
 
@@ -157,3 +159,21 @@ def test_an_unfit_answer_pickles_with_the_tokens_it_took() -> None:
         120,
         33,
     )
+
+
+def test_a_schema_misfit_names_the_deepest_failing_part_under_its_root() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": {"type": "integer"}}},
+    }
+    assert schema_misfit(schema, {"items": [1, 2]}) is None
+    where, why = schema_misfit(schema, {"items": [1, "two"]}, root="order") or ("", "")
+    assert where == "order/items/1"
+    assert "'two' is not of type 'integer'" in why
+    assert schema_misfit(schema, [], root="order", sep=".") == (
+        "order",
+        "[] is not of type 'object'",
+    )
+    # the value as a whole, with no root: the caller names the whole
+    validator = jsonschema.Draft202012Validator({"type": "string", "maxLength": 2})
+    assert schema_misfit(validator, "abc") == ("", "'abc' is too long")

@@ -41,7 +41,14 @@ from orchestrator.catalog.specs import (
 )
 from orchestrator.catalog.weights import prepared_path
 from orchestrator.catalog.yaml_files import load_yaml
-from orchestrator.errors import CatalogError, NotFoundError, Problem, clip, schema_message
+from orchestrator.errors import (
+    CatalogError,
+    NotFoundError,
+    Problem,
+    clip,
+    schema_message,
+    schema_misfit,
+)
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -353,12 +360,10 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
     if schema_ok:
         validator = jsonschema.Draft202012Validator(spec.output_schema)
         for i, example in enumerate(spec.examples):
-            error = jsonschema.exceptions.best_match(validator.iter_errors(example.output))
-            if error is not None:
+            misfit = schema_misfit(validator, example.output)
+            if misfit is not None:
                 yield Problem(
-                    file,
-                    f"examples.{i}.output",
-                    f"does not fit output_schema: {schema_message(error)}",
+                    file, f"examples.{i}.output", f"does not fit output_schema: {misfit[1]}"
                 )
     if spec.adapter is not None:
         adapter = resolve_relative(source, spec.adapter)

@@ -12,8 +12,6 @@ import json
 import re
 from typing import Any
 
-import jsonschema
-
 from orchestrator.errors import (
     ApprovalsChanged,
     CadreError,
@@ -21,7 +19,7 @@ from orchestrator.errors import (
     InputError,
     clip,
     kind_of,
-    schema_message,
+    schema_misfit,
     unfit_json,
 )
 from orchestrator.runs.store import (
@@ -135,12 +133,9 @@ def review_warnings(
             continue
         schema = schemas.get(key) if "." not in key else None
         if schema:
-            error = jsonschema.exceptions.best_match(
-                jsonschema.Draft202012Validator(schema).iter_errors(value)
-            )
-            if error is not None:
-                where = "/".join([key, *(str(p) for p in error.absolute_path)])
-                warnings.append(f"{where} does not fit its schema: {schema_message(error)}")
+            misfit = schema_misfit(schema, value, root=key)
+            if misfit is not None:
+                warnings.append(f"{misfit[0]} does not fit its schema: {misfit[1]}")
     for event in events:
         failed = event.get("tool_error")
         if failed:
@@ -208,14 +203,11 @@ def _set_path(
 
 
 def _validate(review_id: str, key: str, value: Any, schema: dict[str, Any]) -> None:
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(value)
-    )
-    if error is not None:
-        where = "/".join([key, *(str(p) for p in error.absolute_path)])
+    misfit = schema_misfit(schema, value, root=key)
+    if misfit is not None:
         raise InputError(
-            f"review {review_id}: the edit does not fit the state schema at {where}: "
-            f"{schema_message(error)}"
+            f"review {review_id}: the edit does not fit the state schema at {misfit[0]}: "
+            f"{misfit[1]}"
         )
 
 

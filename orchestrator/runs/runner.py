@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-import jsonschema
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 from opentelemetry import trace
@@ -41,7 +40,7 @@ from orchestrator.errors import (
     InputError,
     RunError,
     clip,
-    schema_message,
+    schema_misfit,
     unfit_json,
 )
 from orchestrator.runs.budget import token_budget
@@ -103,12 +102,9 @@ def check_input(spec: WorkflowSpec, data: Any) -> dict[str, Any]:
     if fault is not None:
         where, why = fault
         raise InputError(f"workflow {spec.name!r}: {clip(where or 'input', 200)}: {why}")
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(spec.input_schema).iter_errors(data)
-    )
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "input"
-        raise InputError(f"workflow {spec.name!r}: {where}: {schema_message(error)}")
+    misfit = schema_misfit(spec.input_schema, data)
+    if misfit is not None:
+        raise InputError(f"workflow {spec.name!r}: {misfit[0] or 'input'}: {misfit[1]}")
     return data
 
 

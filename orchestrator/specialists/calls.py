@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import jsonschema
-
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import GenerationRequest, GenerationResult, Message
-from orchestrator.errors import InputError, OutputSchemaError, RunError, schema_message, unfit_json
+from orchestrator.errors import InputError, OutputSchemaError, RunError, schema_misfit, unfit_json
 
 JSON_RULE = "Answer with one JSON object that fits this schema, and nothing else:"
 
@@ -122,13 +120,11 @@ def check_answer(specialist: SpecialistSpec, output: dict[str, Any], what: str) 
 
 def schema_problem(specialist: SpecialistSpec, output: Any) -> str | None:
     """What in ``output`` does not fit the specialist's schema (where, and why), or None."""
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(specialist.output_schema).iter_errors(output)
-    )
-    if error is None:
+    misfit = schema_misfit(specialist.output_schema, output)
+    if misfit is None:
         return None
-    where = "/".join(str(p) for p in error.absolute_path) or "the answer"
-    return f"{where} does not fit the output schema: {schema_message(error)}"
+    where, why = misfit
+    return f"{where or 'the answer'} does not fit the output schema: {why}"
 
 
 def parse_answer(specialist: SpecialistSpec, result: GenerationResult) -> dict[str, Any]:

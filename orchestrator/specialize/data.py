@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 
 from orchestrator.catalog.specs import SpecialistSpec
-from orchestrator.errors import DataError, InputError, schema_message, unfit_json
+from orchestrator.errors import DataError, InputError, schema_misfit, unfit_json
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,9 @@ def load_examples(path: Path, spec: SpecialistSpec, minimum: int | None = None) 
         if not isinstance(output, dict):
             problems.append(f"{where}: output must be an object (the specialist's answer)")
             continue
-        error = jsonschema.exceptions.best_match(validator.iter_errors(output))
-        if error is not None:
-            at = ".".join(str(p) for p in error.absolute_path)
-            problems.append(
-                f"{where}: output{'.' + at if at else ''} does not fit {spec.name}'s schema: "
-                f"{schema_message(error)}"
-            )
+        misfit = schema_misfit(validator, output, root="output", sep=".")
+        if misfit is not None:
+            problems.append(f"{where}: {misfit[0]} does not fit {spec.name}'s schema: {misfit[1]}")
             continue
         if text in seen:
             problems.append(f"{where}: the same input as line {seen[text]}")

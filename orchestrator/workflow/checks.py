@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from orchestrator.catalog import SpecialistCatalog
 from orchestrator.catalog.load import schema_ref_problem
-from orchestrator.errors import Problem, clip, schema_message
+from orchestrator.errors import Problem, clip, schema_message, schema_misfit
 from orchestrator.tools import registry
 from orchestrator.tools.base import Tool
 from orchestrator.workflow.schemas import allowed_values, fields, produced_schemas, sub_schema, walk
@@ -272,11 +272,9 @@ def _node_problems(
                     f"{node.specialist!r} answers no field {name!r} (its fields: {known})",
                 )
             else:
-                error = jsonschema.exceptions.best_match(
-                    jsonschema.Draft202012Validator(field).iter_errors(value)
-                )
-                if error is not None:
-                    yield Problem(file, f"{at}.{where}", f"{value!r}: {schema_message(error)}")
+                misfit = schema_misfit(field, value)
+                if misfit is not None:
+                    yield Problem(file, f"{at}.{where}", f"{value!r}: {misfit[1]}")
     elif isinstance(node, ToolNode):
         if node.tool not in tools:
             yield Problem(file, f"{at}.tool", f"unknown tool {node.tool!r} in node {node.id!r}")

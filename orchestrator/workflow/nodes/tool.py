@@ -11,7 +11,7 @@ import jsonschema
 from langgraph.types import Command
 
 from orchestrator import telemetry
-from orchestrator.errors import CadreError, schema_message, unfit_json
+from orchestrator.errors import CadreError, schema_misfit, unfit_json
 from orchestrator.telemetry import gen_ai
 from orchestrator.tools import registry
 from orchestrator.tools.runner import call_tool
@@ -31,13 +31,10 @@ def build(node: ToolNode, b: NodeBuilder) -> None:
     def unfit_for_key(result: Any) -> str | None:
         """Why a result cannot go into the output key as the workflow declares it (a
         calculator's 1.5 for an integer key), or None."""
-        if checker is None:
+        misfit = None if checker is None else schema_misfit(checker, result, root=node.output)
+        if misfit is None:
             return None
-        wrong = jsonschema.exceptions.best_match(checker.iter_errors(result))
-        if wrong is None:
-            return None
-        where = "/".join([node.output, *(str(p) for p in wrong.absolute_path)])
-        return f"its result does not fit state key {where}: {schema_message(wrong)}"
+        return f"its result does not fit state key {misfit[0]}: {misfit[1]}"
 
     async def run(state: dict[str, Any]) -> Command[str]:
         args = {name: render_arg(value, state, text[name]) for name, value in node.args.items()}
