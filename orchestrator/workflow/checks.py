@@ -224,8 +224,10 @@ def _node_problems(
             yield from state_key(path, field, local)
 
     def values_allowed(
-        schema: dict[str, Any], values: list[Any], where: str, what: str
+        schema: dict[str, Any], values: list[Any], where: str, what: str, enum: bool = True
     ) -> Iterator[Problem]:
+        """Problems with ``values`` as values of ``schema``: another type, or (``enum``) not
+        one of the values it allows."""
         declared = schema.get("type")
         types: list[str] = [declared] if isinstance(declared, str) else list(declared or [])
         for value in values if types else ():
@@ -238,7 +240,7 @@ def _node_problems(
                     f"{kind}" + (" (write it without quotes)" if kind == "string" else ""),
                 )
                 return
-        allowed = allowed_values(schema)
+        allowed = allowed_values(schema) if enum else None
         if allowed is None:
             return
         for value in values:
@@ -311,11 +313,16 @@ def _node_problems(
                 key = case.when.key
                 yield from state_key(key, f"cases.{j}.when.key")
                 root = key.split(".", 1)[0]
-                if root in state and case.when.op in ("eq", "ne", "in", "not_in"):
+                if root in state and case.when.op not in ("exists", "truthy"):
+                    # an order compares with any value of the field's type, not only its enum's
                     value = case.when.value
                     values = value if isinstance(value, list) else [value]
                     yield from values_allowed(
-                        walk(state[root], key)[0], values, f"cases.{j}.when.value", key
+                        walk(state[root], key)[0],
+                        values,
+                        f"cases.{j}.when.value",
+                        key,
+                        enum=case.when.op in ("eq", "ne", "in", "not_in"),
                     )
     elif isinstance(node, MapNode):
         yield from known_specialist(node.specialist, "specialist")

@@ -231,6 +231,15 @@ def test_branch_values_of_another_type_than_the_field_are_problems(tmp_path: Pat
         "string (write it without quotes)"
     ) in problems[0]
 
+    # an order too: `gt "1000"` passed validate and never held, so the rule was skipped
+    claim = broken(load_flow("claim"))
+    claim["nodes"][2]["cases"].insert(
+        0, {"when": {"key": "fields.amount", "op": "gt", "value": "1000"}, "next": "end"}
+    )
+    problems = problems_with(tmp_path, claim)
+    assert len(problems) == 1, problems
+    assert "nodes.2.cases.0.when.value: '1000' is never fields.amount" in problems[0]
+
 
 def test_one_typo_in_next_is_one_problem_with_the_node_it_probably_meant(tmp_path: Path) -> None:
     flow = broken(load_flow("claim"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from orchestrator.errors import RunError, clip, kind_of
 from orchestrator.workflow.nodes.base import NodeBuilder, target
 from orchestrator.workflow.spec import BranchNode, Condition
 from orchestrator.workflow.state import usage_of
@@ -24,8 +25,10 @@ def _ordered(a: Any, b: Any) -> bool:
 
 
 def holds(condition: Condition, state: dict[str, Any]) -> bool:
-    """Whether a branch condition is true of state (a missing value is false). Values compare
-    as JSON does: true is not 1, and only numbers with numbers or texts with texts by order."""
+    """Whether a branch condition is true of state (a missing or null value is false). Values
+    compare as JSON does: true is not 1. Only numbers with numbers or texts with texts compare
+    by order; any other pair is RunError, not false: a rule such as ``payout gt "1000"`` that
+    quietly never held would send every run down the default, past its review gate."""
     value = lookup(state, condition.key, _MISSING)
     if condition.op == "exists":
         return value is not _MISSING and value is not None
@@ -35,7 +38,14 @@ def holds(condition: Condition, state: dict[str, Any]) -> bool:
         return bool(value)
     given = condition.value
     if condition.op in ("gt", "ge", "lt", "le") and not _ordered(value, given):
-        return False
+        if value is None:
+            return False
+        raise RunError(
+            f"branch condition {condition.key} {condition.op} {clip(repr(given), 60)}: "
+            f"{condition.key} is {kind_of(value)} ({clip(repr(value), 60)}), which does not "
+            f"compare by order with {kind_of(given)}; compare numbers with a number (no quotes) "
+            "and texts with a text"
+        )
     compare: dict[str, Callable[[], bool]] = {
         "eq": lambda: same(value, given),
         "ne": lambda: not same(value, given),
@@ -47,6 +57,13 @@ def holds(condition: Condition, state: dict[str, Any]) -> bool:
         "not_in": lambda: not any(same(value, v) for v in given),
     }
     return compare[condition.op]()
+
+
+def _holds_in(node_id: str, condition: Condition, state: dict[str, Any]) -> bool:
+    try:
+        return holds(condition, state)
+    except RunError as err:
+        raise RunError(f"branch {node_id!r}: {err}") from None
 
 
 def build(node: BranchNode, b: NodeBuilder) -> None:
@@ -67,7 +84,7 @@ def build(node: BranchNode, b: NodeBuilder) -> None:
             if router is not None:
                 if same(state.get("_routes", {}).get(node.id), case.equals):
                     return target(case.next)
-            elif case.when is not None and holds(case.when, state):
+            elif case.when is not None and _holds_in(node.id, case.when, state):
                 return target(case.next)
         return target(node.default)
 

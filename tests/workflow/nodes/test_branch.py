@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.errors import RunError
 from orchestrator.workflow.nodes.branch import holds
 from orchestrator.workflow.spec import Condition
 
@@ -51,11 +53,26 @@ def test_a_missing_value_is_false_for_every_operator(op: Any) -> None:
     assert holds(Condition(key="fields.missing", op=op, value=value), STATE) is False
 
 
-@pytest.mark.parametrize(("op", "value"), [("gt", "4000"), ("lt", "z"), ("ge", 0)])
-def test_values_that_cannot_be_compared_are_false_not_an_error(op: Any, value: Any) -> None:
+@pytest.mark.parametrize(
+    ("op", "value", "kinds"),
+    [
+        ("gt", "4000", "is a number (4800), which does not compare by order with a string"),
+        ("lt", "z", "is a number (4800), which does not compare by order with a string"),
+        ("ge", 0, "is a boolean (True), which does not compare by order with a number"),
+    ],
+)
+def test_values_that_cannot_be_compared_by_order_are_an_error_not_false(
+    op: Any, value: Any, kinds: str
+) -> None:
+    """Before, 4800 gt "4000" was quietly false, and the run took the default past its rule."""
     state = {"fields": {"amount": 4800, "ok": True}}
     key = "fields.ok" if value == 0 else "fields.amount"  # true is no number: not >= 0
-    assert holds(Condition(key=key, op=op, value=value), state) is False
+    with pytest.raises(RunError, match=re.escape(f"{key} {kinds}")):
+        holds(Condition(key=key, op=op, value=value), state)
+
+
+def test_a_null_value_compares_by_order_as_false() -> None:
+    assert holds(Condition(key="v", op="gt", value=1), {"v": None}) is False
 
 
 @pytest.mark.parametrize(
@@ -160,3 +177,51 @@ def test_a_router_routes_on_a_boolean_field(tmp_path: Path) -> None:
 
     assert asyncio.run(go("yes please")) == {"way": 1}
     assert asyncio.run(go("no")) == {"way": 0}
+
+
+def test_a_run_whose_rule_cannot_compare_fails_naming_the_branch(tmp_path: Path) -> None:
+    """A state key with no declared type passes validate; at run time the rule fails the run,
+    where it used to take the default without a word."""
+    import asyncio
+
+    import yaml
+
+    from orchestrator.runs.runner import Runner
+    from orchestrator.specialists.local import LocalAsker
+    from orchestrator.workflow.catalog import load_catalog
+    from tests.catalogs import scripted_model, write_catalog
+
+    agents = write_catalog(tmp_path / "agents", [scripted_model("m", rules=[])], [])
+    flow = {
+        "name": "limit",
+        "description": "Sends large counts to a person.",
+        "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+        "state": {"count": {}, "way": {"type": "number"}},
+        "output": ["way"],
+        "start": "count",
+        "nodes": [
+            {"kind": "tool", "id": "count", "tool": "calculator",
+             "args": {"expression": "{n} + 1"}, "output": "count", "next": "limit"},
+            {"kind": "branch", "id": "limit",
+             "cases": [{"when": {"key": "count", "op": "gt", "value": "1000"}, "next": "big"}],
+             "default": "small"},
+            {"kind": "tool", "id": "big", "tool": "calculator", "args": {"expression": "1"},
+             "output": "way", "next": "end"},
+            {"kind": "tool", "id": "small", "tool": "calculator", "args": {"expression": "0"},
+             "output": "way", "next": "end"},
+        ],
+    }  # fmt: skip
+    (tmp_path / "graphs").mkdir()
+    (tmp_path / "graphs" / "limit.yaml").write_text(yaml.safe_dump(flow))
+    catalog = load_catalog(agents, tmp_path / "graphs")
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+
+    async def go() -> tuple[BaseException, Any]:
+        async with Runner(catalog, database_url=url, asker=LocalAsker(catalog)) as runner:
+            with pytest.raises(RunError) as info:
+                await runner.start("limit", {"n": 5000})
+            return info.value, runner.store.runs(workflow="limit", limit=1)[0]
+
+    error, record = asyncio.run(go())
+    assert "branch 'limit': branch condition count gt '1000': count is a number (5001" in str(error)
+    assert (record.status, record.error) == ("failed", str(error))
