@@ -38,6 +38,7 @@ from orchestrator.config import DEFAULT_TENANT
 from orchestrator.errors import (
     CadreError,
     InputError,
+    NotFoundError,
     RunError,
     clip,
     schema_misfit,
@@ -427,6 +428,7 @@ class Runner:
         record = await self._io(self.store.run, run_id)
         if record.status in ("succeeded", "cancelled"):
             raise InputError(f"run {run_id} is {record.status}; there is nothing to resume")
+        self._drivable(record)
         if not await self._acquire(run_id):
             raise InputError(
                 f"run {run_id} is being driven by {record.owner}; wait for it or cancel it"
@@ -453,6 +455,8 @@ class Runner:
     ) -> tuple[ReviewRecord, RunRecord]:
         """Record a reviewer's decision, then drive the run on unless another driver holds
         it (that one applies the decision when it is done)."""
+        review = await self._io(self.store.review, review_id)
+        self._drivable(await self._io(self.store.run, review.run_id))
         recorded = await self._io(
             record_decision, self.store, self.catalog, review_id, decision, by, reason, changes
         )
@@ -460,6 +464,18 @@ class Runner:
             return recorded, await self._io(self.store.run, recorded.run_id)
         run = await self.drive(recorded.run_id)
         return await self._io(self.store.review, review_id), run
+
+    def _drivable(self, record: RunRecord) -> None:
+        """NotFoundError, before anything is written, when this runner's catalog lacks the
+        run's workflow: a decision recorded here could not be applied here, and the run would
+        be left running with nothing driving it."""
+        if record.workflow not in self.catalog.workflows:
+            known = ", ".join(sorted(self.catalog.workflows)) or "none"
+            raise NotFoundError(
+                f"run {record.id} is of workflow {record.workflow!r}, which is not among the "
+                f"workflows loaded here ({known}); nothing was recorded. Load the catalog and "
+                "workflows the run was started with (--catalog, --graphs)"
+            )
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run; a driver holding it stops after its current step (this one at once,

@@ -491,3 +491,40 @@ def test_a_later_approval_s_edit_wins_whatever_the_order_of_the_paths(
         "fields": {"policy_number": "B", "amount": 7},
         "fields.amount": 5,
     }
+
+
+def test_a_runner_without_the_run_s_workflow_records_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`cadre review approve` (or `runs resume`) without the `--graphs` a run was started with
+    used to record the decision and mark the run running, then fail: the run was left running
+    with nothing driving it, and the decision could not be made again."""
+    from orchestrator.errors import NotFoundError
+
+    catalog = claim_catalog(tmp_path, approvals=2)
+    other = dataclasses.replace(catalog, workflows={})
+
+    async def start(runner: Runner) -> Any:
+        record = await runner.start("claim", {"claim": "a flood"})
+        (review,) = runner.store.reviews("pending", record.id)
+        await runner.decide(review.id, "approve", "rita")
+        return record, review
+
+    record, review = drive(catalog, database_url, start)
+
+    async def elsewhere(runner: Runner) -> Any:
+        for attempt in (
+            runner.decide(review.id, "approve", "sam"),
+            runner.resume(record.id),
+        ):
+            with pytest.raises(NotFoundError, match="workflow 'claim', which is not among"):
+                await attempt
+        return runner.store.review(review.id), runner.store.run(record.id)
+
+    left, run = drive(other, database_url, elsewhere)
+    assert (left.status, [a["by"] for a in left.approvals]) == ("pending", ["rita"])
+    assert run.status == "awaiting_review"
+    decided, finished = drive(
+        catalog, database_url, lambda r: r.decide(review.id, "approve", "sam")
+    )
+    assert (decided.decided_by, finished.status) == ("sam", "succeeded")
