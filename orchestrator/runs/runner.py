@@ -278,7 +278,8 @@ class Runner:
 
     async def _guard(self, run_id: str) -> None:
         """Before a model or tool call of a run this driver holds: not if the run was cancelled
-        or its lease went elsewhere (DriverStopped). A lease that by this process's clock may
+        (read from the run's row, one indexed statement) or its lease went elsewhere
+        (DriverStopped). A lease that by this process's clock may
         have run out (the process stood still: a pause, a swap storm, a frozen VM) is renewed
         first; if another driver took the run meanwhile, this one stops instead of calling
         again what the other has called."""
@@ -286,8 +287,14 @@ class Runner:
         if stop is None:
             return  # not a run this driver holds a lease on
         if not stop.is_set() and time.monotonic() < self._valid.get(run_id, 0.0):
-            return
-        await self._confirm(run_id, stop)
+            # The lease is sound; a cancel is read now, not at the next tick: a call (a
+            # side effect, a model's tokens) must not start after the API said "cancelled".
+            status = (await self._io(self.store.statuses, [run_id])).get(run_id)
+            if status != "cancelled":
+                return
+            stop.set()
+        else:
+            await self._confirm(run_id, stop)
         if stop.is_set():
             raise DriverStopped(f"run {run_id} was cancelled, or another driver holds it now")
 
@@ -596,8 +603,10 @@ class Runner:
                         self.on_progress(step)
                     if stop.is_set():  # cancelled, or the lease went to another driver
                         await stream.aclose()
+                        await self._keep_usage(graph, config, run_id)
                         return None
             except DriverStopped:  # cancelled, or another driver holds the run: not a failure
+                await self._keep_usage(graph, config, run_id)
                 return None
             except GraphRecursionError:
                 raise RunError(
@@ -673,6 +682,18 @@ class Runner:
         }
         value = {"text": summary, "provenance": provenance}
         await self._memory.aput(namespace, record.id, value)
+
+    async def _keep_usage(self, graph: Any, config: dict[str, Any], run_id: str) -> None:
+        """A run cancelled while this driver drove it keeps the tokens its calls took: they
+        count in its record, and so against its tenant's daily budget. (A run another driver
+        took is that driver's to record.)"""
+        try:
+            values = (await graph.aget_state(config)).values
+        except Exception:  # a nicety on a stopping path; the cancel stands either way
+            return
+        await self._record(
+            self.store.cancelled_usage, run_id, values.get("_usage", {}), values.get("_tools", {})
+        )
 
     async def _usage(self, graph: Any, config: dict[str, Any], err: Exception) -> dict[str, Any]:
         """A failed run's usage: its state's, and the failing call's if it was answered (an

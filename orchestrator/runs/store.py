@@ -485,11 +485,7 @@ class RunStore:
             params.append(json.dumps(tools))
         if usage is not None:
             sets += ["usage = ?", "input_tokens = ?", "output_tokens = ?"]
-            params += [
-                json.dumps(usage),
-                sum(u.get("input_tokens", 0) for u in usage.values()),
-                sum(u.get("output_tokens", 0) for u in usage.values()),
-            ]
+            params += _usage_columns(usage)
         changed = self.db.execute(
             f"UPDATE cadre_runs SET {', '.join(sets)} WHERE id = ? AND status <> 'cancelled'",
             (*params, run_id),
@@ -497,6 +493,20 @@ class RunStore:
         if changed:
             shown = {"status": status, **({"error": error} if error else {})}
             self._append([(run_id, now, "status", "", shown)])
+
+    def cancelled_usage(
+        self,
+        run_id: str,
+        usage: dict[str, dict[str, float]],
+        tools: dict[str, dict[str, float]],
+    ) -> None:
+        """The usage of a run cancelled while it was driven, as its driver last checkpointed
+        it (only if it is cancelled: a run another driver took is that one's to record)."""
+        self.db.execute(
+            "UPDATE cadre_runs SET usage = ?, input_tokens = ?, output_tokens = ?, tools = ? "
+            "WHERE id = ? AND status = 'cancelled'",
+            (*_usage_columns(usage), json.dumps(tools), run_id),
+        )
 
     def set_trace_context(self, run_id: str, carrier: dict[str, str]) -> None:
         self.db.execute(
@@ -838,3 +848,12 @@ class RunStore:
             due_at=row.get("due_at"),
             overdue_at=row.get("overdue_at"),
         )
+
+
+def _usage_columns(usage: dict[str, dict[str, float]]) -> list[Any]:
+    """A usage's columns: the JSON, and its input and output tokens summed."""
+    return [
+        json.dumps(usage),
+        sum(u.get("input_tokens", 0) for u in usage.values()),
+        sum(u.get("output_tokens", 0) for u in usage.values()),
+    ]

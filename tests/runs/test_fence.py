@@ -15,6 +15,7 @@ import pytest
 from orchestrator.catalog.specs import SpecialistSpec
 from orchestrator.engines.base import Message
 from orchestrator.runs.runner import Runner
+from orchestrator.runs.store import RunStore
 from orchestrator.specialists.asking import SpecialistAnswer
 from orchestrator.specialists.local import LocalAsker
 from orchestrator.workflow.catalog import load_catalog
@@ -121,6 +122,28 @@ def test_the_guard_refuses_a_cancelled_run_s_calls_but_not_its_last_write(
                 await r._guard(run.id)
             await r._guard_writes(run.id)  # the step in flight is still written
             await r._guard("run-not-mine")  # a run this driver does not hold: not its business
+
+    asyncio.run(body())
+
+
+def test_a_cancel_from_another_process_stops_the_next_call_before_any_tick(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The API cancels in its own process. A driver learned of it only at its next lease tick,
+    so a tool (a side effect) or a model call starting in that window still ran after the
+    cancel had been answered."""
+    catalog = chain(tmp_path)
+
+    async def body() -> None:
+        async with Runner(
+            catalog, database_url=database_url, asker=LocalAsker(catalog), tick_s=3600
+        ) as r:
+            run, _ = r.store.create_run("chain", {"text": "x"}, driver=r.owner, lease_s=60)
+            r._hold(run.id)
+            await r._guard(run.id)
+            RunStore(r.store.db).cancel(run.id)  # as the API does: no event in this process
+            with pytest.raises(DriverStopped, match="cancelled, or another driver"):
+                await r._guard(run.id)
 
     asyncio.run(body())
 

@@ -331,14 +331,23 @@ def test_cancel_from_elsewhere_stops_a_running_run_after_its_current_step(
         run_id = runner.store.runs()[0].id
         async with Runner(slow, database_url=database_url, asker=pool) as other:
             other.cancel(run_id)
-        record = await task
-        return record, runner.store.events(run_id)
+        await task
+        return runner.store.run(run_id), runner.store.events(run_id)
 
     record, events = with_runner(slow, pool, database_url, body)
     asyncio.run(pool.aclose())
     assert record.status == "cancelled"
     assert len(events) < 4, "the nodes after the cancel did not run"
     assert calls(tmp_path).count("decider") + calls(tmp_path).count("extractor") <= 2
+    # The calls it made count: in the record, and so against the tenant's daily budget
+    # (a cancel used to leave the run at 0 tokens).
+    answered = [e for e in events if e.get("usage")]
+    assert answered and record.input_tokens == sum(
+        u["input_tokens"] for e in answered for u in e["usage"].values()
+    )
+    assert record.input_tokens > 0 and set(record.usage) == {
+        name for e in answered for name in e["usage"]
+    }
 
 
 def test_a_decision_made_while_another_process_drives_the_run_is_applied_when_it_hands_back(
