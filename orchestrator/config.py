@@ -20,6 +20,8 @@ environment can change it. Each reader says its variable and its default.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -92,20 +94,76 @@ def trace_file() -> Path:
     return Path(os.environ.get(TRACE_FILE_ENV) or DEFAULT_TRACE_FILE)
 
 
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+MAX_FLUSH_S = 300.0
+DEFAULT_FLUSH_S = 2.0
+
+
 def capture_content() -> bool:
-    """``$CADRE_CAPTURE_CONTENT`` (1, true or yes): record prompt and answer text in spans."""
-    return os.environ.get(CONTENT_ENV, "").lower() in ("1", "true", "yes")
+    """``$CADRE_CAPTURE_CONTENT`` (1, true, yes or on): record prompt and answer text in spans."""
+    return os.environ.get(CONTENT_ENV, "").strip().lower() in _YES
 
 
 def flush_timeout_s() -> float:
-    """``$CADRE_OTEL_FLUSH_TIMEOUT_S``: the longest a flush of telemetry waits (default 2 s)."""
-    return float(os.environ.get(FLUSH_ENV) or "2")
+    """``$CADRE_OTEL_FLUSH_TIMEOUT_S``: the longest a flush of telemetry waits (default 2 s;
+    a value ``problems`` refuses reads as the default, so export never fails a run)."""
+    seconds = _seconds(os.environ.get(FLUSH_ENV, ""))
+    return DEFAULT_FLUSH_S if seconds is None else seconds
+
+
+def _seconds(text: str) -> float | None:
+    """``text`` as seconds from 0 to MAX_FLUSH_S, or None (not set, or not such a number)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_FLUSH_S else None
 
 
 def trace_checkpoints() -> Literal["events", "spans"]:
     """``$CADRE_TRACE_CHECKPOINTS``: checkpoint writes as events on the step's span (the
     default), or as spans of their own (``spans``)."""
-    return "spans" if os.environ.get(TRACE_CHECKPOINTS_ENV, "").lower() == "spans" else "events"
+    value = os.environ.get(TRACE_CHECKPOINTS_ENV, "").strip().lower()
+    return "spans" if value == "spans" else "events"
+
+
+def problems() -> list[str]:
+    """What is wrong with the ``CADRE_*`` variables set, one line each naming the variable:
+    a command checks them before it does anything, so a typo is not quietly read as a
+    default (or found only after a run, at its last flush)."""
+    found = []
+
+    def get(name: str) -> str:
+        return os.environ.get(name, "").strip()
+
+    def shown(name: str) -> str:
+        return f"{name}={os.environ.get(name, '')[:80]!r}"
+
+    if get(FLUSH_ENV) and _seconds(get(FLUSH_ENV)) is None:
+        found.append(f"{shown(FLUSH_ENV)}: give seconds from 0 to {MAX_FLUSH_S:g}, such as 2")
+    if get(CONTENT_ENV).lower() not in (*_YES, *_NO):
+        found.append(f"{shown(CONTENT_ENV)}: give 1 or 0 (true/false, yes/no, on/off)")
+    if get(TRACE_CHECKPOINTS_ENV).lower() not in ("", "events", "spans"):
+        found.append(f"{shown(TRACE_CHECKPOINTS_ENV)}: give events (the default) or spans")
+    for name in (CATALOG_ENV, GRAPHS_ENV, MODELS_ENV, ADAPTERS_ENV):
+        if get(name) and Path(get(name)).exists() and not Path(get(name)).is_dir():
+            found.append(f"{shown(name)}: that is a file; give a folder")
+    if get(TRACE_FILE_ENV) and Path(get(TRACE_FILE_ENV)).is_dir():
+        found.append(f"{shown(TRACE_FILE_ENV)}: that is a folder; give a file path")
+    for item in webhook_allow():
+        if "/" in item:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                found.append(f"{WEBHOOK_ALLOW_ENV}: {item[:80]!r} is not a network (a CIDR)")
+    for item in http_allowlist():
+        if "/" in item or (":" in item and not _address(item)):
+            found.append(
+                f"{HTTP_ALLOWLIST_ENV}: {item[:80]!r}: give bare host names, such as "
+                "api.example.com (no scheme, port or path)"
+            )
+    return found
 
 
 def webhook_allow() -> list[str]:
@@ -121,3 +179,11 @@ def http_allowlist() -> list[str]:
 def _listed(variable: str) -> list[str]:
     """A comma-separated variable's items, stripped, the empty ones left out."""
     return [item.strip() for item in os.environ.get(variable, "").split(",") if item.strip()]
+
+
+def _address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import __version__
+from orchestrator import __version__, config
 from orchestrator.catalog.specs import ModelSpec
 from orchestrator.cli.common import (
     CatalogOption,
@@ -29,7 +29,7 @@ from orchestrator.cli.common import (
     out,
     visible,
 )
-from orchestrator.errors import CadreError, InputError, clip, unfit_json
+from orchestrator.errors import CadreError, InputError, UserError, clip, unfit_json
 
 if TYPE_CHECKING:
     from orchestrator.catalog import SpecialistCatalog
@@ -58,6 +58,9 @@ def main_options(
     ] = False,
 ) -> None:
     """Run teams of small specialist language models."""
+    wrong = config.problems()
+    if wrong:
+        raise UserError("; ".join(wrong))
 
 
 @app.command()

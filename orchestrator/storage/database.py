@@ -49,8 +49,21 @@ def _sqlite_path(url: str) -> Path:
             f"{DATABASE_ENV}={url!r} is not a database URL Cadre knows; use "
             "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
         )
-    path = Path(url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    name = url.removeprefix("sqlite:///")
+    if name in ("", ":memory:") or name.startswith(("file::memory:", ":memory:?")):
+        raise UserError(
+            f"{DATABASE_ENV}={url!r}: runs need a database file (an in-memory SQLite database "
+            "is gone when the command ends, and other processes never see it); use "
+            "sqlite:///PATH"
+        )
+    path = Path(name)
+    if url == f"sqlite:///{config.DEFAULT_SQLITE}":
+        path.parent.mkdir(parents=True, exist_ok=True)  # .cadre/ is Cadre's to make
+    elif not path.parent.is_dir():
+        raise UserError(
+            f"{DATABASE_ENV}={url!r}: the folder {str(path.parent)!r} does not exist (a "
+            "mistyped path would start an empty database); make it first, or correct the URL"
+        )
     return path
 
 

@@ -162,3 +162,25 @@ def test_a_file_that_is_not_a_sqlite_database_is_named_not_a_traceback(
 
     with pytest.raises(UserError, match="is not a SQLite database, or is damaged"):
         asyncio.run(checkpointer())
+
+
+def test_a_database_url_that_would_hold_nothing_or_start_afresh_by_mistake_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-memory database is gone when the command ends (it gave a traceback); a path in a
+    folder that does not exist is a typo, which used to start an empty database (and make the
+    folders) even for `cadre runs list`."""
+    from orchestrator.errors import UserError
+
+    for url in ("sqlite:///:memory:", "sqlite:///"):
+        with pytest.raises(UserError, match="runs need a database file"):
+            Database(url)
+    missing = tmp_path / "nonexistent" / "dir"
+    with pytest.raises(UserError, match=f"the folder '{missing}' does not exist"):
+        Database(f"sqlite:///{missing / 'x.db'}")
+    assert not missing.parent.exists()
+    # The default .cadre/ folder is Cadre's own to make.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CADRE_DATABASE_URL", raising=False)
+    Database().query("SELECT 1")
+    assert (tmp_path / ".cadre" / "cadre.db").is_file()
