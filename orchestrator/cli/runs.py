@@ -57,15 +57,33 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
-def _progress(step: Any) -> None:
-    name = step.node.replace("__", "·")
+def _step(
+    node: str,
+    keys: list[str] | tuple[str, ...],
+    usage: dict[str, Any],
+    when: str,
+    tool_error: dict[str, Any] | None,
+) -> None:
+    """One finished node: what it wrote, its tokens, and its tool's error if the tool failed
+    (marked ✗: the run goes on, to ``on_error`` if the node names one)."""
+    name = node.replace("__", "·")
     tokens = ", ".join(
         f"{who} {u.get('input_tokens', 0)}→{u.get('output_tokens', 0)} tokens"
-        for who, u in step.usage.items()
+        for who, u in usage.items()
     )
-    wrote = ", ".join(step.keys)
+    wrote = ", ".join(k for k in keys if k != "tool_error")
     detail = " · ".join(x for x in (f"→ {wrote}" if wrote else "", tokens) if x)
-    out.print(f"  [green]✓[/green] {name:<20} [dim]{escape(detail)}  {step.elapsed_s:6.2f} s[/dim]")
+    mark = "[red]✗[/red]" if tool_error else "[green]✓[/green]"
+    out.print(f"  {mark} {name:<20} [dim]{escape(detail)}  {when}[/dim]")
+    if tool_error:
+        out.print(
+            f"    [red]tool error[/red] ({escape(str(tool_error.get('tool')))}): "
+            f"{escape(str(tool_error.get('error')))}"
+        )
+
+
+def _progress(step: Any) -> None:
+    _step(step.node, step.keys, step.usage, f"{step.elapsed_s:6.2f} s", step.tool_error)
 
 
 def _runner(loaded: Any) -> Any:
@@ -300,17 +318,9 @@ def _watched(event: Any) -> None:
     if event.event == "token":  # a streaming node's text as it is generated
         out.print(f"  [dim]{escape(data['node'])} …[/dim] {escape(data['text'])}", soft_wrap=True)
     elif event.event == "node":
-        tokens = ", ".join(
-            f"{who} {u.get('input_tokens', 0)}→{u.get('output_tokens', 0)} tokens"
-            for who, u in data.get("usage", {}).items()
+        _step(
+            data["node"], data.get("keys", []), data.get("usage", {}), when, data.get("tool_error")
         )
-        wrote = ", ".join(data.get("keys", []))
-        detail = " · ".join(x for x in (f"→ {wrote}" if wrote else "", tokens) if x)
-        name = data["node"].replace("__", "·")
-        out.print(f"  [green]✓[/green] {name:<20} [dim]{escape(detail)}  {when}[/dim]")
-        if data.get("tool_error"):
-            failed = data["tool_error"]
-            out.print(f"    [red]tool error[/red] ({failed.get('tool')}): {failed.get('error')}")
     elif event.event == "status":
         error = f": {data['error']}" if data.get("error") else ""
         out.print(f"  [dim]{when}[/dim] run is [bold]{data['status']}[/bold]{escape(error)}")

@@ -81,6 +81,8 @@ class Progress:
     elapsed_s: float
     keys: tuple[str, ...]
     usage: dict[str, dict[str, int]]
+    tool_error: dict[str, Any] | None = None
+    """The node's tool failed (its error went into state, and to ``on_error`` if named)."""
 
 
 MAX_STEPS = 1000
@@ -595,6 +597,7 @@ class Runner:
                                 if k not in INTERNAL_KEYS and not (k == "tool_error" and v is None)
                             ),
                             update.get("_usage") or {},
+                            update.get("tool_error") or None,
                         )
                         detail = {"keys": list(step.keys), "usage": step.usage}
                         if update.get("tool_error"):  # kept with the step: the next tool resets it

@@ -138,6 +138,8 @@ def test_a_tool_error_handled_by_on_error_stays_on_the_run_record(tmp_path: Path
     )
     run_id = re.search(r"run-[0-9a-f]+", ran)
     assert run_id and "succeeded" in ran and "42" in ran, ran
+    # The progress marks the failed tool's step and says why (it showed a ✓ and nothing else).
+    assert re.search(r"✗ broken .*\n\s+tool error \(calculator\): \S", ran), ran
     shown = cadre("runs", "show", run_id.group(0))
     assert "tool error in broken (calculator):" in shown, shown
     assert "1 failed" in shown, shown
