@@ -100,13 +100,25 @@ def checked_root(root: Path | str | None) -> Path:
     a folder."""
     root = Path(root) if root is not None else config.catalog_root()
     if not root.is_dir():
+        found = "is a file, not a folder" if root.exists() else "catalog folder not found"
         raise CatalogError(
             [
                 Problem(
                     str(root),
                     "",
-                    "catalog folder not found; pass --catalog or set "
+                    f"{found}; pass --catalog or set "
                     f"{config.CATALOG_ENV} to a folder with models/ and specialists/",
+                )
+            ]
+        )
+    if not (root / "models").is_dir() and not (root / "specialists").is_dir():
+        raise CatalogError(
+            [
+                Problem(
+                    str(root),
+                    "",
+                    "not a catalog: it has neither models/ nor specialists/; pass --catalog "
+                    f"or set {config.CATALOG_ENV} to the folder that holds them",
                 )
             ]
         )
@@ -387,8 +399,8 @@ def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Itera
         yield Problem(
             file,
             "generation.max_tokens",
-            f"{spec.generation.max_tokens} leaves no room for a prompt in model {model.name!r}'s "
-            f"context of {model.context_length} tokens",
+            f"{spec.generation.max_tokens} leaves no room for a prompt in the context of model "
+            f"{model.name!r} ({model.context_length} tokens)",
         )
     evaluation = spec.evaluation
     properties = spec.output_schema.get("properties", {})

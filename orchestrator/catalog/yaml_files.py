@@ -154,6 +154,12 @@ def load_yaml(path: Path, name: str | None = None) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem_text, context = getattr(err, "problem", None), getattr(err, "context", None)
         reason = ": ".join(filter(None, (context, problem_text))) or str(err)
+        if (
+            mark is not None
+            and text.splitlines()[mark.line : mark.line + 1]
+            and "\t" in (text.splitlines()[mark.line][: mark.column + 1])
+        ):
+            reason += " (a tab: YAML indents with spaces only)"
         past = isinstance(err, LimitError) and not isinstance(err, DuplicateKeyError)
         kind = "YAML past a limit" if past else "malformed YAML"
         raise problem(where, f"{kind}: {clip(reason)}") from None

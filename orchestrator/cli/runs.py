@@ -164,7 +164,9 @@ def run(
 ) -> None:
     """Run a workflow: progress per node as it happens, then the output or the pending review.
     With --inputs, one run per line of a JSON Lines file, many at once."""
-    if (input is None) == (inputs is None):
+    if input is not None and inputs is not None:
+        raise InputError("give --input or --inputs, not both (one run, or one run per line)")
+    if input is None and inputs is None:
         raise InputError("give the run input with --input, or a file of inputs with --inputs")
     if inputs is None and output is not None:
         raise InputError("--output goes with --inputs (one result line per input)")

@@ -55,12 +55,12 @@ def load_catalog(
     graphs = Path(graphs) if graphs is not None else config.graphs_root(catalog.root)
     problems = read_specialists(catalog)
     if named and not graphs.is_dir():  # a folder someone named, not the default beside it
+        found = "is a file, not a folder" if graphs.exists() else "workflow folder not found"
         problems.append(
             Problem(
                 str(graphs),
                 "",
-                "workflow folder not found; pass --graphs or set "
-                f"{config.GRAPHS_ENV} to a folder of workflow files",
+                f"{found}; pass --graphs or set {config.GRAPHS_ENV} to a folder of workflow files",
             )
         )
     problems.extend(_check_tools(catalog))

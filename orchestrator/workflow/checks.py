@@ -285,8 +285,10 @@ def _node_problems(
                 if isinstance(text, str):
                     yield from template(text, f"args.{name}")
     elif isinstance(node, ReviewNode):
-        for key in (*node.show, *node.editable):
+        for key in node.show:
             yield from state_key(key, "show")
+        for key in node.editable:
+            yield from state_key(key, "editable")
         for key in node.key_fields:
             yield from state_key(key, "key_fields")
     elif isinstance(node, BranchNode):

@@ -130,6 +130,16 @@ def test_missing_catalog_folder(tmp_path: Path) -> None:
     assert "catalog folder not found" in problem
 
 
+def test_a_file_or_a_folder_that_is_no_catalog_is_refused_as_what_it_is(tmp_path: Path) -> None:
+    """`--catalog README.md` said "not found"; `--catalog .` (the project, not agents/) was
+    "ok: 0 models, 0 specialists"."""
+    (tmp_path / "README.md").write_text("# hi")
+    (problem,) = problems_of(tmp_path / "README.md")
+    assert "README.md: is a file, not a folder; pass --catalog" in problem
+    (problem,) = problems_of(tmp_path)
+    assert "not a catalog: it has neither models/ nor specialists/" in problem
+
+
 def test_unknown_specialist_lookup(tmp_path: Path) -> None:
     catalog = load_specialists(
         write_catalog(tmp_path, [scripted_model("m")], [specialist("sentiment", "m")])

@@ -76,7 +76,7 @@ def test_inputs_file_that_cannot_be_read_is_refused_before_anything_starts(
     refused(cli("run", "claim", "--inputs", str(tmp_path / "nope.jsonl")), "no such file")
     refused(cli("run", "claim", "--inputs", str(tmp_path)), "is a directory")
     refused(cli("run", "claim"), "give the run input with --input")
-    refused(cli("run", "claim", "--input", "{}", "--inputs", "x.jsonl"), "--input, or a file")
+    refused(cli("run", "claim", "--input", "{}", "--inputs", "x.jsonl"), "--inputs, not both")
     refused(cli("run", "claim", "--input", "{}", "-n", "4"), "--concurrency goes with --inputs")
     refused(cli("run", "claim", "--input", "{}", "-o", "x.jsonl"), "--output goes with --inputs")
     lines = tmp_path / "in.jsonl"
