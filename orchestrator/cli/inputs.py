@@ -84,7 +84,12 @@ def decode_json(text: str, source: str, one_line: bool = False) -> Any:
     ``one_line`` text such as a line of JSON Lines)."""
     too_deep = InputError(f"{source}: JSON nested deeper than {MAX_INPUT_DEPTH} levels")
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_once_each)
+    except _RepeatedKey as err:
+        raise InputError(
+            f"{source}: the key {clip(str(err), 80)!r} appears twice in one object (JSON keeps "
+            "only the last, so the first value would be lost without a word)"
+        ) from None
     except json.JSONDecodeError as err:
         at = f"column {err.colno}" if one_line else f"line {err.lineno}, column {err.colno}"
         raise InputError(f"{source} is not JSON ({at}): {err.msg}") from None
@@ -93,6 +98,19 @@ def decode_json(text: str, source: str, one_line: bool = False) -> Any:
     if _deeper_than(value, MAX_INPUT_DEPTH):
         raise too_deep
     return value
+
+
+class _RepeatedKey(ValueError):
+    """A key given twice in one JSON object (its text is the key)."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    made: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in made:
+            raise _RepeatedKey(key)
+        made[key] = value
+    return made
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -37,6 +37,8 @@ def hostile_files(tmp_path: Path) -> dict[str, tuple[str, str]]:
     deep.write_text('{"claim": ' + "[" * 5000 + "]" * 5000 + "}")
     wide = tmp_path / "wide.json"
     wide.write_text(json.dumps({"claim": ["a long claim " * 10] * 2000}))
+    twice = tmp_path / "twice.json"
+    twice.write_text('{"claim": "the roof", "claim": "the cellar"}')
     return {
         "empty": ("", "--input is empty"),
         "blank": ("   ", "--input is empty"),
@@ -48,10 +50,22 @@ def hostile_files(tmp_path: Path) -> dict[str, tuple[str, str]]:
         "huge": (str(huge), "larger than the 10 MB limit"),
         "deep": (str(deep), "nested deeper than 100 levels"),
         "wide": (str(wide), "more characters cut"),
+        "twice": (str(twice), "the key 'claim' appears twice in one object"),
     }
 
 
-CASES = ["empty", "blank", "folder", "binary", "zeros", "missing", "dev-zero", "huge", "deep"]
+CASES = [
+    "empty",
+    "blank",
+    "folder",
+    "binary",
+    "zeros",
+    "missing",
+    "dev-zero",
+    "huge",
+    "deep",
+    "twice",
+]
 
 
 @pytest.mark.parametrize("case", [*CASES, "wide"])
