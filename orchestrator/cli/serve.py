@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,6 +14,7 @@ from rich.table import Table
 
 from orchestrator import config
 from orchestrator.cli.common import CatalogOption, GraphsOption, load, out, visible
+from orchestrator.errors import UserError
 
 if TYPE_CHECKING:
     from orchestrator.api.webhooks import Webhooks
@@ -78,6 +81,7 @@ def serve(
     from orchestrator.runs.worker import serve_in_thread
 
     loaded = load(catalog, graphs)
+    listening = _bound(host, port)  # before Ray starts or the banner says it is up
     root = (catalog or config.catalog_root()).resolve()
     graphs_root = (graphs or config.graphs_root(root)).resolve()
     url = absolute_database_url()
@@ -95,12 +99,36 @@ def serve(
         wake=pool.wake,
         max_queued_per_tenant=max_queued,
     )
+    waiting = waiting_runs(url)
     out.print(
         f"cadre API on http://{host}:{port} (docs at /docs, reviewer page at /review); "
         f"{workers} run workers, {runs_per_worker} runs each at once; "
-        f"{waiting_runs(url)} runs waiting for them"
+        f"{waiting} {'run' if waiting == 1 else 'runs'} waiting for them"
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    server.run(sockets=[listening])
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or UserError naming --host or --port (uvicorn found a
+    port in use only after the banner and the run workers were up)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as err:
+        raise UserError(f"--host {host!r}: not an address here ({err.strerror})") from None
+    listening = socket.socket(family, kind, proto)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(address)
+    except OSError as err:
+        listening.close()
+        why = "is in use" if err.errno == errno.EADDRINUSE else f"cannot be used ({err.strerror})"
+        raise UserError(
+            f"--port {port}: {host}:{port} {why}; stop what holds it or give another --port"
+        ) from None
+    return listening
 
 
 def run_driver(

@@ -57,8 +57,8 @@ def _sqlite_path(url: str) -> Path:
             "sqlite:///PATH"
         )
     path = Path(name)
-    if url == f"sqlite:///{config.DEFAULT_SQLITE}":
-        path.parent.mkdir(parents=True, exist_ok=True)  # .cadre/ is Cadre's to make
+    if path.parent.name == config.STATE_DIR:  # a .cadre/ folder is Cadre's own to make
+        path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
         raise UserError(
             f"{DATABASE_ENV}={url!r}: the folder {str(path.parent)!r} does not exist (a "

@@ -236,3 +236,20 @@ def test_ask_says_which_tools_a_specialist_called(
     assert 'called calculator {"expression": "2 + 2"} → 4' in plain.output
     shown = runner.invoke(root.app, ["ask", "triage", "x", "--json", "--catalog", str(scripted)])
     assert json.loads(shown.output)["tool_calls"] == [dict(answer.tool_calls[0])]
+
+
+def test_serve_on_a_port_in_use_says_so_before_it_starts_anything(tmp_path: Path) -> None:
+    """uvicorn found the port taken only after the banner had said the API was up and the
+    run workers had started, and printed its own error."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cadre(
+            "serve", "--port", str(port), env={"CADRE_DATABASE_URL": f"sqlite:///{tmp_path}/r.db"}
+        )
+    assert_user_error(result, f"--port {port}: 127.0.0.1:{port} is in use")
+    assert "cadre API on" not in result.stdout
+    assert not (tmp_path / "r.db").exists()  # refused before the database was opened
