@@ -84,7 +84,8 @@ EXPECT: dict[str, list[str]] = {
         r"invoke_workflow \S+ +[\d.]+ s",
     ],
     ".venv/bin/cadre trace $(.venv/bin/cadre runs list -q --limit 1) --json": [
-        r'^\[ \{ "name": "invoke_workflow \S+", "span_id": "[0-9a-f]{16}"'
+        # the root, or the run's stretches so far while it waits for a review
+        r'^\[ \{ "name": "(cadre.run|invoke_workflow \S+)", "span_id": "[0-9a-f]{16}"'
     ],
     ".venv/bin/cadre runs show $(.venv/bin/cadre runs list -q --limit 1)": [
         r"^run-[0-9a-f]{12} \S+ (succeeded|awaiting_review|failed|cancelled)",

@@ -689,6 +689,14 @@ def trace(
         out.print_json(json.dumps([r.as_dict() for r in roots]))
         return
     out.print(f"trace {trace_id}  run {record.id}  {record.workflow}  {record.status}")
+    if all(r.record["parent_id"] for r in roots):  # the root, cadre.run, is not in the file
+        out.print(
+            "(the run's root span, cadre.run, is written when the run ends; its stretches so "
+            "far are shown)"
+            if record.status not in ("succeeded", "failed", "cancelled")
+            else "(the run's root span, cadre.run, is not in the span file: the process that "
+            "ended the run did not export it)"
+        )
     for line in traces.render(roots, show_checkpoints=checkpoints):
         out.print(escape(line), soft_wrap=True)
 

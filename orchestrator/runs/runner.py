@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -409,15 +410,18 @@ class Runner:
             record = await self._io(self.store.run, run_id)
             ended: str | None = None
             if record.status == "queued":
+                trace_context = record.trace_context or telemetry.new_trace()
+                record = dataclasses.replace(record, trace_context=trace_context)
                 async with self._segment(record):
-                    await self._record(self._start, run_id, telemetry.inject())
+                    await self._record(self._start, run_id, trace_context)
                     ended = await self._drive(record, record.input)
             elif record.status == "running":  # its driver died: on from the last checkpoint
                 config = {"configurable": {"thread_id": run_id}}
                 started = (await self.graph(record.workflow).aget_state(config)).values
+                if not record.trace_context:
+                    record = dataclasses.replace(record, trace_context=telemetry.new_trace())
+                    await self._io(self.store.set_trace_context, run_id, record.trace_context)
                 async with self._segment(record, resumed=bool(started)):
-                    if not started:
-                        await self._io(self.store.set_trace_context, run_id, telemetry.inject())
                     ended = await self._drive(record, None if started else record.input)
             # A run that succeeded has no decisions to apply, and never will.
             await self._hand_back(run_id, decisions=ended != "succeeded")
@@ -498,24 +502,24 @@ class Runner:
 
     @asynccontextmanager
     async def _segment(self, record: RunRecord, resumed: bool = False) -> AsyncIterator[None]:
-        """One stretch of a run in this driver, an ``invoke_workflow`` span; a resumed
-        stretch joins the trace of the run's first one."""
+        """One stretch of a run in this driver, an ``invoke_workflow`` span under the run's
+        root (``cadre.run``, written when the run ends: see :func:`run_span`), so every
+        stretch, in whatever process, is in the run's one trace."""
         attributes = {
             gen_ai.OPERATION_NAME: gen_ai.INVOKE_WORKFLOW,
             gen_ai.WORKFLOW_NAME: record.workflow,
             gen_ai.CONVERSATION_ID: record.id,
             "cadre.resumed": resumed,
         }
-        parent = record.trace_context if resumed else None
         with telemetry.span(
-            f"invoke_workflow {record.workflow}", attributes, parent=parent
+            f"invoke_workflow {record.workflow}", attributes, parent=record.trace_context
         ) as span:
             try:
                 yield
             finally:
                 now = await self._io(self.store.run, record.id)
                 span.set_attribute("cadre.run.status", now.status)
-        if resumed and now.status in FINISHED and now.status != "cancelled":
+        if now.status in FINISHED and now.status != "cancelled":
             run_span(now)  # a cancelled run's is the canceller's
 
     # -- driving ---------------------------------------------------------------------------

@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opentelemetry import trace
-
 from orchestrator import telemetry
 from orchestrator.runs.store import ReviewRecord, RunRecord, RunStore, edited_by
 from orchestrator.telemetry import gen_ai
@@ -48,10 +46,12 @@ def review_span(review: ReviewRecord, run: RunRecord) -> None:
 
 
 def run_span(run: RunRecord) -> None:
-    """``cadre.run``: the whole run, from submission to its end, with its final status,
-    in the run's trace. A run that waited for a review (or was taken over) has several
-    ``invoke_workflow`` stretches, and the first, the trace's root, ended with the status
-    it had then; viewers show this span's status and length as the run's."""
+    """``cadre.run``: the whole run, from submission to its end, with its final status: the
+    root of the run's trace, whose ids were chosen when the run started, written now that it
+    is over. Every stretch of the run (``invoke_workflow``, one per process that drove it)
+    and its reviews are its children, so a viewer shows one tree whose root spans it all,
+    even when a process died mid-run. (A run started before roots came last has its first
+    stretch as its root, and this span under it.)"""
     attributes: dict[str, Any] = {
         gen_ai.CONVERSATION_ID: run.id,
         gen_ai.WORKFLOW_NAME: run.workflow,
@@ -60,15 +60,14 @@ def run_span(run: RunRecord) -> None:
         gen_ai.USAGE_INPUT_TOKENS: run.input_tokens,
         gen_ai.USAGE_OUTPUT_TOKENS: run.output_tokens,
     }
-    span = telemetry.tracer().start_span(
+    telemetry.late_root(
         "cadre.run",
-        context=telemetry.extract(run.trace_context),
-        attributes=attributes,
-        start_time=int(run.created_at * 1e9),
+        run.trace_context,
+        attributes,
+        run.created_at,
+        run.finished_at or time.time(),
+        error=None if run.status == "succeeded" else run.error or run.status,
     )
-    if run.status != "succeeded":
-        span.set_status(trace.Status(trace.StatusCode.ERROR, run.error or run.status))
-    span.end(end_time=int((run.finished_at or time.time()) * 1e9))
 
 
 def cancel_traced(store: RunStore, run_id: str) -> RunRecord:

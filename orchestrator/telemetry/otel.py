@@ -24,9 +24,11 @@ The trace context crosses into Ray actors as a W3C ``traceparent`` carried with 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
+import random
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +51,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from orchestrator import config
@@ -190,7 +193,9 @@ def setup(
         guarded = GuardedExporter(exporter) if exporter is not None else None
         # Our own bounded shutdown replaces the SDK's exit hooks, which would wait out an
         # unreachable collector's retries.
-        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        provider = TracerProvider(
+            resource=resource, shutdown_on_exit=False, id_generator=_ChosenIds()
+        )
         if guarded is not None:
             provider.add_span_processor(
                 BatchSpanProcessor(guarded, schedule_delay_millis=schedule_delay_ms)
@@ -324,6 +329,65 @@ def tracer() -> trace.Tracer:
 
 def meter() -> metrics.Meter:
     return metrics.get_meter("cadre")
+
+
+_CHOSEN: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "cadre_chosen_ids", default=None
+)
+
+
+class _ChosenIds(RandomIdGenerator):
+    """Random ids, except for a root span whose ids were chosen before it was made
+    (:func:`late_root`)."""
+
+    def generate_trace_id(self) -> int:
+        chosen = _CHOSEN.get()
+        return chosen[0] if chosen else super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        chosen = _CHOSEN.get()
+        return chosen[1] if chosen else super().generate_span_id()
+
+
+def new_trace() -> dict[str, str]:
+    """A trace whose root span is written when what it covers is over, from any process
+    (:func:`late_root`): its ids chosen now, as W3C headers. Spans made meanwhile, in any
+    process, name this root as their parent, so the trace has one root that spans them all,
+    even when the process that began it died."""
+    trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+    return {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-01", "cadre-root": "late"}
+
+
+def late_root(
+    name: str,
+    carrier: Mapping[str, str],
+    attributes: Mapping[str, Any],
+    start_s: float,
+    end_s: float,
+    error: str | None = None,
+) -> None:
+    """Write the root span :func:`new_trace` chose the ids of, from ``start_s`` to ``end_s``
+    (status ERROR with ``error`` when given). A carrier that is not such a trace (an older
+    run's, whose root was its first stretch) gets the span as a child instead."""
+    parts = carrier.get("traceparent", "").split("-")
+    try:
+        ids = (int(parts[1], 16), int(parts[2], 16))
+    except (IndexError, ValueError):
+        ids = None
+    chosen = carrier.get("cadre-root") == "late" and ids is not None
+    token = _CHOSEN.set(ids if chosen else None)
+    try:
+        span = tracer().start_span(
+            name,
+            context=otel_context.Context() if chosen else extract(carrier),
+            attributes=attributes,
+            start_time=int(start_s * 1e9),
+        )
+    finally:
+        _CHOSEN.reset(token)
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end(end_time=int(end_s * 1e9))
 
 
 def inject() -> dict[str, str]:

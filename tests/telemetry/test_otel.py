@@ -73,38 +73,40 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     telemetry.flush()
     trace_id = trace_id_of(record.trace_context)
     roots = load_tree(telemetry_session.trace_file, trace_id)
-    (root,) = roots  # one trace, one root: the run's first segment
+    (root,) = roots  # one trace, one root: the whole run, written when it ended
     spans = flat(roots)
     assert {s.record["trace_id"] for s in spans} == {trace_id}
 
-    assert root.name == "invoke_workflow claim"
-    attrs = root.record["attributes"]
+    assert root.name == "cadre.run"
+    assert root.record["attributes"]["cadre.run.status"] == "succeeded"
+    assert root.record["attributes"]["cadre.run.total_s"] == pytest.approx(
+        record.finished_at - record.created_at
+    )
+    children = [c.name for c in root.children if c.name != "cadre.checkpoint.write"]
+    assert children == [  # in order of start
+        "invoke_workflow claim",
+        "cadre.review",
+        "invoke_workflow claim",
+    ]
+    first, _, resumed = root.children
+    # The root spans every child: the first stretch ended while the run waited.
+    assert all(root.seconds >= c.seconds for c in root.children)
+    assert root.seconds >= 0.3 and root.seconds > first.seconds
+    attrs = first.record["attributes"]
     assert attrs["gen_ai.operation.name"] == "invoke_workflow"
     assert attrs["gen_ai.workflow.name"] == "claim"
     assert attrs["gen_ai.conversation.id"] == record.id
     assert attrs["cadre.run.status"] == "awaiting_review" and attrs["cadre.resumed"] is False
-
-    children = [c.name for c in root.children if c.name != "cadre.checkpoint.write"]
-    assert children == [
-        "cadre.run",  # children in order of start: it starts at the submission
+    assert [c.name for c in first.children if c.name != "cadre.checkpoint.write"] == [
         "invoke_agent extractor",
         "execute_tool calculator",
-        "cadre.review",
-        "invoke_workflow claim",
     ]
-    # The root ended while the run waited; the whole run, with its final status, is cadre.run.
-    whole = named(root.children, "cadre.run")[0]
-    assert whole.record["attributes"]["cadre.run.status"] == "succeeded"
-    assert whole.seconds >= 0.3 and whole.seconds > root.seconds
-    assert whole.record["attributes"]["cadre.run.total_s"] == pytest.approx(
-        record.finished_at - record.created_at
-    )
     writes = [e for s in spans for e in s.record["events"] if e["name"] == "cadre.checkpoint.write"]
     assert writes, "checkpoint writes are traced, as events on the run's spans"
-    assert not named(root.children, "cadre.checkpoint.write"), "and not as spans of their own"
+    assert not [s for s in spans if s.name == "cadre.checkpoint.write"], "not spans of their own"
     assert all(e["attributes"]["cadre.checkpoint.ms"] >= 0 for e in writes)
 
-    agent = named(root.children, "invoke_agent extractor")[0]
+    agent = named(first.children, "invoke_agent extractor")[0]
     assert agent.record["attributes"]["gen_ai.agent.name"] == "extractor"
     assert agent.record["attributes"]["cadre.node"] == "extract"
     # The first call of a run waited for the model's host to start: a span of its own.
@@ -126,7 +128,7 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     assert "gen_ai.input.messages" not in chat_attrs, "no prompt text unless opted in"
     assert agent.record["attributes"]["gen_ai.usage.output_tokens"] == 4
 
-    tool = named(root.children, "execute_tool calculator")[0].record["attributes"]
+    tool = named(first.children, "execute_tool calculator")[0].record["attributes"]
     assert (
         tool["gen_ai.operation.name"] == "execute_tool" and tool["gen_ai.tool.name"] == "calculator"
     )
@@ -137,7 +139,6 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     assert review_attrs["cadre.review.decision"] == "approve"
     assert review.seconds >= 0.3 and review_attrs["cadre.review.wait_s"] >= 0.3
 
-    resumed = named(root.children, "invoke_workflow claim")[0]
     assert resumed.record["attributes"]["cadre.resumed"] is True
     assert resumed.record["attributes"]["cadre.run.status"] == "succeeded"
     decider = named(resumed.children, "invoke_agent decider")
@@ -358,7 +359,12 @@ def test_cadre_trace_prints_the_tree_of_a_reviewed_run(tmp_path: Path) -> None:
     ):
         assert fragment in text, (fragment, text)
     tree = json.loads(cadre("trace", run_id, "--json").stdout)
-    assert tree[0]["name"] == "invoke_workflow claim"
-    assert any(c["name"] == "cadre.review" for c in tree[0]["children"])
+    (root,) = tree
+    assert root["name"] == "cadre.run"
+    assert [c["name"] for c in root["children"]] == [
+        "invoke_workflow claim",
+        "cadre.review",
+        "invoke_workflow claim",
+    ]
     missing = cadre("trace", "run-nope")
     assert missing.returncode == 2 and "no run 'run-nope'" in missing.stderr
