@@ -22,9 +22,11 @@ def review_span(review: ReviewRecord, run: RunRecord) -> None:
         "cadre.node": review.node,
         "cadre.review.id": review.id,
         "cadre.review.decision": review.decision or review.status,
-        "cadre.review.reviewer": review.decided_by or "",
-        "cadre.review.wait_s": (review.decided_at or review.created_at) - review.created_at,
+        # A review cancelled with its run waited until the cancel, and nobody decided it.
+        "cadre.review.wait_s": (review.decided_at or time.time()) - review.created_at,
     }
+    if review.decided_by:
+        attributes["cadre.review.reviewer"] = review.decided_by
     if review.reason:
         attributes["cadre.review.reason"] = review.reason
     if review.changes and review.changes.get("set"):

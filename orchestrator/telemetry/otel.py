@@ -428,4 +428,10 @@ def span(
             if not isinstance(err, GeneratorExit) and type(err).__name__ != "GraphInterrupt":
                 current.set_attribute("error.type", type(err).__name__)
                 current.set_status(Status(StatusCode.ERROR, str(err)[:500]))
+                # The conventions' exception event, without a stack trace (the message names
+                # what went wrong; a trace viewer is no place for the code's insides).
+                current.add_event(
+                    "exception",
+                    {"exception.type": type(err).__name__, "exception.message": str(err)[:500]},
+                )
             raise

@@ -96,9 +96,10 @@ def describe(node: SpanNode) -> str:
             f"on {a.get('cadre.host', '?')}, queued {a.get('cadre.host.queue_time_s', 0):.3f} s"
         )
     if node.name == "cadre.review":
-        who = a.get("cadre.review.reviewer", "?")
+        who = a.get("cadre.review.reviewer")
         wait = a.get("cadre.review.wait_s", 0)
-        said = f"waited {wait:.1f} s for {who}: {a.get('cadre.review.decision')}"
+        by = f" for {who}" if who else ""  # a review cancelled with its run: nobody decided
+        said = f"waited {wait:.1f} s{by}: {a.get('cadre.review.decision')}"
         editors = [e for e in a.get("cadre.review.edited_by", ()) if e != who]
         bits.append(said + (f" (edited by {', '.join(editors)})" if editors else ""))
     if a.get("cadre.resumed"):

@@ -290,9 +290,13 @@ def test_cancel_stops_a_waiting_run_and_its_reviews(
     spans = telemetry_session.spans.get_finished_spans()
     ended = [s for s in spans if (s.attributes or {}).get("gen_ai.conversation.id") == record.id]
     named = {s.name: s for s in ended}
-    assert named["cadre.review"].attributes["cadre.review.decision"] == "cancelled"
+    waited = named["cadre.review"].attributes
+    assert waited["cadre.review.decision"] == "cancelled"
+    # It waited until the cancel (it said 0 s), and nobody decided it (it said "").
+    assert waited["cadre.review.wait_s"] > 0 and "cadre.review.reviewer" not in waited
     assert named["cadre.run"].attributes["cadre.run.status"] == "cancelled"
     root = next(s for s in ended if s.parent is None)
+    assert root.name == "cadre.run"
     assert named["cadre.review"].context.trace_id == root.context.trace_id
 
 

@@ -172,6 +172,10 @@ def test_failures_carry_error_type_and_metrics_are_emitted(
     planner = by_name["invoke_agent planner"]
     assert planner.attributes["error.type"] == "OutputSchemaError"
     assert planner.status.status_code.name == "ERROR"
+    (event,) = [e for e in planner.events if e.name == "exception"]  # as the conventions have it
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "OutputSchemaError"
+    assert "output schema" in str(event.attributes["exception.message"])
     root = by_name["invoke_workflow brief"]
     assert root.attributes["error.type"] == "OutputSchemaError"
     assert root.attributes["cadre.run.status"] == "failed"

@@ -9,6 +9,7 @@ from langgraph.config import get_config, get_store
 
 from orchestrator import telemetry
 from orchestrator.config import DEFAULT_TENANT
+from orchestrator.telemetry import gen_ai
 from orchestrator.workflow.nodes.base import NodeBuilder, target
 from orchestrator.workflow.spec import MemoryNode, MemoryRead, MemoryWrite
 from orchestrator.workflow.templates import render
@@ -49,7 +50,8 @@ def build(node: MemoryNode, b: NodeBuilder) -> None:
         }
         if isinstance(node, MemoryRead):
             query = render(node.query, state)
-            with telemetry.span(f"retrieval memory:{node.memory}", attributes):
+            searched = {**attributes, gen_ai.OPERATION_NAME: gen_ai.RETRIEVAL}
+            with telemetry.span(f"retrieval memory:{node.memory}", searched):
                 found = await store.asearch(namespace, query=query, limit=node.top_k)
             records = [
                 {
