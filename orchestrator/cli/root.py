@@ -81,10 +81,11 @@ def specialists_list(catalog: CatalogOption = None) -> None:
     Specialists on one model share that model's hosts; with the vllm engine, adapter
     specialists are LoRA requests on the one shared base."""
     loaded = load_specs(catalog)
-    table = Table(show_lines=False)
+    # Names whole; the rest folds to fit 80 columns rather than be cut off at the edge.
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
     for column in ("specialist", "engine", "adapter", "host", "tools"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
-    table.add_column("description", min_width=16)
+        table.add_column(column, no_wrap=column == "specialist", overflow="fold")
+    table.add_column("description", ratio=1, overflow="fold")
     for spec in sorted(loaded.specialists.values(), key=lambda s: s.name):
         model = loaded.model(spec.model)
         table.add_row(

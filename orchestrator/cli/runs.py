@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.batch import DEFAULT_CONCURRENCY
-from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out
+from orchestrator.cli.common import CatalogOption, GraphsOption, err, load, out, visible
 from orchestrator.cli.inputs import checked_input
 from orchestrator.errors import CadreError, InputError, clip, person_name
 from orchestrator.runs.store import RunStatus, RunStore, edited_by
@@ -225,12 +225,15 @@ def runs_list(
     if not records:
         err.print("no runs" + (" that match" if status or workflow or tenant else " yet"))
         return
-    # Ids, statuses and times whole at 80 columns; names fold rather than lose their ends.
-    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
-    for column in ("run", "workflow", "tenant", "status", "started", "tokens", "reviews"):
+    # Ids, statuses, times and numbers whole at 80 columns; names fold rather than lose their
+    # ends. The tenant column only when the runs are of more than one.
+    tenants = len({r.tenant for r in records}) > 1
+    columns = ["run", "workflow", *(["tenant"] if tenants else []), "status", "started"]
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in (*columns, "tokens", "reviews"):
         table.add_column(
             column,
-            no_wrap=column in ("run", "status", "started"),
+            no_wrap=column not in ("workflow", "tenant"),
             overflow="fold",
             justify="right" if column in ("tokens", "reviews") else "left",
         )
@@ -239,7 +242,7 @@ def runs_list(
         table.add_row(
             record.id,
             record.workflow,
-            record.tenant,
+            *([record.tenant] if tenants else []),
             record.status,
             time.strftime("%m-%d %H:%M", time.localtime(record.created_at)),
             f"{record.input_tokens}/{record.output_tokens}",
@@ -477,20 +480,16 @@ def review_list(
         for r in reviews:
             out.print(r.id)
         return
-    table = Table()
-    for column in ("review", "run", "workflow", "node", "what", "waiting since", "status"):
-        table.add_column(column, no_wrap=column in ("review", "run", "status"))
+    # One line of ids, time and status (whole at 80 columns), and what the review asks on the
+    # line under it, as wide as the terminal: in a table column it was a word a line.
+    out.print(f"[bold]{'review':<13}  {'run':<16}  {'since':<11}  {'status':<9}  workflow · node")
     for r in reviews:
-        table.add_row(
-            r.id,
-            r.run_id,
-            r.payload.get("workflow", "-"),
-            r.node,
-            r.payload.get("title", ""),
-            _when(r.created_at),
-            r.status,
-        )
-    out.print(table)
+        since = time.strftime("%m-%d %H:%M", time.localtime(r.created_at))
+        where = f"{r.payload.get('workflow', '-')} · {r.node}"
+        out.print(f"{r.id:<13}  {r.run_id:<16}  {since:<11}  {r.status:<9}  {escape(where)}")
+        title = r.payload.get("title", "")
+        if title:
+            out.print(f"  [dim]{escape(visible(title))}[/dim]")
 
 
 @review_app.command("show")

@@ -120,7 +120,7 @@ def test_specialists_list_maps_each_specialist_to_its_adapter_and_host(tmp_path:
         timeout=60,
     )
     assert listing.returncode == 0, listing.stderr
-    rows = {line.split()[1]: line for line in listing.stdout.splitlines() if "shared-0" in line}
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines() if "shared-0" in line}
     host = "shared-0..1 (gpu 0.5, cadre_model_host 1)"
     assert "router-lora" in rows["router"] and host in rows["router"]
     assert "router-lora" not in rows["plain"] and host in rows["plain"]
