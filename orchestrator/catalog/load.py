@@ -130,6 +130,8 @@ def read_specialists(catalog: SpecialistCatalog) -> list[Problem]:
     found, each with its file and field."""
     problems: list[Problem] = []
     root = catalog.root
+    repeated: list[tuple[Path, Any]] = []
+    """Specs whose name an earlier file took: checked too, so one round shows every problem."""
     for kind, folder, spec_type, into in (
         ("model", "models", ModelSpec, catalog.models),
         ("specialist", "specialists", SpecialistSpec, catalog.specialists),
@@ -141,6 +143,7 @@ def read_specialists(catalog: SpecialistCatalog) -> list[Problem]:
                 problems.append(
                     Problem(rel(path), "name", f"{kind} {name!r} is also defined in {rel(first)}")
                 )
+                repeated.append((path, spec))
                 continue
             into[name] = spec  # type: ignore[assignment]
             catalog.sources[(kind, name)] = path
@@ -148,6 +151,11 @@ def read_specialists(catalog: SpecialistCatalog) -> list[Problem]:
         problems.extend(_check_model(model, catalog.sources[("model", model.name)], catalog.models))
     for spec in catalog.specialists.values():
         problems.extend(_check_specialist(spec, catalog))
+    for path, spec in repeated:
+        if isinstance(spec, ModelSpec):
+            problems.extend(_check_model(spec, path, catalog.models))
+        else:
+            problems.extend(_check_specialist(spec, catalog, path))
     return problems
 
 
@@ -353,8 +361,11 @@ def schema_ref_problem(schema: Any) -> tuple[str, str] | None:
 _NOWHERE = object()
 
 
-def _check_specialist(spec: SpecialistSpec, catalog: SpecialistCatalog) -> Iterator[Problem]:
-    source = catalog.sources[("specialist", spec.name)]
+def _check_specialist(
+    spec: SpecialistSpec, catalog: SpecialistCatalog, source: Path | None = None
+) -> Iterator[Problem]:
+    """The problems of one specialist (from ``source``, else the file it was read from)."""
+    source = source or catalog.sources[("specialist", spec.name)]
     file = rel(source)
     if spec.model not in catalog.models:
         yield Problem(file, "model", unknown("model", spec.model, catalog.models))

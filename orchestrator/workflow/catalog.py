@@ -70,6 +70,7 @@ def load_catalog(
             problems.append(
                 Problem(rel(path), "name", f"workflow {workflow.name!r} is also in {rel(first)}")
             )
+            problems.extend(check_workflow(workflow, catalog, rel(path)))  # all in one round
             continue
         catalog.workflows[workflow.name] = workflow
         catalog.sources[("workflow", workflow.name)] = path

@@ -148,3 +148,20 @@ def test_commands_that_use_only_specialists_are_not_stopped_by_a_broken_workflow
     assert [p.field for p in info.value.problems] == ["tools.0"]
     write_catalog(agents, [scripted_model("m")], [specialist("s", "m")])
     assert set(load_catalog(agents, workflows=False).specialists) == {"s"}
+
+
+def test_a_spec_defined_twice_is_still_checked_so_one_round_shows_every_problem(
+    tmp_path: Path,
+) -> None:
+    """The second file of a repeated name was skipped whole: its own problems showed only
+    after the name was fixed, a round later."""
+    twice = specialist("s", "no-such-model")
+    write_catalog(tmp_path / "agents", [scripted_model("m")], [specialist("s", "m")])
+    (tmp_path / "agents" / "specialists" / "z.yaml").write_text(yaml.safe_dump(twice))
+    flawed = {**FLOW, "start": "nowhere"}
+    graphs = write_flows(tmp_path / "graphs", a=FLOW, b=flawed)
+    problems = problems_of(tmp_path / "agents", graphs)
+    assert any("z.yaml: name: specialist 's' is also defined in" in p for p in problems)
+    assert any("z.yaml: model: unknown model 'no-such-model'" in p for p in problems)
+    assert any("b.yaml: name: workflow 'sentiment' is also in" in p for p in problems)
+    assert any("b.yaml: start" in p and "nowhere" in p for p in problems), problems
