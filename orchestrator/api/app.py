@@ -59,6 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
         responses=ERRORS,
         lifespan=lifespan,
         redirect_slashes=False,  # a redirect would be built from the request's Host header
+        # One span per request (FastAPI's own); not three more for its dependencies, endpoint
+        # and serialization, each a trace of its own: noise beside the runs' traces.
+        telemetry={"operation_spans": False},
     )
     app.state.cadre = Context(settings)
     install_refusals(app, settings.max_body_bytes)

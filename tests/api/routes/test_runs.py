@@ -30,6 +30,16 @@ def test_a_submission_is_queued_not_run_in_the_request(api: Api) -> None:
     assert shown["input"] == SMALL_CLAIM and shown["pending_reviews"] == []
 
 
+def test_a_request_is_one_span_not_four(api: Api, telemetry_session: Any) -> None:
+    """FastAPI's own spans for dependencies, endpoint and serialization came with every
+    request, each a trace of its own: a poller made three or four a second."""
+    telemetry_session.spans.clear()
+    run = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}).json()
+    api.client.get(f"/v1/runs/{run['id']}", headers=api.as_("acme-reviewer"))
+    names = [s.name for s in telemetry_session.spans.get_finished_spans()]
+    assert names == ["POST /v1/runs", "GET /v1/runs/{run_id}"], names
+
+
 def test_the_same_idempotency_key_returns_the_same_run(api: Api) -> None:
     body = {"workflow": "claim", "input": SMALL_CLAIM}
     first = submit(api, body, **{"Idempotency-Key": "order-77"})
