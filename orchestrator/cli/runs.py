@@ -558,7 +558,8 @@ def review_claim(
     """Take a review so no other reviewer decides it meanwhile (claim again to renew)."""
     who = _reviewer(by)
     review = _store().claim(review_id, who, minutes * 60.0)
-    out.print(f"review {review.id} is yours ({who}) until {_when(review.claimed_until)}")
+    until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(review.claimed_until or 0))
+    out.print(f"review {review.id} is yours ({who}) until {until}")
 
 
 @review_app.command("release")

@@ -618,8 +618,8 @@ class Runner:
             except GraphRecursionError:
                 raise RunError(
                     f"workflow {workflow!r} took {MAX_STEPS} steps without reaching end: a "
-                    "loop whose way out never fires (check its branch's conditions), or give "
-                    "the workflow a `budget` to stop it sooner"
+                    "loop whose way out never fires (check its branch's conditions; a loop "
+                    "of specialist calls can also be stopped sooner by a token `budget`)"
                 ) from None
         except Exception as err:
             if database_trouble(err):  # nothing wrong with the run: it stays where it was

@@ -114,6 +114,8 @@ class ReviewNode(Spec):
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and re.fullmatch(r"0+[smhd]", value):
             raise ValueError(f"{value!r}: give a time after which to escalate, above zero")
+        if value is not None and re.fullmatch(r"[1-9][0-9]{6,}[smhd]", value):
+            raise ValueError(f"{value[:40]!r}: at most 999999 of a unit; use a larger one")
         if value is not None and not re.fullmatch(DURATION_PATTERN, value):
             raise ValueError(
                 f"{value[:40]!r} is not a duration: a whole number and a unit (s, m, h or d), "

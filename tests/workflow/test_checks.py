@@ -271,6 +271,9 @@ def test_review_desk_fields_are_checked(tmp_path: Path) -> None:
     joined = "\n".join(found)
     assert "approvals" in joined and "less than or equal to 5" in joined
     assert "escalate_after" in joined and "soon" in joined
+    gate.update(approvals=2, escalate_after="99999999d")  # a duration, but past the bound
+    found = problems_with(tmp_path / "long", flow)
+    assert any("'99999999d': at most 999999 of a unit" in p for p in found), found
     gate.update(approvals=2, escalate_after="90m")
     found = problems_with(tmp_path / "again", flow)
     assert any("key_fields" in p and "policy_numbr" in p for p in found), found
