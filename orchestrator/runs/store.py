@@ -250,6 +250,8 @@ class LogPage:
     logged_status: str | None
     """The status of the log's last status entry (None in a log from before they were kept);
     it lags ``status`` for the moment between a status change and its entry."""
+    last: int = 0
+    """The ``seq`` of the log's last entry (0 when it has none)."""
 
 
 def _loads(text: str | None) -> Any:
@@ -580,6 +582,7 @@ class RunStore:
         rows = self.db.query(
             "SELECT r.status, r.owner, r.lease_until, (SELECT detail FROM cadre_run_events "
             "WHERE run_id = r.id AND kind = 'status' ORDER BY seq DESC LIMIT 1) AS logged, "
+            "(SELECT MAX(seq) FROM cadre_run_events WHERE run_id = r.id) AS last_seq, "
             "e.seq, e.at, e.kind, e.node, e.detail "
             "FROM cadre_runs r LEFT JOIN (SELECT * FROM cadre_run_events WHERE run_id = ? "
             "AND seq > ? ORDER BY seq LIMIT ?) e ON e.run_id = r.id WHERE r.id = ? ORDER BY e.seq",
@@ -595,7 +598,8 @@ class RunStore:
             if r["seq"] is not None
         ]
         logged = json.loads(run["logged"])["status"] if run["logged"] else None
-        return LogPage(entries, len(entries) < limit, run["status"], held, logged)
+        last = int(run["last_seq"] or 0)
+        return LogPage(entries, len(entries) < limit, run["status"], held, logged, last)
 
     # -- reviews ---------------------------------------------------------------------------
 

@@ -73,7 +73,8 @@ def pending(store: RunStore, run_id: str, after: int = 0) -> list[RunEvent]:
     settled = page.logged_status in (None, page.status)
     if page.status in FINISHED and not page.held and settled and page.complete:
         record = store.run(run_id)
-        last = page.entries[-1].seq if page.entries else after
+        # the id of the event before it: the log's last, not a client's id past the log
+        last = page.entries[-1].seq if page.entries else min(after, page.last)
         ended = {"run_id": run_id, "status": record.status, "output": record.output}
         events.append(RunEvent(last, "end", {**ended, "error": record.error}))
     return events

@@ -41,3 +41,13 @@ def test_a_streaming_node_sends_its_text_as_token_events(tmp_path: Path, databas
     text = "".join(e.data["text"] for e in tokens)
     assert json.loads(text) == record.output["fields"] == {"policy_number": "P-1", "amount": 300}
     assert [e.id for e in events] == sorted(e.id for e in events)
+    # Asked for what comes after an id past the end of the log, `end` still carries the id of
+    # the log's last event (it echoed the id the client sent).
+    last = events[-1].id
+    (end,) = asyncio.run(after_the_end(database_url, catalog, record.id, last + 10**6))
+    assert (end.event, end.id) == ("end", last)
+
+
+async def after_the_end(url: str, catalog: Any, run_id: str, after: int) -> Any:
+    async with Runner(catalog, database_url=url, asker=LocalAsker(catalog)) as r:
+        return pending(r.store, run_id, after)
