@@ -410,7 +410,7 @@ class Runner:
             record = await self._io(self.store.run, run_id)
             ended: str | None = None
             if record.status == "queued":
-                trace_context = record.trace_context or telemetry.new_trace()
+                trace_context = telemetry.run_trace(record.trace_context)
                 record = dataclasses.replace(record, trace_context=trace_context)
                 async with self._segment(record):
                     await self._record(self._start, run_id, trace_context)
@@ -418,9 +418,10 @@ class Runner:
             elif record.status == "running":  # its driver died: on from the last checkpoint
                 config = {"configurable": {"thread_id": run_id}}
                 started = (await self.graph(record.workflow).aget_state(config)).values
-                if not record.trace_context:
-                    record = dataclasses.replace(record, trace_context=telemetry.new_trace())
-                    await self._io(self.store.set_trace_context, run_id, record.trace_context)
+                if "traceparent" not in record.trace_context:
+                    carrier = telemetry.run_trace(record.trace_context)
+                    record = dataclasses.replace(record, trace_context=carrier)
+                    await self._io(self.store.set_trace_context, run_id, carrier)
                 async with self._segment(record, resumed=bool(started)):
                     ended = await self._drive(record, None if started else record.input)
             # A run that succeeded has no decisions to apply, and never will.

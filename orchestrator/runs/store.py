@@ -312,18 +312,20 @@ class RunStore:
         queued: bool = False,
         driver: str | None = None,
         lease_s: float = 0.0,
+        trace_context: dict[str, str] | None = None,
     ) -> tuple[RunRecord, bool]:
         """A new run, leased to ``driver`` (or ``queued`` for a worker to claim). With an
         ``idempotency_key`` already used by the tenant, the first run comes back instead (and
-        False); the same key with a different request is an InputError."""
+        False); the same key with a different request is an InputError. ``trace_context``:
+        what the run's trace starts from (the submitting request's span, to link to)."""
         run_id = RunId(f"run-{uuid.uuid4().hex[:12]}")
         now = time.time()
         status = "queued" if queued else "running"
         owner, lease_until = (None, None) if queued else (driver, now + lease_s)
         made = self.db.execute(
             "INSERT INTO cadre_runs (id, workflow, status, tenant, idempotency_key, input, usage, "
-            "owner, lease_until, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "owner, lease_until, created_at, updated_at, trace_context) "
+            "VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 run_id,
                 workflow,
@@ -335,6 +337,7 @@ class RunStore:
                 lease_until,
                 now,
                 now,
+                json.dumps(trace_context) if trace_context else None,
             ),
         )
         if made:

@@ -18,10 +18,12 @@ from orchestrator.telemetry.otel import (
     late_root,
     meter,
     new_trace,
+    run_trace,
     setup,
     shutdown,
     span,
     span_record,
+    submitted_by,
     tracer,
 )
 
@@ -39,9 +41,11 @@ __all__ = [
     "late_root",
     "meter",
     "new_trace",
+    "run_trace",
     "setup",
     "shutdown",
     "span",
     "span_record",
+    "submitted_by",
     "tracer",
 ]

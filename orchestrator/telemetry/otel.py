@@ -349,6 +349,24 @@ class _ChosenIds(RandomIdGenerator):
         return chosen[1] if chosen else super().generate_span_id()
 
 
+SUBMITTED = "cadre-submitted"
+"""The carrier key of the span that submitted a run (an API request): its root links to it."""
+
+
+def submitted_by() -> dict[str, str]:
+    """What a run submitted now starts its trace from: a link to the current span (the API
+    request), if there is one."""
+    parent = inject().get("traceparent")
+    return {SUBMITTED: parent} if parent else {}
+
+
+def run_trace(carrier: Mapping[str, str] | None) -> dict[str, str]:
+    """A run's trace context: ``carrier`` if it already names its trace, else a new trace
+    (:func:`new_trace`) keeping what the carrier says of who submitted the run."""
+    carrier = dict(carrier or {})
+    return carrier if "traceparent" in carrier else {**new_trace(), **carrier}
+
+
 def new_trace() -> dict[str, str]:
     """A trace whose root span is written when what it covers is over, from any process
     (:func:`late_root`): its ids chosen now, as W3C headers. Spans made meanwhile, in any
@@ -375,6 +393,8 @@ def late_root(
     except (IndexError, ValueError):
         ids = None
     chosen = carrier.get("cadre-root") == "late" and ids is not None
+    submitted = trace.get_current_span(_extract({"traceparent": carrier.get(SUBMITTED, "")}))
+    links = [trace.Link(submitted.get_span_context())] if carrier.get(SUBMITTED) else []
     token = _CHOSEN.set(ids if chosen else None)
     try:
         span = tracer().start_span(
@@ -382,6 +402,7 @@ def late_root(
             context=otel_context.Context() if chosen else extract(carrier),
             attributes=attributes,
             start_time=int(start_s * 1e9),
+            links=[link for link in links if link.context.is_valid],
         )
     finally:
         _CHOSEN.reset(token)

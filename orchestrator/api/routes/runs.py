@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from orchestrator import telemetry
 from orchestrator.api.context import Anyone, Ctx, Submitter
 from orchestrator.api.long_polls import MOVING
 from orchestrator.api.schemas import CURSOR, Submission
@@ -78,7 +79,12 @@ def submit_run(
             {"Retry-After": str(retry)},
         )
     run, created = store.create_run(
-        spec.name, body.input, tenant=key.tenant, idempotency_key=idempotency_key, queued=True
+        spec.name,
+        body.input,
+        tenant=key.tenant,
+        idempotency_key=idempotency_key,
+        queued=True,
+        trace_context=telemetry.submitted_by(),  # the run's trace links to this request
     )
     # Counted again with the run in place: of submissions racing past the first count, those
     # beyond the limit in the queue's order are taken back (unless a worker already took one).

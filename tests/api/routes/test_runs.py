@@ -40,6 +40,45 @@ def test_a_request_is_one_span_not_four(api: Api, telemetry_session: Any) -> Non
     assert names == ["POST /v1/runs", "GET /v1/runs/{run_id}"], names
 
 
+def test_a_run_s_trace_links_to_the_request_that_submitted_it(
+    api: Api, telemetry_session: Any
+) -> None:
+    """The run's trace had no link to the request, even when the client sent a traceparent:
+    a client could not get from its call to the run's trace."""
+    import asyncio
+
+    from orchestrator.runs.runner import Runner
+    from orchestrator.specialists.local import LocalAsker
+
+    caller = "0af7651916cd43dd8448eb211c80319c"
+    sent = {"traceparent": f"00-{caller}-b7ad6b7169203331-01"}
+    telemetry_session.spans.clear()
+    run = submit(api, {"workflow": "claim", "input": SMALL_CLAIM}, **sent).json()
+
+    async def drive() -> Any:
+        async with Runner(api.catalog, database_url=api.db_url, asker=LocalAsker(api.catalog)) as r:
+            return await r.drive(run["id"])
+
+    record = asyncio.run(drive())
+    assert record.status == "succeeded", record
+    spans = telemetry_session.spans.get_finished_spans()
+    (request,) = [s for s in spans if s.name == "POST /v1/runs"]
+    assert format(request.context.trace_id, "032x") == caller  # it joined the caller's trace
+    (root,) = [
+        s
+        for s in spans
+        if s.name == "cadre.run" and s.attributes.get("gen_ai.conversation.id") == run["id"]
+    ]
+    own = format(root.context.trace_id, "032x")
+    assert root.parent is None and own != caller
+    assert record.trace_context["traceparent"].split("-")[1] == own
+    (link,) = root.links
+    assert (link.context.trace_id, link.context.span_id) == (
+        request.context.trace_id,
+        request.context.span_id,
+    )
+
+
 def test_the_same_idempotency_key_returns_the_same_run(api: Api) -> None:
     body = {"workflow": "claim", "input": SMALL_CLAIM}
     first = submit(api, body, **{"Idempotency-Key": "order-77"})
