@@ -199,14 +199,18 @@ def _node_problems(
 ) -> Iterator[Problem]:
     def known_specialist(name: str | None, field: str) -> Iterator[Problem]:
         if name is not None and name not in catalog.specialists:
-            yield Problem(file, f"{at}.{field}", f"unknown specialist {name!r} in node {node.id!r}")
+            hint = _did_you_mean(name, catalog.specialists)
+            yield Problem(
+                file, f"{at}.{field}", f"unknown specialist {name!r} in node {node.id!r}{hint}"
+            )
 
     def state_key(path: str, field: str, local: tuple[str, ...] = ()) -> Iterator[Problem]:
         root = path.split(".", 1)[0]
         if root in local:
             return
         if root not in state:
-            yield Problem(file, f"{at}.{field}", f"{path!r} is not in the workflow's state")
+            hint = _did_you_mean(root, [*state, *local])
+            yield Problem(file, f"{at}.{field}", f"{path!r} is not in the workflow's state{hint}")
             return
         wrong = walk(state[root], path)[1]
         if wrong is not None:
@@ -279,7 +283,10 @@ def _node_problems(
                     yield Problem(file, f"{at}.{where}", f"{value!r}: {misfit[1]}")
     elif isinstance(node, ToolNode):
         if node.tool not in tools:
-            yield Problem(file, f"{at}.tool", f"unknown tool {node.tool!r} in node {node.id!r}")
+            hint = _did_you_mean(node.tool, tools)
+            yield Problem(
+                file, f"{at}.tool", f"unknown tool {node.tool!r} in node {node.id!r}{hint}"
+            )
         for name, value in node.args.items():
             for text in value if isinstance(value, list) else [value]:
                 if isinstance(text, str):
@@ -404,3 +411,9 @@ def _graph_problems(spec: WorkflowSpec, ids: dict[str, int], file: str) -> Itera
                 f"nodes.{ids[node.id]}",
                 f"node {node.id!r} has no way out (never reaches end)",
             )
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    """``; did you mean 'x'?`` for the closest of ``known`` to a misspelt ``name``, or ''."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

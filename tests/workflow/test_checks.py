@@ -49,7 +49,7 @@ def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
     flow = broken(load_flow("claim"))
     nodes = flow["nodes"]
     nodes[0]["specialist"] = "extracter"  # unknown specialist
-    nodes[1]["tool"] = "abacus"  # unknown tool
+    nodes[1]["tool"] = "calculater"  # unknown tool: a typo
     nodes[4]["input"] = "{fields} {verdict}"  # template names a key that is not state
     nodes.append(  # nobody reaches it, and it loops on itself: no way out
         {
@@ -76,7 +76,7 @@ def test_every_graph_problem_is_reported_at_once(tmp_path: Path) -> None:
     problems = problems_with(tmp_path, flow)
     expected = [
         "nodes.0.specialist: unknown specialist 'extracter' in node 'extract'",
-        "nodes.1.tool: unknown tool 'abacus' in node 'payout'",
+        "nodes.1.tool: unknown tool 'calculater' in node 'payout'; did you mean 'calculator'?",
         "nodes.4.input: 'verdict' is not in the workflow's state",
         "nodes.5: node 'orphan' is never reached from start",
         "nodes.6.over: 'claims' is not",
@@ -259,7 +259,10 @@ def test_fixed_answer_fields_must_be_fields_and_values_the_specialist_has(tmp_pa
     assert len(problems) == 3, problems
     wrong_value, template, no_field = sorted(problems)
     assert "nodes.4.fixed.decision: 'aprove'" in wrong_value and "pay" in wrong_value
-    assert "nodes.4.fixed.rationale: 'payuot' is not in the workflow's state" in template
+    assert (
+        "nodes.4.fixed.rationale: 'payuot' is not in the workflow's state; did you mean 'payout'?"
+        in template
+    )
     assert "nodes.4.fixed.verdict: 'decider' answers no field 'verdict'" in no_field
 
 
