@@ -66,7 +66,7 @@ EXPECT: dict[str, list[str]] = {
     ".venv/bin/cadre run support-ticket --input examples/support-ticket.json": [RUN],
     ".venv/bin/cadre run research-brief --input examples/research-brief.json": [RUN],
     ".venv/bin/cadre runs list": [r"run-[0-9a-f]{12}", r"status"],
-    ".venv/bin/cadre review list": [r"review", r"status"],
+    ".venv/bin/cadre review list": [r"review", r"status|no reviews waiting"],
     ".venv/bin/cadre tenants budget globex --tokens-per-day 200000": [
         r"globex: 200000 tokens a day; \d+ used today \(UTC\), \d+ left"
     ],

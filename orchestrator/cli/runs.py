@@ -480,6 +480,10 @@ def review_list(
         for r in reviews:
             out.print(r.id)
         return
+    if not reviews:
+        what = "reviews" if all_ else "reviews waiting"
+        err.print(f"no {what}" + (" that match" if workflow or run_id else ""))
+        return
     # One line of ids, time and status (whole at 80 columns), and what the review asks on the
     # line under it, as wide as the terminal: in a table column it was a word a line.
     out.print(f"[bold]{'review':<13}  {'run':<16}  {'since':<11}  {'status':<9}  workflow · node")
