@@ -40,6 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's lines run on as one paragraph (rich kept them)
 )
 specialists_app = typer.Typer(help="Look at the specialist catalog.", no_args_is_help=True)
 app.add_typer(specialists_app, name="specialists")
