@@ -72,6 +72,10 @@ def validate(catalog: CatalogOption = None, graphs: GraphsOption = None) -> None
         f"[green]ok[/green]: {len(loaded.models)} models, {len(loaded.specialists)} specialists, "
         f"{len(loaded.workflows)} workflows"
     )
+    if not loaded.workflows:
+        folder = graphs or config.graphs_root(catalog or config.catalog_root())
+        why = "has no *.yaml files" if Path(folder).is_dir() else "does not exist"
+        err.print(f"warning: no workflows checked: {folder} {why} (--graphs names the folder)")
 
 
 @specialists_app.command("list")

@@ -253,3 +253,14 @@ def test_serve_on_a_port_in_use_says_so_before_it_starts_anything(tmp_path: Path
     assert_user_error(result, f"--port {port}: 127.0.0.1:{port} is in use")
     assert "cadre API on" not in result.stdout
     assert not (tmp_path / "r.db").exists()  # refused before the database was opened
+
+
+def test_validate_says_when_it_checked_no_workflows(tmp_path: Path) -> None:
+    """`ok: 1 models, 4 specialists, 0 workflows` said nothing of the graphs/ folder it had
+    not found beside the catalog."""
+    write_catalog(tmp_path / "agents", [scripted_model("m")], [specialist("s", "m")])
+    result = cadre("validate", "--catalog", str(tmp_path / "agents"))
+    assert result.returncode == 0, result.stderr
+    assert "ok: 1 models, 1 specialists, 0 workflows" in result.stdout
+    warning = " ".join(result.stderr.split())
+    assert f"warning: no workflows checked: {tmp_path / 'graphs'} does not exist" in warning
