@@ -385,8 +385,8 @@ class _Stall:
         err.print(
             f"run {self.run_id} is {record.status} and nothing has driven it for "
             f"{now - self.since:.0f} s: {why}. Start a worker with `cadre serve` (it takes "
-            f"queued runs), or drive it here with `cadre runs resume {self.run_id}`; "
-            "still watching",
+            f"queued runs), or drive it here with `cadre runs resume {self.run_id}` (with the "
+            "--catalog and --graphs it was started with, if not the defaults); still watching",
             soft_wrap=True,
         )
 
