@@ -456,7 +456,9 @@ class Runner:
                 f"run {run_id} is waiting for review {ids}; decide it with `cadre review`"
             )
         if record.status == "failed" and not decided:
-            await self._record(self.store.set_status, run_id, "running")
+            # The failed attempt wrote the trace's root; this one writes its own, under it.
+            carrier = telemetry.next_root(record.trace_context)
+            await self._record(self.store.set_status, run_id, "running", trace_context=carrier)
         return await self._continue(run_id)
 
     async def decide(
@@ -512,16 +514,19 @@ class Runner:
             gen_ai.CONVERSATION_ID: record.id,
             "cadre.resumed": resumed,
         }
-        with telemetry.span(
-            f"invoke_workflow {record.workflow}", attributes, parent=record.trace_context
-        ) as span:
-            try:
-                yield
-            finally:
-                now = await self._io(self.store.run, record.id)
-                span.set_attribute("cadre.run.status", now.status)
-        if now.status in FINISHED and now.status != "cancelled":
-            run_span(now)  # a cancelled run's is the canceller's
+        now: RunRecord | None = None
+        try:
+            with telemetry.span(
+                f"invoke_workflow {record.workflow}", attributes, parent=record.trace_context
+            ) as span:
+                try:
+                    yield
+                finally:
+                    now = await self._io(self.store.run, record.id)
+                    span.set_attribute("cadre.run.status", now.status)
+        finally:  # a failed run too: the trace's root is written whenever the run ends
+            if now is not None and now.status in FINISHED and now.status != "cancelled":
+                run_span(now)  # a cancelled run's is the canceller's
 
     # -- driving ---------------------------------------------------------------------------
 

@@ -367,6 +367,25 @@ def run_trace(carrier: Mapping[str, str] | None) -> dict[str, str]:
     return carrier if "traceparent" in carrier else {**new_trace(), **carrier}
 
 
+AFTER = "cadre-after"
+"""The carrier key naming the root a run's earlier attempt wrote (a failed run resumed)."""
+
+
+def next_root(carrier: Mapping[str, str]) -> dict[str, str]:
+    """The trace context of a run's next attempt (a failed run resumed): the same trace, and a
+    new root written when the attempt ends, under the root the failed attempt already wrote
+    (two spans with one id would be one span twice). A carrier of another kind is kept."""
+    parts = carrier.get("traceparent", "").split("-")
+    if carrier.get("cadre-root") != "late" or len(parts) != 4:
+        return dict(carrier)
+    span_id = random.getrandbits(64) or 1
+    return {
+        **carrier,
+        "traceparent": f"00-{parts[1]}-{span_id:016x}-01",
+        AFTER: parts[2],
+    }
+
+
 def new_trace() -> dict[str, str]:
     """A trace whose root span is written when what it covers is over, from any process
     (:func:`late_root`): its ids chosen now, as W3C headers. Spans made meanwhile, in any
@@ -395,11 +414,16 @@ def late_root(
     chosen = carrier.get("cadre-root") == "late" and ids is not None
     submitted = trace.get_current_span(_extract({"traceparent": carrier.get(SUBMITTED, "")}))
     links = [trace.Link(submitted.get_span_context())] if carrier.get(SUBMITTED) else []
+    after = carrier.get(AFTER)
+    if chosen and after and ids is not None:  # a later attempt's root, under the first's
+        parent = extract({"traceparent": f"00-{ids[0]:032x}-{after}-01"})
+    else:
+        parent = otel_context.Context() if chosen else extract(carrier)
     token = _CHOSEN.set(ids if chosen else None)
     try:
         span = tracer().start_span(
             name,
-            context=otel_context.Context() if chosen else extract(carrier),
+            context=parent,
             attributes=attributes,
             start_time=int(start_s * 1e9),
             links=[link for link in links if link.context.is_valid],

@@ -145,6 +145,41 @@ def test_a_reviewed_run_is_one_trace_across_driver_and_actors(
     assert decider and named(decider[0].children, "chat " + chat.name.split(" ", 1)[1])
 
 
+def test_a_failed_run_resumed_writes_a_second_root_under_the_first(
+    tmp_path: Path, telemetry_session: TelemetryHarness
+) -> None:
+    """The failed attempt wrote the trace's root; the resumed attempt writes its own root,
+    under it, not a second span with the same id."""
+    bad = load_catalog(
+        scripted_workflow_catalog(tmp_path, plan=[{"specialist": "decider", "input": "x"}])
+    )
+    asker = LocalAsker(bad)
+
+    async def go() -> str:
+        async with Runner(
+            bad, database_url=f"sqlite:///{tmp_path / 'runs.db'}", asker=asker
+        ) as runner:
+            with pytest.raises(OutputSchemaError):
+                await runner.start("brief", {"topic": "printers"})
+            run_id = runner.store.runs()[0].id
+            with pytest.raises(OutputSchemaError):
+                await runner.resume(run_id)
+            await asker.aclose()
+            return run_id
+
+    run_id = asyncio.run(go())
+    roots = [
+        s
+        for s in telemetry_session.spans.get_finished_spans()
+        if s.name == "cadre.run" and (s.attributes or {}).get("gen_ai.conversation.id") == run_id
+    ]
+    first, second = sorted(roots, key=lambda s: s.start_time or 0)
+    assert first.parent is None and first.context.trace_id == second.context.trace_id
+    assert second.context.span_id != first.context.span_id
+    assert second.parent is not None and second.parent.span_id == first.context.span_id
+    assert {s.attributes["cadre.run.status"] for s in roots} == {"failed"}
+
+
 def test_failures_carry_error_type_and_metrics_are_emitted(
     tmp_path: Path, telemetry_session: TelemetryHarness
 ) -> None:
